@@ -1,0 +1,17 @@
+"""trio_sse: Server-Sent Events for Starlette and any ASGI app, trio-first.
+
+Public names are re-exported here; the modules behind them are private.
+``trio_sse.testing`` and ``trio_sse.client`` are public subpackages not imported here.
+"""
+
+from ._decoder import EventDecoder as EventDecoder
+from ._encoder import SEPARATORS as SEPARATORS
+from ._errors import SendTimeoutError as SendTimeoutError
+from ._events import JSONServerSentEvent as JSONServerSentEvent
+from ._events import ServerSentEvent as ServerSentEvent
+from ._response import EventSourceResponse as EventSourceResponse
+from ._shutdown import ShutdownToken as ShutdownToken
+from ._shutdown import current_shutdown_token as current_shutdown_token
+from ._shutdown import default_shutdown_token as default_shutdown_token
+
+__version__ = "0.1.0"

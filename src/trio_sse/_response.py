@@ -1,0 +1,250 @@
+"""``EventSourceResponse``: the Starlette face of the stream loop in ``_stream``."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import sys
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
+from starlette.background import BackgroundTask
+from starlette.datastructures import MutableHeaders
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from ._encoder import check_sep
+from ._events import DEFAULT_SEPARATOR, ServerSentEvent
+from ._shutdown import ShutdownToken
+from ._stream import (
+    ANYIO_CHANNEL,
+    ASYNC_ITERABLE,
+    PRODUCER,
+    SYNC_ITERABLE,
+    TRIO_CHANNEL,
+    Connection,
+    Message,
+    StreamSpec,
+)
+
+__all__ = ["EventSourceResponse"]
+
+DEFAULT_PING_INTERVAL = 15
+DEFAULT_MAX_BUFFER_SIZE = 256
+DEFAULT_CLEANUP_TIMEOUT = 30.0
+
+
+def _classify(content: object, args: tuple[Any, ...]) -> str:
+    if isinstance(content, MemoryObjectReceiveStream):
+        kind = ANYIO_CHANNEL
+    elif "trio" in sys.modules and isinstance(content, sys.modules["trio"].MemoryReceiveChannel):
+        kind = TRIO_CHANNEL
+    elif inspect.isasyncgenfunction(content) or inspect.isgeneratorfunction(content):
+        name = getattr(content, "__name__", "gen")
+        raise TypeError(
+            f"EventSourceResponse got the generator function {name!r} itself: call it "
+            f"({name}()) to pass a generator, or write a producer `async def producer(send)`"
+        )
+    elif isinstance(content, (str, bytes, bytearray, memoryview, Mapping, ServerSentEvent)):
+        raise TypeError(
+            f"EventSourceResponse content must be a producer function, a receive channel or "
+            f"an iterable of events, not a single {type(content).__name__}; wrap it in a list"
+        )
+    elif isinstance(content, AsyncIterable):
+        kind = ASYNC_ITERABLE
+    elif isinstance(content, Iterable):
+        kind = SYNC_ITERABLE
+    elif callable(content):
+        kind = PRODUCER
+    else:
+        raise TypeError(
+            "EventSourceResponse content must be a producer function `async def producer(send)`, "
+            "a memory receive channel (anyio or trio), an async iterable or an iterable; "
+            f"got {type(content).__name__}"
+        )
+    if args and kind != PRODUCER:
+        raise TypeError("positional arguments after content are passed to a producer function only")
+    return kind
+
+
+def _check_seconds(name: str, value: object, *, allow_none: bool) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return float(value)
+
+
+class EventSourceResponse(Response):
+    """A ``text/event-stream`` response, streamed under structured concurrency.
+
+    ``content`` is, in order of preference:
+
+    1. a **producer function** ``async def producer(send, *args)``: it runs in the response's
+       own task group with the send end of a bounded memory channel (``max_buffer_size``
+       items) and closes it (``async with send:``) to end the stream. It is cancelled when the
+       client disconnects, when a send times out, or when the shutdown grace period ends;
+    2. a **receive channel** (anyio ``MemoryObjectReceiveStream`` or trio
+       ``MemoryReceiveChannel``): streamed until its send side is closed; the response closes
+       the receive end when it is done ("nobody is listening");
+    3. an **async iterable** (closed with ``aclose()`` when the stream ends) or a **sync
+       iterable** (iterated in a worker thread), as in sse-starlette.
+
+    Items may be ``ServerSentEvent``, ``dict`` (``ServerSentEvent``'s parameters; not mutated),
+    ``bytes``/``memoryview`` (sent as-is) or anything else (``str()``-ed and sent as data).
+    An item that cannot be encoded, or a producer that raises, is logged on the ``trio_sse``
+    logger and ends the stream with a clean end of body.
+
+    Options, with sse-starlette's names and meanings:
+
+    * ``ping``: seconds of silence after which a keep-alive comment is sent (``None``: 15;
+      ``0``: never). Pings are a deadline in the writer, not a task; any data resets the timer.
+    * ``ping_message_factory``: returns the ``ServerSentEvent`` sent as a ping.
+    * ``sep``: line end for events that have none of their own (``"\\r\\n"`` by default).
+    * ``send_timeout``: seconds a send may take; when exceeded the producer is cancelled and
+      the ASGI call raises :class:`SendTimeoutError`. ``None``: no limit (and no cancel scope).
+    * ``data_sender_callable``: an ``async def`` run beside the producer, cancelled with it.
+    * ``client_close_handler_callable``: ``async def handler(message)`` awaited on disconnect.
+    * ``shutdown``: the :class:`ShutdownToken` to obey (default: the process-wide token that
+      the server integrations trigger); ``shutdown_event``: an ``anyio.Event`` set when the
+      token triggers; ``shutdown_grace_period``: seconds the producer gets to finish (say
+      goodbye, close its channel) before it is cancelled. The body always ends cleanly.
+    * ``max_buffer_size``: capacity of the producer's channel (and of the buffer behind an
+      iterable); ``cleanup_timeout``: the limit on closing an async iterable.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        content: Any,
+        *args: Any,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = "text/event-stream",
+        background: BackgroundTask | None = None,
+        ping: float | None = None,
+        sep: str | None = None,
+        ping_message_factory: Callable[[], ServerSentEvent] | None = None,
+        send_timeout: float | None = None,
+        data_sender_callable: Callable[[], Awaitable[None]] | None = None,
+        client_close_handler_callable: Callable[[Message], Awaitable[None]] | None = None,
+        shutdown: ShutdownToken | None = None,
+        shutdown_grace_period: float = 0,
+        shutdown_event: anyio.Event | None = None,
+        max_buffer_size: int = DEFAULT_MAX_BUFFER_SIZE,
+        cleanup_timeout: float | None = DEFAULT_CLEANUP_TIMEOUT,
+    ) -> None:
+        kind = _classify(content, args)
+        self.sep = DEFAULT_SEPARATOR if sep is None else check_sep(sep)
+        interval = _check_seconds(
+            "ping", DEFAULT_PING_INTERVAL if ping is None else ping, allow_none=False
+        )
+        assert interval is not None
+        self.ping_interval = interval
+        timeout = _check_seconds("send_timeout", send_timeout, allow_none=True)
+        if timeout == 0:
+            raise ValueError("send_timeout must be > 0 (or None for no limit)")
+        self.send_timeout = timeout
+        grace = _check_seconds("shutdown_grace_period", shutdown_grace_period, allow_none=False)
+        assert grace is not None
+        if shutdown is not None and not isinstance(shutdown, ShutdownToken):
+            raise TypeError(f"shutdown must be a ShutdownToken, got {type(shutdown).__name__}")
+        if (
+            isinstance(max_buffer_size, bool)
+            or not isinstance(max_buffer_size, int)
+            or max_buffer_size < 0
+        ):
+            raise ValueError(f"max_buffer_size must be an int >= 0, got {max_buffer_size!r}")
+        if ping_message_factory is not None and not callable(ping_message_factory):
+            raise TypeError("ping_message_factory must be callable")
+        self.status_code = status_code
+        self.media_type = self.media_type if media_type is None else media_type
+        self.background = background
+        self.data_sender_callable = data_sender_callable
+        self.client_close_handler_callable = client_close_handler_callable
+        self.ping_message_factory = ping_message_factory
+        self.shutdown = shutdown
+        self.shutdown_event = shutdown_event
+        self.shutdown_grace_period = grace
+        self.max_buffer_size = max_buffer_size
+
+        merged = MutableHeaders()
+        if headers is not None:
+            merged.update(headers)
+        # Proxies and browsers must not cache an event stream; a caller may still choose
+        # another policy (a CDN fanning out one stream, say), so only a default.
+        merged.setdefault("Cache-Control", "no-store")
+        # nginx buffers proxied responses unless told not to; SSE must not be buffered.
+        merged["X-Accel-Buffering"] = "no"
+        self.init_headers(merged)
+
+        self._spec = StreamSpec(
+            kind=kind,
+            content=content,
+            args=args,
+            sep=self.sep,
+            ping_interval=interval,
+            ping_factory=ping_message_factory,
+            send_timeout=timeout,
+            data_sender=data_sender_callable,
+            client_close_handler=client_close_handler_callable,
+            shutdown=shutdown,
+            shutdown_event=shutdown_event,
+            shutdown_grace_period=grace,
+            max_buffer_size=max_buffer_size,
+            cleanup_timeout=_check_seconds("cleanup_timeout", cleanup_timeout, allow_none=True),
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI call. Returns when the stream is over and all its tasks finished."""
+        if scope["type"] == "websocket":
+            # A websocket request is denied with this response's status and headers (the ASGI
+            # websocket denial extension, as Starlette's responses do); the stream never starts.
+            await send(
+                {
+                    "type": "websocket.http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            await send({"type": "websocket.http.response.body", "body": b"", "more_body": False})
+            await self._discard_content()
+        else:
+            try:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": self.status_code,
+                        "headers": self.raw_headers,
+                    }
+                )
+            except OSError:
+                await self._discard_content()
+                return
+            if scope.get("method") == "HEAD":
+                # Headers only: the same headers as GET, and the stream never starts.
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                await self._discard_content()
+            else:
+                await Connection(self._spec, receive, send).run()  # type: ignore[arg-type]
+        if self.background is not None:
+            await self.background()
+
+    async def _discard_content(self) -> None:
+        content = self._spec.content
+        kind = self._spec.kind
+        if kind in (ANYIO_CHANNEL, TRIO_CHANNEL):
+            content.close()
+        elif kind == ASYNC_ITERABLE:
+            aclose = getattr(content, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        elif kind == SYNC_ITERABLE:
+            close = getattr(content, "close", None)
+            if close is not None:
+                close()

@@ -1,0 +1,162 @@
+"""``ShutdownToken``: a scoped, loop-agnostic cancellation token for graceful shutdown.
+
+Triggering a token starts the *cooperative phase* of every stream bound to it (the
+response sets its ``shutdown_event`` and the producer can see ``token.triggered``); each
+response then cancels its producer when its own grace period ends (the *hard phase*) and
+finishes the HTTP body cleanly.  The token itself holds no task and no loop: ``trigger``
+only flips a flag and schedules wake-ups in the loops of whoever is waiting, which is why
+it is safe from a signal handler, from another thread, and across ``anyio.run`` calls.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import weakref
+from collections.abc import Callable
+
+import anyio
+import anyio.lowlevel
+
+from ._loop import current_loop_caller
+
+__all__ = ["ShutdownToken", "current_shutdown_token", "default_shutdown_token"]
+
+_ids = itertools.count()
+
+
+class ShutdownToken:
+    """A cancellation token that streams (and your own code) can watch.
+
+    * :meth:`trigger` is synchronous, idempotent, never blocks, and is safe to call from a
+      signal handler or from any thread.
+    * :attr:`triggered` and :attr:`reason` read the state without waiting.
+    * ``await token.wait()`` returns once the token is triggered (a checkpoint; cancellable).
+    * :meth:`child` makes a token that triggers with this one, or alone: drain one part of an
+      app (one topic, one tenant) without touching the rest.
+    """
+
+    __slots__ = ("__weakref__", "_children", "_reason", "_triggered", "_watchers")
+
+    def __init__(self) -> None:
+        self._triggered = False
+        self._reason: object = None
+        # key -> (caller of the watcher's loop, callback). Mutated only by single dict
+        # operations, which are atomic under the GIL, so a trigger from a signal handler
+        # that interrupts a registration sees either the old or the new dict state.
+        self._watchers: dict[
+            int, tuple[Callable[[Callable[[], None]], None], Callable[[], None]]
+        ] = {}
+        self._children: weakref.WeakSet[ShutdownToken] = weakref.WeakSet()
+
+    @property
+    def triggered(self) -> bool:
+        """Whether :meth:`trigger` was called (on this token or on an ancestor)."""
+        return self._triggered
+
+    @property
+    def reason(self) -> object:
+        """What the first :meth:`trigger` call was given (``None`` if nothing)."""
+        return self._reason
+
+    def trigger(self, reason: object = None) -> None:
+        """Trigger the token: synchronous, idempotent, safe from signal handlers and threads.
+
+        Watchers are woken in their own event loops soon after; children trigger too.
+        Calls after the first do nothing (the first *reason* is kept).
+        """
+        if self._triggered:
+            return
+        self._reason = reason
+        self._triggered = True
+        for caller, callback in list(self._watchers.values()):
+            caller(callback)
+        for child in list(self._children):
+            child.trigger(reason)
+
+    def child(self) -> ShutdownToken:
+        """A new token that is triggered when this one is (and may be triggered alone)."""
+        token = ShutdownToken()
+        self._children.add(token)
+        if self._triggered:  # checked after adding: a concurrent trigger cannot be missed
+            token.trigger(self._reason)
+        return token
+
+    async def wait(self) -> None:
+        """Wait until the token is triggered. Always a checkpoint; cancellable."""
+        if self._triggered:
+            await anyio.lowlevel.checkpoint()
+            return
+        event = anyio.Event()
+        with self._watch(event.set):
+            await event.wait()
+
+    def _watch(self, callback: Callable[[], None]) -> _Watch:
+        """Run *callback* in the current loop once the token triggers (or at once if it has).
+
+        Internal API for the stream loop: one dict entry per stream instead of one task.
+        Must be called from inside a running loop; use as a context manager (or call
+        ``close()``) to stop watching.
+        """
+        return _Watch(self, current_loop_caller(), callback)
+
+    def __repr__(self) -> str:
+        state = f"triggered, reason={self._reason!r}" if self._triggered else "not triggered"
+        return f"<ShutdownToken {state}>"
+
+
+class _Watch:
+    __slots__ = ("_key", "_token")
+
+    def __init__(
+        self,
+        token: ShutdownToken,
+        caller: Callable[[Callable[[], None]], None],
+        callback: Callable[[], None],
+    ) -> None:
+        self._token = token
+        self._key = next(_ids)
+        token._watchers[self._key] = (caller, callback)
+        if token._triggered:
+            # Registered after a trigger, or raced with one: waking twice is harmless for
+            # our callbacks (they are idempotent), missing the wake-up would not be.
+            caller(callback)
+
+    def close(self) -> None:
+        self._token._watchers.pop(self._key, None)
+
+    def __enter__(self) -> _Watch:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+_default_token = ShutdownToken()
+
+_current: contextvars.ContextVar[ShutdownToken] = contextvars.ContextVar("trio_sse_shutdown")
+
+
+def default_shutdown_token() -> ShutdownToken:
+    """The process-wide token that responses created without ``shutdown=`` are bound to.
+
+    The server integrations (``trio_sse.serve``/``run``, the uvicorn hook) trigger it on
+    SIGINT/SIGTERM; an app may also trigger it by hand.
+    """
+    return _default_token
+
+
+def _reset_default_shutdown_token() -> ShutdownToken:
+    """Install a fresh default token (for a new server run in the same process)."""
+    global _default_token
+    _default_token = ShutdownToken()
+    return _default_token
+
+
+def current_shutdown_token() -> ShutdownToken:
+    """The token the current stream is bound to, from inside its producer or iterator.
+
+    Outside a stream, the process-wide default token. Lets a producer notice the cooperative
+    phase (``token.triggered``, ``await token.wait()``) without being passed the token.
+    """
+    return _current.get(_default_token)
