@@ -20,7 +20,9 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 def check_sep(sep: object, *, field: str = "sep") -> str:
     """Return *sep* if it is one of the three line ends, else raise ``ValueError``."""
-    if sep not in SEPARATORS:
+    # isinstance first: an unhashable sep (a list) must be a ValueError too, not the
+    # TypeError of the frozenset lookup.
+    if not isinstance(sep, str) or sep not in SEPARATORS:
         raise ValueError(f"{field} must be one of '\\r\\n', '\\n' or '\\r', got {sep!r}")
     return sep
 

@@ -1,0 +1,52 @@
+"""Developer sessions: ``nox -s tests lint typecheck`` (and ``bench`` once benchmarks exist).
+
+Interpreters are looked up on PATH and in pyenv, so that every installed CPython from 3.10
+to 3.13 is used and a missing one is reported instead of failing the whole run.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+SUPPORTED = ["3.10", "3.11", "3.12", "3.13"]
+
+
+def _interpreter(version: str) -> str | None:
+    found = shutil.which(f"python{version}")
+    if found:
+        return found
+    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    candidates = sorted(glob.glob(os.path.join(root, "versions", f"{version}.*", "bin", f"python{version}")))
+    return candidates[-1] if candidates else None
+
+
+INTERPRETERS = [path for path in map(_interpreter, SUPPORTED) if path]
+
+
+@nox.session(python=INTERPRETERS or None)
+def tests(session: nox.Session) -> None:
+    """The whole test suite, on every installed Python, under trio and asyncio."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over src, tests and examples."""
+    session.install("-e", ".[test]", "mypy>=1.11")
+    session.run("mypy", "--strict")
