@@ -10,6 +10,8 @@ from ._errors import SendTimeoutError as SendTimeoutError
 from ._events import JSONServerSentEvent as JSONServerSentEvent
 from ._events import ServerSentEvent as ServerSentEvent
 from ._response import EventSourceResponse as EventSourceResponse
+from ._serve import run as run
+from ._serve import serve as serve
 from ._shutdown import ShutdownToken as ShutdownToken
 from ._shutdown import current_shutdown_token as current_shutdown_token
 from ._shutdown import default_shutdown_token as default_shutdown_token

@@ -79,6 +79,25 @@ def _check_seconds(name: str, value: object, *, allow_none: bool) -> float | Non
     return float(value)
 
 
+def _check_retry_range(value: object) -> int | tuple[int, int] | None:
+    def valid(number: object) -> bool:
+        return isinstance(number, int) and not isinstance(number, bool) and number >= 0
+
+    if value is None or valid(value):
+        return value  # type: ignore[return-value]
+    if (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and valid(value[0])
+        and valid(value[1])
+        and value[0] <= value[1]
+    ):
+        return (value[0], value[1])
+    raise ValueError(
+        f"farewell_retry must be milliseconds (an int >= 0) or a (low, high) range, got {value!r}"
+    )
+
+
 class EventSourceResponse(Response):
     """A ``text/event-stream`` response, streamed under structured concurrency.
 
@@ -113,6 +132,10 @@ class EventSourceResponse(Response):
       the server integrations trigger); ``shutdown_event``: an ``anyio.Event`` set when the
       token triggers; ``shutdown_grace_period``: seconds the producer gets to finish (say
       goodbye, close its channel) before it is cancelled. The body always ends cleanly.
+    * ``farewell``: an item (``ServerSentEvent``, dict, str or bytes) sent just before the
+      body ends because of shutdown; ``farewell_retry``: a ``retry:`` hint sent then, in
+      milliseconds, or a ``(low, high)`` range to pick from at random so that clients do not
+      all reconnect at the same instant.
     * ``max_buffer_size``: capacity of the producer's channel (and of the buffer behind an
       iterable); ``cleanup_timeout``: the limit on closing an async iterable.
     """
@@ -138,6 +161,8 @@ class EventSourceResponse(Response):
         shutdown_event: anyio.Event | None = None,
         max_buffer_size: int = DEFAULT_MAX_BUFFER_SIZE,
         cleanup_timeout: float | None = DEFAULT_CLEANUP_TIMEOUT,
+        farewell: object = None,
+        farewell_retry: int | tuple[int, int] | None = None,
     ) -> None:
         kind = _classify(content, args)
         self.sep = DEFAULT_SEPARATOR if sep is None else check_sep(sep)
@@ -172,6 +197,12 @@ class EventSourceResponse(Response):
         self.shutdown_event = shutdown_event
         self.shutdown_grace_period = grace
         self.max_buffer_size = max_buffer_size
+        if farewell is not None and not isinstance(
+            farewell, (ServerSentEvent, str, bytes, Mapping)
+        ):
+            raise TypeError("farewell must be a ServerSentEvent, a dict, a str or bytes")
+        self.farewell = farewell
+        self.farewell_retry = _check_retry_range(farewell_retry)
 
         merged = MutableHeaders()
         if headers is not None:
@@ -198,6 +229,8 @@ class EventSourceResponse(Response):
             shutdown_grace_period=grace,
             max_buffer_size=max_buffer_size,
             cleanup_timeout=_check_seconds("cleanup_timeout", cleanup_timeout, allow_none=True),
+            farewell=farewell,
+            farewell_retry=self.farewell_retry,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import itertools
+import threading
 import weakref
 from collections.abc import Callable
 
@@ -36,9 +37,23 @@ class ShutdownToken:
       app (one topic, one tenant) without touching the rest.
     """
 
-    __slots__ = ("__weakref__", "_children", "_reason", "_triggered", "_watchers")
+    __slots__ = (
+        "__weakref__",
+        "_children",
+        "_idle_watchers",
+        "_parent",
+        "_reason",
+        "_streams",
+        "_triggered",
+        "_watchers",
+    )
 
     def __init__(self) -> None:
+        self._parent: ShutdownToken | None = None
+        self._streams = 0  # streams bound to this token that are running now
+        self._idle_watchers: dict[
+            int, tuple[Callable[[Callable[[], None]], None], Callable[[], None]]
+        ] = {}
         self._triggered = False
         self._reason: object = None
         # key -> (caller of the watcher's loop, callback). Mutated only by single dict
@@ -77,6 +92,7 @@ class ShutdownToken:
     def child(self) -> ShutdownToken:
         """A new token that is triggered when this one is (and may be triggered alone)."""
         token = ShutdownToken()
+        token._parent = self
         self._children.add(token)
         if self._triggered:  # checked after adding: a concurrent trigger cannot be missed
             token.trigger(self._reason)
@@ -99,6 +115,38 @@ class ShutdownToken:
         ``close()``) to stop watching.
         """
         return _Watch(self, current_loop_caller(), callback)
+
+    # -- stream accounting, for servers that wait for streams to drain -------------------------
+
+    def _stream_started(self) -> None:
+        with _accounting:
+            self._streams += 1
+
+    def _stream_finished(self) -> None:
+        with _accounting:
+            self._streams -= 1
+        token: ShutdownToken | None = self
+        while token is not None:  # an ancestor's drain waits for its children's streams too
+            for caller, callback in list(token._idle_watchers.values()):
+                caller(callback)
+            token = token._parent
+
+    def _active_streams(self) -> int:
+        """Streams running under this token and under its children."""
+        return self._streams + sum(child._active_streams() for child in list(self._children))
+
+    async def _wait_drained(self) -> None:
+        """Wait until no stream runs under this token or its children. A checkpoint."""
+        await anyio.lowlevel.checkpoint()
+        while self._active_streams():
+            event = anyio.Event()
+            key = next(_ids)
+            self._idle_watchers[key] = (current_loop_caller(), event.set)
+            try:
+                if self._active_streams():
+                    await event.wait()
+            finally:
+                self._idle_watchers.pop(key, None)
 
     def __repr__(self) -> str:
         state = f"triggered, reason={self._reason!r}" if self._triggered else "not triggered"
@@ -132,6 +180,10 @@ class _Watch:
         self.close()
 
 
+# Guards the stream counters, which streams in several threads may update at once. Never
+# taken by trigger(), so a signal handler can never deadlock on it.
+_accounting = threading.Lock()
+
 _default_token = ShutdownToken()
 
 _current: contextvars.ContextVar[ShutdownToken] = contextvars.ContextVar("trio_sse_shutdown")
@@ -146,10 +198,15 @@ def default_shutdown_token() -> ShutdownToken:
     return _default_token
 
 
-def _reset_default_shutdown_token() -> ShutdownToken:
-    """Install a fresh default token (for a new server run in the same process)."""
+def _fresh_default_shutdown_token() -> ShutdownToken:
+    """The default token, replaced by a new one first if it was already triggered.
+
+    A server run that starts after an earlier one drained (in tests, or an app that restarts
+    its server in-process) must not inherit a token that ends every stream at once.
+    """
     global _default_token
-    _default_token = ShutdownToken()
+    if _default_token.triggered:
+        _default_token = ShutdownToken()
     return _default_token
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from typing import Any
 
@@ -29,6 +30,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from ._errors import SendTimeoutError
 from ._events import ServerSentEvent, encode_item
+from ._hooks import install_server_hooks
 from ._loop import running_under_trio
 from ._shutdown import ShutdownToken, _current, default_shutdown_token
 
@@ -42,6 +44,9 @@ Send = Callable[[Message], Awaitable[None]]
 # cost of the server (tens of microseconds on hypercorn's trio worker) is what limits
 # throughput, not the size of the body.
 _BATCH_BYTES = 64 * 1024
+
+# How long a server-cancelled stream may take to send its last message, shielded.
+_CLOSING_SEND_TIMEOUT = 1.0
 
 _END = "end"
 _SHUTDOWN = "shutdown"
@@ -107,6 +112,8 @@ class StreamSpec:
         "client_close_handler",
         "content",
         "data_sender",
+        "farewell",
+        "farewell_retry",
         "kind",
         "max_buffer_size",
         "ping_bytes",
@@ -136,8 +143,12 @@ class StreamSpec:
         shutdown_grace_period: float,
         max_buffer_size: int,
         cleanup_timeout: float | None,
+        farewell: object = None,
+        farewell_retry: int | tuple[int, int] | None = None,
     ) -> None:
         self.kind = kind
+        self.farewell = farewell
+        self.farewell_retry = farewell_retry
         self.content = content
         self.args = args
         self.sep = sep
@@ -174,6 +185,7 @@ class Connection:
         self._grace_deadline = math.inf
         self._group: anyio.abc.TaskGroup | None = None
         self._producer_scope = anyio.CancelScope()
+        self._finished = False
         self._listener_scope = anyio.CancelScope()
 
     # -- public entry -------------------------------------------------------------------------
@@ -183,13 +195,17 @@ class Connection:
 
         Returns normally after a clean end of body (``more_body: False``) or a client
         disconnect; raises ``SendTimeoutError`` when a send timed out. Every task it started
-        has finished when it returns.
+        has finished when it returns. Cancelled from outside (a server's own shutdown timer,
+        as in ``hypercorn -k trio``), it still finishes the body cleanly, briefly shielded,
+        before the cancellation goes on.
         """
         spec = self._spec
+        install_server_hooks()  # first: it may replace a spent default token
         token = spec.shutdown if spec.shutdown is not None else default_shutdown_token()
         source, feed = self._open_source()
         timed_out: SendTimeoutError | None = None
         context_token = _current.set(token)
+        token._stream_started()
         try:
             async with anyio.create_task_group() as group:
                 self._group = group
@@ -215,20 +231,52 @@ class Connection:
                         # normal end it closed its channel itself and may still be cleaning up.
                         self._producer_scope.cancel()
                     try:
-                        await self._send_message(
-                            {"type": "http.response.body", "body": b"", "more_body": False}
-                        )
+                        await self._finish_body()
                     except SendTimeoutError as exc:
                         timed_out = exc
                         group.cancel_scope.cancel()
                     except _ClientGone:
                         self._disconnected = True
                     self._listener_scope.cancel()
+        except anyio.get_cancelled_exc_class():
+            if not self._finished and not self._disconnected:
+                # Cancelled by the server (its graceful timeout): a clean end of body still
+                # beats a cut chunked stream, which clients report as a protocol error.
+                with anyio.move_on_after(_CLOSING_SEND_TIMEOUT, shield=True):
+                    self._shutdown_requested = True
+                    try:
+                        await self._finish_body()
+                    except (SendTimeoutError, _ClientGone):
+                        pass
+            raise
         finally:
+            token._stream_finished()
             _current.reset(context_token)
             source.close()
         if timed_out is not None:
             raise timed_out
+
+    async def _finish_body(self) -> None:
+        """Send the last body message: the farewell (when ending for shutdown), then EOF."""
+        body = self._farewell() if self._shutdown_requested else b""
+        await self._send_message({"type": "http.response.body", "body": body, "more_body": False})
+        self._finished = True
+
+    def _farewell(self) -> bytes:
+        spec = self._spec
+        parts: list[bytes] = []
+        if spec.farewell is not None:
+            try:
+                parts.append(encode_item(spec.farewell, spec.sep))
+            except Exception:
+                logger.exception("trio_sse: the shutdown farewell could not be encoded")
+        retry = spec.farewell_retry
+        if retry is not None:
+            # Spread reconnections: thousands of clients told the same delay would come back
+            # in the same instant (to another instance behind the load balancer).
+            delay = retry if isinstance(retry, int) else random.randint(retry[0], retry[1])
+            parts.append(ServerSentEvent(retry=delay).encode(spec.sep))
+        return b"".join(parts)
 
     # -- tasks --------------------------------------------------------------------------------
 

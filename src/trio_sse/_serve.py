@@ -1,0 +1,168 @@
+"""Run an app on hypercorn, trio or asyncio, with signals wired to a ShutdownToken.
+
+The first SIGINT/SIGTERM triggers the token: every stream bound to it starts its
+cooperative phase and ends by its own grace period. The runner waits for the streams to
+drain (at most ``shutdown_grace_period`` seconds), then tells hypercorn to stop; a second
+signal stops at once (streams still get a clean end of body). The same code path serves
+both backends: hypercorn's own per-backend worker does the HTTP, anyio does the rest.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import signal
+import threading
+from typing import Any, Literal
+
+import anyio
+import anyio.abc
+from starlette.types import ASGIApp
+
+from ._loop import running_under_trio
+from ._shutdown import ShutdownToken, _fresh_default_shutdown_token
+
+__all__ = ["run", "serve"]
+
+logger = logging.getLogger("trio_sse")
+
+Backend = Literal["trio", "asyncio"]
+
+
+def _make_config(config: Any, host: str | None, port: int | None, grace: float) -> Any:
+    from hypercorn.config import Config
+
+    if config is None:
+        config = Config()
+        config.accesslog = None
+        config.bind = [f"{host or '127.0.0.1'}:{8000 if port is None else port}"]
+        # Streams have drained (or were given up on) before hypercorn is told to stop; what
+        # is left is ordinary requests, which get a short wait of their own.
+        config.graceful_timeout = 1.0
+    elif host is not None or port is not None:
+        config.bind = [f"{host or '127.0.0.1'}:{8000 if port is None else port}"]
+    return config
+
+
+def _bind_urls(sockets: Any) -> list[str]:
+    urls = []
+    for sock in sockets.insecure_sockets:
+        address = sock.getsockname()
+        if isinstance(address, tuple):
+            host = address[0] if ":" not in address[0] else f"[{address[0]}]"
+            urls.append(f"http://{host}:{address[1]}")
+        else:
+            urls.append(f"http+unix://{address}")
+    for sock in sockets.secure_sockets:
+        address = sock.getsockname()
+        urls.append(f"https://{address[0]}:{address[1]}")
+    return urls
+
+
+async def _watch_signals(
+    token: ShutdownToken,
+    stop_now: anyio.CancelScope,
+    *,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
+        received = 0
+        async for signum in signals:
+            received += 1
+            if received == 1:
+                logger.info("%s received: draining streams", signal.Signals(signum).name)
+                token.trigger(signal.Signals(signum))
+            else:
+                logger.warning("second signal: stopping now")
+                stop_now.cancel()
+                return
+
+
+async def serve(
+    app: ASGIApp,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    backend: Backend | None = None,
+    shutdown: ShutdownToken | None = None,
+    shutdown_grace_period: float = 5.0,
+    config: Any = None,
+    handle_signals: bool = True,
+    task_status: anyio.abc.TaskStatus[list[str]] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve *app* with hypercorn in the current trio or asyncio loop until shut down.
+
+    * ``host``/``port``: where to listen (default 127.0.0.1:8000; ``port=0`` picks a free one).
+      ``config``: a ``hypercorn.config.Config`` for everything else (its ``bind`` is used unless
+      ``host``/``port`` are given).
+    * ``backend``: ``"trio"`` or ``"asyncio"``; checked against the running loop (``None``:
+      whichever is running).
+    * ``shutdown``: the token to trigger on the first signal and to drain (default: the
+      process-wide default token, which responses without ``shutdown=`` obey). Triggering it
+      yourself shuts the server down the same way.
+    * ``shutdown_grace_period``: how long to wait for streams to drain before hypercorn is
+      told to stop. Give responses a ``shutdown_grace_period`` below it.
+    * ``handle_signals``: install SIGINT/SIGTERM handling (main thread only).
+
+    Use with ``nursery.start`` / ``task_group.start``: it reports the list of URLs it listens
+    on once the sockets accept connections. Returns after hypercorn stopped; cancelling it
+    stops the server at once (streams still end their bodies cleanly).
+    """
+    under_trio = running_under_trio()
+    running: Backend = "trio" if under_trio else "asyncio"
+    if backend is not None and backend != running:
+        raise RuntimeError(f"serve(backend={backend!r}) called from a {running} event loop")
+    if shutdown_grace_period < 0:
+        raise ValueError("shutdown_grace_period must be >= 0")
+    token = shutdown if shutdown is not None else _fresh_default_shutdown_token()
+    config = _make_config(config, host, port, shutdown_grace_period)
+    sockets = config.create_sockets()
+    for sock in sockets.secure_sockets + sockets.insecure_sockets:
+        sock.listen(config.backlog)
+    urls = _bind_urls(sockets)
+
+    async def shutdown_trigger() -> None:
+        await token.wait()
+        with anyio.move_on_after(shutdown_grace_period):
+            await token._wait_drained()
+
+    from hypercorn.utils import wrap_app
+
+    wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
+    async with anyio.create_task_group() as group:
+        if handle_signals and threading.current_thread() is threading.main_thread():
+            await group.start(_watch_signals, token, group.cancel_scope)
+        if under_trio:
+            from hypercorn.trio.run import worker_serve as trio_worker_serve
+
+            async def serve_trio(*, task_status: Any) -> None:
+                await trio_worker_serve(
+                    wrapped,
+                    config,
+                    sockets=sockets,
+                    shutdown_trigger=shutdown_trigger,
+                    task_status=task_status,
+                )
+                group.cancel_scope.cancel()  # hypercorn has stopped: so does the signal watcher
+
+            await group.start(serve_trio)
+        else:
+            from hypercorn.asyncio.run import worker_serve as asyncio_worker_serve
+
+            async def serve_asyncio() -> None:
+                await asyncio_worker_serve(
+                    wrapped, config, sockets=sockets, shutdown_trigger=shutdown_trigger
+                )
+                group.cancel_scope.cancel()
+
+            group.start_soon(serve_asyncio)
+        logger.info("serving on %s (hypercorn, %s)", ", ".join(urls), running)
+        task_status.started(urls)
+
+
+def run(app: ASGIApp, *, backend: Backend = "trio", **options: Any) -> None:
+    """Blocking form of :func:`serve`: ``trio.run`` or ``asyncio.run`` it until shut down."""
+    if backend not in ("trio", "asyncio"):
+        raise ValueError(f"backend must be 'trio' or 'asyncio', got {backend!r}")
+    anyio.run(functools.partial(serve, app, backend=backend, **options), backend=backend)
