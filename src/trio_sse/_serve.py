@@ -20,7 +20,7 @@ import anyio.abc
 from starlette.types import ASGIApp
 
 from ._loop import running_under_trio
-from ._shutdown import ShutdownToken, _fresh_default_shutdown_token
+from ._shutdown import ShutdownToken, _fresh_default_shutdown_token, _server_token
 
 __all__ = ["run", "serve"]
 
@@ -130,35 +130,42 @@ async def serve(
     from hypercorn.utils import wrap_app
 
     wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
-    async with anyio.create_task_group() as group:
-        if handle_signals and threading.current_thread() is threading.main_thread():
-            await group.start(_watch_signals, token, group.cancel_scope)
-        if under_trio:
-            from hypercorn.trio.run import worker_serve as trio_worker_serve
+    # Every task hypercorn starts inherits this context: responses without shutdown= in this
+    # server obey its token, even when several servers share a process.
+    context_token = _server_token.set(token)
+    try:
+        async with anyio.create_task_group() as group:
+            if handle_signals and threading.current_thread() is threading.main_thread():
+                await group.start(_watch_signals, token, group.cancel_scope)
+            if under_trio:
+                from hypercorn.trio.run import worker_serve as trio_worker_serve
 
-            async def serve_trio(*, task_status: Any) -> None:
-                await trio_worker_serve(
-                    wrapped,
-                    config,
-                    sockets=sockets,
-                    shutdown_trigger=shutdown_trigger,
-                    task_status=task_status,
-                )
-                group.cancel_scope.cancel()  # hypercorn has stopped: so does the signal watcher
+                async def serve_trio(*, task_status: Any) -> None:
+                    await trio_worker_serve(
+                        wrapped,
+                        config,
+                        sockets=sockets,
+                        shutdown_trigger=shutdown_trigger,
+                        task_status=task_status,
+                    )
+                    group.cancel_scope.cancel()  # hypercorn has stopped: so does the signal watcher
 
-            await group.start(serve_trio)
-        else:
-            from hypercorn.asyncio.run import worker_serve as asyncio_worker_serve
+                await group.start(serve_trio)
+            else:
+                from hypercorn.asyncio.run import worker_serve as asyncio_worker_serve
 
-            async def serve_asyncio() -> None:
-                await asyncio_worker_serve(
-                    wrapped, config, sockets=sockets, shutdown_trigger=shutdown_trigger
-                )
-                group.cancel_scope.cancel()
+                async def serve_asyncio() -> None:
+                    await asyncio_worker_serve(
+                        wrapped, config, sockets=sockets, shutdown_trigger=shutdown_trigger
+                    )
+                    group.cancel_scope.cancel()
 
-            group.start_soon(serve_asyncio)
-        logger.info("serving on %s (hypercorn, %s)", ", ".join(urls), running)
-        task_status.started(urls)
+                group.start_soon(serve_asyncio)
+            logger.info("serving on %s (hypercorn, %s)", ", ".join(urls), running)
+            task_status.started(urls)
+
+    finally:
+        _server_token.reset(context_token)
 
 
 def run(app: ASGIApp, *, backend: Backend = "trio", **options: Any) -> None:

@@ -187,15 +187,20 @@ _accounting = threading.Lock()
 _default_token = ShutdownToken()
 
 _current: contextvars.ContextVar[ShutdownToken] = contextvars.ContextVar("trio_sse_shutdown")
+# Set by trio_sse.serve for every task of the server it runs (tasks inherit the context).
+_server_token: contextvars.ContextVar[ShutdownToken | None] = contextvars.ContextVar(
+    "trio_sse_server_shutdown", default=None
+)
 
 
 def default_shutdown_token() -> ShutdownToken:
-    """The process-wide token that responses created without ``shutdown=`` are bound to.
+    """The token that responses created without ``shutdown=`` are bound to.
 
-    The server integrations (``trio_sse.serve``/``run``, the uvicorn hook) trigger it on
-    SIGINT/SIGTERM; an app may also trigger it by hand.
+    Inside an app served by ``trio_sse.serve``/``run``, the token of that server (the one it
+    triggers on SIGINT/SIGTERM); elsewhere the process-wide token, which the uvicorn hook
+    triggers. An app may also trigger it by hand.
     """
-    return _default_token
+    return _server_token.get(None) or _default_token
 
 
 def _fresh_default_shutdown_token() -> ShutdownToken:
@@ -216,4 +221,5 @@ def current_shutdown_token() -> ShutdownToken:
     Outside a stream, the process-wide default token. Lets a producer notice the cooperative
     phase (``token.triggered``, ``await token.wait()``) without being passed the token.
     """
-    return _current.get(_default_token)
+    token = _current.get(None)
+    return token if token is not None else default_shutdown_token()

@@ -1,0 +1,214 @@
+"""The in-process runner and the server hooks: serve(), the uvicorn chain, outside cancellation."""
+
+from __future__ import annotations
+
+import functools
+import signal
+from collections.abc import MutableMapping
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from anyio.streams.memory import MemoryObjectSendStream
+
+from trio_sse import EventDecoder, EventSourceResponse, ServerSentEvent, ShutdownToken, serve
+from trio_sse._hooks import _ChainedHandler, install_server_hooks
+from trio_sse._shutdown import default_shutdown_token
+
+from .helpers import sse_app
+
+Send = MemoryObjectSendStream[Any]
+
+FAREWELL = ServerSentEvent("bye", event="shutdown")
+
+
+async def ticking(send: Send) -> None:
+    async with send:
+        number = 0
+        while True:
+            await send.send(ServerSentEvent(number, id=number))
+            number += 1
+            await anyio.sleep(0.01)
+
+
+async def read_until_end(
+    client: httpx.AsyncClient, url: str, token: ShutdownToken
+) -> tuple[list[ServerSentEvent], EventDecoder]:
+    decoder = EventDecoder()
+    events: list[ServerSentEvent] = []
+    async with client.stream("GET", url) as response:
+        assert response.status_code == 200
+        async for chunk in response.aiter_raw():
+            events.extend(decoder.feed(chunk))
+            if events and not token.triggered:
+                token.trigger("test")
+    return events, decoder
+
+
+async def one_then_wait(send: Send) -> None:
+    async with send:
+        await send.send(ServerSentEvent(0, id=0))
+        await anyio.sleep_forever()
+
+
+def patient_config() -> Any:
+    """A hypercorn config that would wait a minute for requests: only draining ends them."""
+    from hypercorn.config import Config
+
+    config = Config()
+    config.graceful_timeout = 60
+    config.bind = ["127.0.0.1:0"]
+    return config
+
+
+@pytest.mark.anyio
+async def test_serve_reports_its_url_and_drains_on_trigger() -> None:
+    token = ShutdownToken()
+    app = sse_app(lambda: one_then_wait, farewell=FAREWELL, farewell_retry=(100, 200))
+    with anyio.fail_after(15):
+        async with anyio.create_task_group() as group:
+            urls = await group.start(
+                functools.partial(
+                    serve, app, config=patient_config(), shutdown=token, handle_signals=False
+                )
+            )
+            assert urls[0].startswith("http://127.0.0.1:")
+            async with httpx.AsyncClient() as client:
+                events, decoder = await read_until_end(client, urls[0] + "/", token)
+        # The group exited: serve() returned on its own once the stream drained.
+    assert [(event.event, event.data) for event in events] == [(None, "0"), ("shutdown", "bye")]
+    assert decoder.retry is not None
+    assert 100 <= decoder.retry <= 200
+
+
+@pytest.mark.anyio
+async def test_serve_checks_the_backend(anyio_backend: str) -> None:
+    other = "asyncio" if anyio_backend == "trio" else "trio"
+    with pytest.raises(RuntimeError, match=f"backend='{other}'"):
+        await serve(sse_app(lambda: ticking), port=0, backend=other, handle_signals=False)  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_serve_with_default_token_gets_a_fresh_one_after_a_spent_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import trio_sse._shutdown as shutdown_module
+
+    spent = ShutdownToken()
+    spent.trigger()
+    monkeypatch.setattr(shutdown_module, "_default_token", spent)
+    with anyio.fail_after(15):
+        async with anyio.create_task_group() as group:
+            urls = await group.start(
+                functools.partial(
+                    serve,
+                    sse_app(lambda: one_then_wait),
+                    config=patient_config(),
+                    handle_signals=False,
+                )
+            )
+            fresh = default_shutdown_token()
+            assert fresh is not spent
+            assert not fresh.triggered
+            async with httpx.AsyncClient() as client:
+                events, _ = await read_until_end(client, urls[0] + "/", fresh)
+    assert events  # it streamed instead of ending at once
+
+
+@pytest.mark.anyio
+async def test_cancelled_from_outside_still_ends_the_body_cleanly() -> None:
+    """What hypercorn's own graceful timeout does: cancel the app task."""
+    cleaned_up = anyio.Event()
+
+    async def producer(send: Send) -> None:
+        try:
+            await ticking(send)
+        finally:
+            cleaned_up.set()
+
+    response = EventSourceResponse(
+        producer, farewell=FAREWELL, farewell_retry=1500, shutdown=ShutdownToken()
+    )
+    messages: list[MutableMapping[str, Any]] = []
+    first_event = anyio.Event()
+
+    async def receive() -> MutableMapping[str, Any]:
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        messages.append(message)
+        if message["type"] == "http.response.body":
+            first_event.set()
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(
+                response,
+                {"type": "http", "method": "GET", "path": "/", "headers": []},
+                receive,
+                send,
+            )
+            await first_event.wait()
+            group.cancel_scope.cancel()
+    assert cleaned_up.is_set()
+    last = messages[-1]
+    assert last["more_body"] is False
+    assert last["body"] == FAREWELL.encode() + b"retry: 1500\r\n\r\n"
+
+
+def test_uvicorn_signal_handler_is_chained_to_the_default_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A real uvicorn Server's handle_exit, installed the way uvicorn installs it."""
+    import uvicorn
+
+    import trio_sse._shutdown as shutdown_module
+
+    monkeypatch.setattr(shutdown_module, "_default_token", ShutdownToken())
+    server = uvicorn.Server(uvicorn.Config(sse_app(lambda: ticking)))
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for signum in previous:
+            signal.signal(signum, server.handle_exit)
+        install_server_hooks()
+        chained = signal.getsignal(signal.SIGTERM)
+        assert isinstance(chained, _ChainedHandler)
+        install_server_hooks()  # idempotent: not chained twice
+        assert signal.getsignal(signal.SIGTERM) is chained
+        signal.raise_signal(signal.SIGTERM)
+        assert default_shutdown_token().triggered
+        assert default_shutdown_token().reason == signal.SIGTERM
+        assert server.should_exit
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def test_hooks_leave_other_handlers_alone() -> None:
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def mine(signum: int, frame: object) -> None:
+        pass
+
+    try:
+        signal.signal(signal.SIGTERM, mine)
+        install_server_hooks()
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [-1, (5, 1), (1,), "100", 1.5, True, (0, -1)],
+)
+def test_farewell_retry_is_validated(value: object) -> None:
+    with pytest.raises(ValueError, match="farewell_retry"):
+        EventSourceResponse(ticking, farewell_retry=value)  # type: ignore[arg-type]
+
+
+def test_farewell_type_is_validated() -> None:
+    with pytest.raises(TypeError, match="farewell"):
+        EventSourceResponse(ticking, farewell=3.5)
