@@ -212,3 +212,31 @@ def test_farewell_retry_is_validated(value: object) -> None:
 def test_farewell_type_is_validated() -> None:
     with pytest.raises(TypeError, match="farewell"):
         EventSourceResponse(ticking, farewell=3.5)
+
+
+@pytest.mark.anyio
+async def test_a_normal_end_is_not_reported_as_a_client_disconnect() -> None:
+    """hypercorn delivers http.disconnect from inside the final send: that is not the client."""
+    closed: list[MutableMapping[str, Any]] = []
+
+    async def on_close(message: MutableMapping[str, Any]) -> None:
+        closed.append(message)
+
+    async def three(send: Send) -> None:
+        async with send:
+            for number in range(3):
+                await send.send(number)
+
+    app = sse_app(lambda: three, client_close_handler_callable=on_close)
+    token = ShutdownToken()
+    with anyio.fail_after(15):
+        async with anyio.create_task_group() as group:
+            urls = await group.start(
+                functools.partial(serve, app, port=0, shutdown=token, handle_signals=False)
+            )
+            async with httpx.AsyncClient() as client:
+                for _ in range(5):
+                    response = await client.get(urls[0] + "/")
+                    assert response.text == "data: 0\r\n\r\ndata: 1\r\n\r\ndata: 2\r\n\r\n"
+            token.trigger()
+    assert closed == []

@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import pytest
 from anyio.streams.memory import MemoryObjectSendStream
@@ -288,3 +289,26 @@ async def test_responses_default_to_the_process_wide_token(monkeypatch: pytest.M
 def test_response_is_built_without_a_running_loop() -> None:
     response = EventSourceResponse(["x"], shutdown=ShutdownToken())
     assert response.shutdown is not None
+
+
+async def test_farewell_is_sent_when_the_producer_ends_on_seeing_the_token() -> None:
+    """The producer may close its channel before the token's wake-up reaches the stream."""
+    farewell = ServerSentEvent("bye", event="shutdown")
+
+    async def producer(send: Send) -> None:
+        async with send:
+            await send.send("up")
+            while not current_shutdown_token().triggered:
+                await anyio.lowlevel.checkpoint()
+
+    with anyio.fail_after(10):
+        for _ in range(30):
+            token = ShutdownToken()
+            app = sse_app(
+                lambda: producer, shutdown=token, farewell=farewell, shutdown_grace_period=5
+            )
+            async with open_event_stream(app) as stream:
+                await stream.read_events(1)
+                token.trigger()
+                rest = [event async for event in stream]
+            assert rest == [farewell]

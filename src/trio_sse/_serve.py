@@ -9,6 +9,7 @@ both backends: hypercorn's own per-backend worker does the HTTP, anyio does the 
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import signal
@@ -39,7 +40,9 @@ def _make_config(config: Any, host: str | None, port: int | None, grace: float) 
         # Streams have drained (or were given up on) before hypercorn is told to stop; what
         # is left is ordinary requests, which get a short wait of their own.
         config.graceful_timeout = 1.0
-    elif host is not None or port is not None:
+        return config
+    config = copy.copy(config)  # ours to change (bind, and graceful_timeout on a forced stop)
+    if host is not None or port is not None:
         config.bind = [f"{host or '127.0.0.1'}:{8000 if port is None else port}"]
     return config
 
@@ -122,10 +125,13 @@ async def serve(
         sock.listen(config.backlog)
     urls = _bind_urls(sockets)
 
+    stop_now = anyio.CancelScope()  # cancelled to make hypercorn's asyncio worker stop now
+
     async def shutdown_trigger() -> None:
-        await token.wait()
-        with anyio.move_on_after(shutdown_grace_period):
-            await token._wait_drained()
+        with stop_now:
+            await token.wait()
+            with anyio.move_on_after(shutdown_grace_period):
+                await token._wait_drained()
 
     from hypercorn.utils import wrap_app
 
@@ -155,12 +161,27 @@ async def serve(
                 from hypercorn.asyncio.run import worker_serve as asyncio_worker_serve
 
                 async def serve_asyncio() -> None:
-                    await asyncio_worker_serve(
-                        wrapped, config, sockets=sockets, shutdown_trigger=shutdown_trigger
-                    )
+                    # hypercorn's asyncio worker cannot be cancelled from outside: its cleanup
+                    # then fails (InvalidStateError, exit status 1) and skips the lifespan
+                    # shutdown. It is shielded, and stop_when_cancelled turns a cancellation
+                    # (a second signal, or serve() cancelled) into an orderly stop instead.
+                    with anyio.CancelScope(shield=True):
+                        await asyncio_worker_serve(
+                            wrapped, config, sockets=sockets, shutdown_trigger=shutdown_trigger
+                        )
                     group.cancel_scope.cancel()
 
+                async def stop_when_cancelled() -> None:
+                    try:
+                        await anyio.sleep_forever()
+                    finally:
+                        # No drain and no grace: hypercorn cancels its connections at once,
+                        # and every stream still ends its body cleanly (shielded).
+                        config.graceful_timeout = 0
+                        stop_now.cancel()
+
                 group.start_soon(serve_asyncio)
+                group.start_soon(stop_when_cancelled)
             logger.info("serving on %s (hypercorn, %s)", ", ".join(urls), running)
             task_status.started(urls)
 

@@ -186,6 +186,7 @@ class Connection:
         self._group: anyio.abc.TaskGroup | None = None
         self._producer_scope = anyio.CancelScope()
         self._finished = False
+        self._closing = False
         self._listener_scope = anyio.CancelScope()
 
     # -- public entry -------------------------------------------------------------------------
@@ -226,6 +227,11 @@ class Connection:
                         group.cancel_scope.cancel()
                         outcome = None
                 if outcome is not None:
+                    if token.triggered:
+                        # The producer may have seen ``token.triggered`` and closed its channel
+                        # before the token's wake-up reached this loop (under trio it runs in
+                        # a later batch than the trigger): the stream still ends for shutdown.
+                        self._on_shutdown()
                     if outcome != _END:
                         # Shutdown grace over, or a bad item: the producer is cancelled. At a
                         # normal end it closed its channel itself and may still be cleaning up.
@@ -259,6 +265,9 @@ class Connection:
     async def _finish_body(self) -> None:
         """Send the last body message: the farewell (when ending for shutdown), then EOF."""
         body = self._farewell() if self._shutdown_requested else b""
+        # From here on, an ``http.disconnect`` is the server saying that this response is
+        # complete (hypercorn delivers it from inside this very send), not the client leaving.
+        self._closing = True
         await self._send_message({"type": "http.response.body", "body": body, "more_body": False})
         self._finished = True
 
@@ -368,6 +377,11 @@ class Connection:
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     break
+            if self._closing:
+                # Not a disconnect: cancelling now would cut the server's own bookkeeping of
+                # the final send short (hypercorn-trio then never restarts the keep-alive
+                # timer of the connection, which stays open until the server stops).
+                return
             self._disconnected = True
             handler = self._spec.client_close_handler
             if handler is not None:
