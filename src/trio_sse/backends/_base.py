@@ -1,0 +1,88 @@
+"""The small protocol between ``Broadcaster`` and where events and history live."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Literal, NamedTuple, Protocol
+
+import anyio.abc
+
+from .._events import ServerSentEvent
+
+__all__ = ["Backend", "Deliver", "Entry", "Position", "Replay", "ReplayStatus"]
+
+Position = tuple[int, int]
+"""Where an event stands in its topic: totally ordered, increasing with publication order.
+
+The memory backend uses ``(sequence, 0)``; Redis uses the stream id ``ms-seq`` as ``(ms, seq)``.
+The broadcaster compares positions to splice a replay onto the live events without a gap or
+a duplicate; it never shows them to users (they see the event ``id``).
+"""
+
+
+class Entry(NamedTuple):
+    """One stored event: its position in the topic and the event, whose ``id`` is set."""
+
+    position: Position
+    event: ServerSentEvent
+
+
+ReplayStatus = Literal["found", "unknown-id", "expired"]
+
+
+class Replay(NamedTuple):
+    """The answer to "what came after this id?".
+
+    * ``status == "found"``: ``after`` is the position of the id, ``entries`` what follows it;
+    * ``"expired"`` (the id is older than the retained history) or ``"unknown-id"`` (never seen
+      here, malformed, or from another epoch of a memory hub): ``after`` is ``None`` and
+      ``entries`` is the whole retained history, oldest first.
+    """
+
+    status: ReplayStatus
+    after: Position | None
+    entries: Sequence[Entry]
+
+
+Deliver = Callable[[str, Entry], Awaitable[None]]
+"""``await deliver(topic, entry)``: hand a live event to the hub's local subscribers."""
+
+
+class Backend(Protocol):
+    """What a :class:`~trio_sse.Broadcaster` needs from a backend.
+
+    The one ordering rule: for each topic, ``deliver`` is called with positions in increasing
+    order, one call at a time (the next call starts after the previous one returned), and
+    every event published after ``watch(topic)`` returned is delivered while the topic is
+    watched.  ``deliver`` may wait (a subscriber with the ``block`` overflow policy).
+    """
+
+    async def start(
+        self, task_group: anyio.abc.TaskGroup, deliver: Deliver, *, history: int
+    ) -> None:
+        """Connect and start background tasks in *task_group* (the hub's). A checkpoint.
+
+        ``history`` is how many events to retain per topic. Raise here if the backend is
+        unusable (for Redis: unreachable), so that the app fails at startup.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections. Called after the hub's task group has been cancelled."""
+        ...
+
+    async def publish(self, topic: str, event: ServerSentEvent) -> str:
+        """Store *event* (assigning an id when it has none) and return its id. A checkpoint."""
+        ...
+
+    async def replay(self, topic: str, last_event_id: str | None) -> Replay:
+        """The retained events after *last_event_id* (``None``: everything retained)."""
+        ...
+
+    async def watch(self, topic: str) -> None:
+        """Start delivering *topic*'s live events; reference-counted with :meth:`unwatch`."""
+        ...
+
+    def unwatch(self, topic: str) -> None:
+        """Undo one successful :meth:`watch`. Never blocks; safe after :meth:`aclose`."""
+        ...

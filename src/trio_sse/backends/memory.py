@@ -1,0 +1,123 @@
+"""The in-memory backend: one process, history in a bounded deque per topic.
+
+Ids are ``"<epoch>-<n>"``: a random epoch drawn when the backend is created and a counter
+shared by all topics of the hub.  The epoch is what makes a ``Last-Event-ID`` from before a
+restart (or from another process behind the same load balancer) *unknown* rather than
+silently misread as a position in the new history.
+"""
+
+from __future__ import annotations
+
+import bisect
+import secrets
+from collections import deque
+
+import anyio
+import anyio.abc
+
+from .._events import ServerSentEvent
+from ._base import Deliver, Entry, Replay
+
+__all__ = ["MemoryBackend"]
+
+
+class _Topic:
+    __slots__ = ("entries", "index", "lock")
+
+    def __init__(self) -> None:
+        self.entries: deque[Entry] = deque()
+        self.index: dict[str, int] = {}  # event id -> sequence number, for retained events
+        # Publishing (id, history, delivery) is serialised per topic so that every subscriber
+        # sees the history order even while one publish waits for a ``block`` subscriber.
+        self.lock = anyio.Lock()
+
+
+class MemoryBackend:
+    """Topics and their history in this process's memory (the default backend).
+
+    Nothing is shared between processes and nothing survives a restart: use
+    :class:`~trio_sse.backends.RedisBackend` for that.  Topics are kept (with up to
+    ``history`` events each) for the life of the hub.
+    """
+
+    def __init__(self) -> None:
+        self.epoch = secrets.token_hex(4)
+        self._sequence = 0
+        self._topics: dict[str, _Topic] = {}
+        self._deliver: Deliver | None = None
+        self._history = 0
+
+    async def start(
+        self, task_group: anyio.abc.TaskGroup, deliver: Deliver, *, history: int
+    ) -> None:
+        if self._deliver is not None:
+            raise RuntimeError("this MemoryBackend already serves a Broadcaster")
+        self._deliver = deliver
+        self._history = history
+
+    async def aclose(self) -> None:
+        pass
+
+    async def publish(self, topic: str, event: ServerSentEvent) -> str:
+        """Append to the topic's history and deliver to the local subscribers.
+
+        A checkpoint (the topic's lock). Returns once every subscriber has the event in its
+        buffer or was handled by its overflow policy, so under ``block`` it may wait up to that
+        subscriber's ``block_timeout``. An event that brings its own id keeps it; an id already
+        in the retained history of the topic is refused (``ValueError``): resuming from a
+        duplicated id would be ambiguous.
+        """
+        deliver = self._deliver
+        if deliver is None:
+            raise RuntimeError("the backend is not started")
+        state = self._topics.get(topic)
+        if state is None:
+            state = self._topics[topic] = _Topic()
+        async with state.lock:
+            if event.id is not None and event.id in state.index:
+                raise ValueError(
+                    f"an event with id {event.id!r} is already in the history of topic {topic!r}"
+                )
+            self._sequence += 1
+            sequence = self._sequence
+            if event.id is None:
+                event = event.replace(id=f"{self.epoch}-{sequence}")
+            entry = Entry((sequence, 0), event)
+            entries = state.entries
+            if len(entries) >= self._history:
+                evicted = entries.popleft()
+                evicted_id = evicted.event.id
+                if evicted_id is not None and state.index.get(evicted_id) == evicted.position[0]:
+                    del state.index[evicted_id]
+            entries.append(entry)
+            assert event.id is not None
+            state.index[event.id] = sequence
+            await deliver(topic, entry)
+        return event.id
+
+    async def replay(self, topic: str, last_event_id: str | None) -> Replay:
+        state = self._topics.get(topic)
+        entries = list(state.entries) if state is not None else []
+        if last_event_id is None or state is None:
+            return Replay("unknown-id", None, entries)
+        sequence = state.index.get(last_event_id)
+        if sequence is not None:
+            start = bisect.bisect_right(entries, sequence, key=lambda entry: entry.position[0])
+            return Replay("found", (sequence, 0), entries[start:])
+        epoch, _, number = last_event_id.partition("-")
+        if (
+            epoch == self.epoch
+            and number.isdigit()
+            and number.isascii()
+            and entries
+            and int(number) < entries[0].position[0]
+        ):
+            return Replay("expired", None, entries)
+        return Replay("unknown-id", None, entries)
+
+    async def watch(self, topic: str) -> None:
+        # Every publish delivers directly: nothing to start.
+        pass
+
+    def unwatch(self, topic: str) -> None:
+        pass

@@ -1,0 +1,286 @@
+"""Broadcaster on the memory backend: the shared suite, plus what only memory can show."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+from starlette.datastructures import Headers, QueryParams
+
+from trio_sse import ServerSentEvent
+from trio_sse._broadcast import (
+    Broadcaster,
+    BroadcastStats,
+    Overflow,
+    _parse_last_event_id,
+    last_event_id_from,
+)
+from trio_sse.backends import MemoryBackend
+
+from .broadcast_suite import BroadcastSuite, MakeHub, drain, ids_of, reset_data, take
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def make_hub() -> MakeHub:
+    def make(**options: Any) -> Broadcaster:
+        return Broadcaster(**options)
+
+    return make
+
+
+class TestMemoryBroadcast(BroadcastSuite):
+    FOREIGN_ID = "0badcafe-1"  # the format of a memory id, from another epoch
+
+
+# -- memory ids ------------------------------------------------------------------------------
+
+
+async def test_ids_carry_the_hub_epoch_and_other_hubs_ids_are_unknown() -> None:
+    async with Broadcaster() as first, Broadcaster() as second:
+        old = await first.publish("t", "from the first process")
+        new = await second.publish("t", "from the second")
+        assert old.split("-")[0] != new.split("-")[0]
+        assert [int(first_id.split("-")[1]) for first_id in (old, new)] == [1, 1]
+        # An id from "before the restart" is not read as position 1 of the new history.
+        async with second.subscribe("t", last_event_id=old) as events:
+            reset, event = await take(events, 2)
+    assert reset_data(reset) == {"reason": "unknown-id", "last_event_id": old}
+    assert event.id == new
+
+
+async def test_ids_increase_across_topics() -> None:
+    async with Broadcaster() as hub:
+        ids = [await hub.publish(topic, "x") for topic in ("a", "b", "a", "c")]
+    assert [int(event_id.split("-")[1]) for event_id in ids] == [1, 2, 3, 4]
+
+
+async def test_own_ids_are_kept_and_duplicates_refused() -> None:
+    async with Broadcaster(history=2) as hub:
+        assert await hub.publish("t", ServerSentEvent("a", id="mine-1")) == "mine-1"
+        assert await hub.publish("t", {"data": "b", "id": 7}) == "7"
+        with pytest.raises(ValueError, match="already in the history"):
+            await hub.publish("t", ServerSentEvent("again", id="mine-1"))
+        generated = await hub.publish("t", "c")  # evicts mine-1
+        assert await hub.publish("t", ServerSentEvent("a2", id="mine-1")) == "mine-1"
+        async with hub.subscribe("t", last_event_id=generated) as events:
+            assert ids_of(await take(events, 1)) == ["mine-1"]
+
+
+async def test_expired_versus_unknown_on_memory() -> None:
+    async with Broadcaster(history=2) as hub:
+        ids = [await hub.publish("t", number) for number in range(5)]
+        backend = hub.backend
+        assert isinstance(backend, MemoryBackend)
+        future = f"{backend.epoch}-999"
+        for last_event_id, reason in ((ids[0], "expired"), (future, "unknown-id")):
+            async with hub.subscribe("t", last_event_id=last_event_id) as events:
+                reset, *rest = await take(events, 3)
+            assert reset_data(reset)["reason"] == reason
+            assert ids_of(rest) == ids[-2:]
+
+
+# -- the block policy on memory: publish waits ----------------------------------------------
+
+
+async def test_block_makes_publish_wait_until_the_timeout() -> None:
+    async with (
+        Broadcaster() as hub,
+        hub.subscribe(
+            "t", max_buffer_size=1, on_overflow=Overflow.BLOCK, block_timeout=0.2
+        ) as slow,
+    ):
+        await hub.publish("t", 0)
+        start = anyio.current_time()
+        with anyio.fail_after(5):
+            await hub.publish("t", 1)
+        assert anyio.current_time() - start >= 0.15
+        assert hub.stats().disconnected == 1
+        with anyio.fail_after(5):
+            await hub.publish("t", 2)  # the slow one is gone: no wait any more
+        assert ids_of(await drain(slow)) != []
+
+
+async def test_cancelled_publish_disconnects_the_blocked_subscriber() -> None:
+    async with (
+        Broadcaster() as hub,
+        hub.subscribe("t", max_buffer_size=1, on_overflow="block", block_timeout=60) as slow,
+    ):
+        first = await hub.publish("t", 0)
+        with anyio.move_on_after(0.05):
+            await hub.publish("t", 1)
+        # Stored, but the blocked subscriber could not take it: rather than a silent gap, it
+        # is disconnected, and resumes from its last event.
+        assert hub.stats().disconnected == 1
+        assert ids_of(await drain(slow)) == [first]
+        async with hub.subscribe("t", last_event_id=first) as events:
+            assert [event.data for event in await take(events, 1)] == ["1"]
+
+
+async def test_block_during_a_replay_waits_for_the_queue() -> None:
+    async with Broadcaster() as hub:
+        ids = [await hub.publish("t", number) for number in range(10)]
+        async with hub.subscribe(
+            "t", last_event_id=ids[0], max_buffer_size=2, on_overflow="block", block_timeout=5
+        ) as events:
+            received: list[ServerSentEvent] = []
+
+            async def read() -> None:
+                for _ in range(9 + 6):
+                    received.append(await events.receive())
+                    await anyio.lowlevel.checkpoint()
+
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as group:
+                    group.start_soon(read)
+                    for number in range(6):
+                        ids.append(await hub.publish("t", f"live{number}"))
+        assert ids_of(received) == ids[1:]
+        assert hub.stats().disconnected == 0
+
+
+# -- lifetime --------------------------------------------------------------------------------
+
+
+async def test_not_open_and_entered_once() -> None:
+    hub = Broadcaster()
+    with pytest.raises(RuntimeError, match="not open"):
+        await hub.publish("t", "x")
+    with pytest.raises(RuntimeError, match="not open"):
+        async with hub.subscribe("t"):
+            pass
+    async with hub:
+        with pytest.raises(RuntimeError, match="entered once"):
+            async with hub:
+                pass
+    with pytest.raises(RuntimeError, match="entered once"):
+        async with hub:
+            pass
+
+
+async def test_a_subscription_is_entered_once() -> None:
+    async with Broadcaster() as hub:
+        subscription = hub.subscribe("t")
+        async with subscription:
+            with pytest.raises(RuntimeError, match="only once"):
+                async with subscription:
+                    pass
+
+
+async def test_an_error_in_the_body_propagates_unwrapped() -> None:
+    with pytest.raises(KeyError):
+        async with Broadcaster():
+            raise KeyError("boom")
+
+
+async def test_outer_cancellation_closes_the_hub() -> None:
+    with anyio.move_on_after(0.05) as scope:
+        async with Broadcaster() as hub, hub.subscribe("t"):
+            await anyio.sleep_forever()
+    assert scope.cancelled_caught
+    with pytest.raises(RuntimeError, match="closed"):
+        await hub.publish("t", "x")
+
+
+# -- argument checks -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"max_buffer_size": 0}, ValueError, "max_buffer_size must be >= 1"),
+        ({"max_buffer_size": -3}, ValueError, "max_buffer_size"),
+        ({"max_buffer_size": True}, TypeError, "max_buffer_size must be an int"),
+        ({"max_buffer_size": 2.5}, TypeError, "max_buffer_size"),
+        ({"max_buffer_size": math.inf}, TypeError, "max_buffer_size"),
+        ({"on_overflow": "explode"}, ValueError, "'disconnect', 'drop_oldest', 'block'"),
+        ({"on_overflow": None}, ValueError, "on_overflow"),
+        ({"block_timeout": 1}, ValueError, "only applies to on_overflow='block'"),
+        ({"on_overflow": "block", "block_timeout": 0}, ValueError, "block_timeout must be > 0"),
+        ({"on_overflow": "block", "block_timeout": math.nan}, ValueError, "block_timeout"),
+        ({"on_overflow": "block", "block_timeout": "1"}, TypeError, "block_timeout"),
+        ({"last_event_id": 1.5}, TypeError, "last_event_id"),
+    ],
+)
+async def test_subscribe_checks_its_arguments(
+    options: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    hub = Broadcaster()
+    with pytest.raises(error, match=match):
+        hub.subscribe("t", **options)
+    stream_options = {key: value for key, value in options.items() if key != "last_event_id"}
+    if stream_options:
+        with pytest.raises(error, match=match):
+            hub.stream("t", None, **stream_options)
+
+
+async def test_other_argument_checks() -> None:
+    with pytest.raises(ValueError, match="history must be >= 1"):
+        Broadcaster(history=0)
+    with pytest.raises(TypeError, match="history must be an int"):
+        Broadcaster(history=True)
+    with pytest.raises(TypeError, match="lacks"):
+        Broadcaster(backend=object())  # type: ignore[arg-type]
+    hub = Broadcaster()
+    with pytest.raises(ValueError, match="topic must not be empty"):
+        hub.subscribe("")
+    with pytest.raises(TypeError, match="topic must be a str"):
+        hub.stream(b"t", None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="request"):
+        hub.stream("t", 3.5)
+    async with hub:
+        with pytest.raises(TypeError, match="pre-encoded bytes"):
+            await hub.publish("t", b"data: x\n\n")
+        with pytest.raises(TypeError, match="'colour'"):
+            await hub.publish("t", {"data": "x", "colour": "red"})
+        with pytest.raises(ValueError, match="CR or LF"):
+            await hub.publish("t", {"data": "x", "event": "a\nb"})
+        assert hub.stats().published == 0
+
+
+async def test_overflow_names() -> None:
+    assert Overflow("drop_oldest") is Overflow.DROP_OLDEST
+    assert str(Overflow.BLOCK) == "block"
+    assert isinstance(Overflow.DISCONNECT, str)
+    assert Overflow.DISCONNECT.value == "disconnect"
+    assert isinstance(Broadcaster().stats(), BroadcastStats)
+
+
+# -- Last-Event-ID parsing -------------------------------------------------------------------
+
+
+class FakeRequest:
+    def __init__(self, headers: dict[str, str], query: str = "") -> None:
+        self.headers = Headers(
+            raw=[(key.lower().encode(), value.encode("latin-1")) for key, value in headers.items()]
+        )
+        self.query_params = QueryParams(query)
+
+
+async def test_last_event_id_from_requests_and_values() -> None:
+    assert last_event_id_from(None) is None
+    assert last_event_id_from("7") == "7"
+    assert last_event_id_from(b"7") == b"7"
+    assert last_event_id_from(FakeRequest({"Last-Event-ID": "a"}, "lastEventId=b")) == "a"
+    assert last_event_id_from(FakeRequest({}, "lastEventId=b%20c")) == "b c"
+    assert last_event_id_from(FakeRequest({"last-event-id": ""}, "lastEventId=q")) == "q"
+    assert last_event_id_from(FakeRequest({})) is None
+    # A UTF-8 header value, which Starlette decodes as latin-1, is read back as UTF-8.
+    utf8 = "é-1".encode().decode("latin-1")
+    assert last_event_id_from(FakeRequest({"last-event-id": utf8})) == "é-1"
+    latin = "\xe9"  # not valid UTF-8 as bytes: kept as it is
+    assert last_event_id_from(FakeRequest({"last-event-id": latin})) == latin
+
+
+async def test_last_event_id_limits() -> None:
+    assert _parse_last_event_id(None) is None
+    assert _parse_last_event_id("") is None
+    assert _parse_last_event_id(b"") is None
+    assert _parse_last_event_id("x" * 256) == ("x" * 256, "x" * 256)
+    assert _parse_last_event_id("x" * 257) == (None, None)
+    assert _parse_last_event_id(12) == ("12", "12")
+    assert _parse_last_event_id("a\nb") == (None, "a\nb")

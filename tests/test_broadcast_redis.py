@@ -1,0 +1,481 @@
+"""Broadcaster on Redis Streams, against a real ``redis-server``.
+
+The shared behavioural suite runs on Redis; then what only Redis can show: hubs in one
+process and in two server processes sharing a topic and its history, history surviving a
+restart of the app and of Redis, few connections for many subscribers, and the built-in
+RESP client's parsing and errors.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+import httpx
+import pytest
+
+import trio_sse
+from trio_sse import EventDecoder, ServerSentEvent
+from trio_sse._broadcast import Broadcaster
+from trio_sse.backends import RedisBackend, RedisConnectionError, RedisError, RedisReplyError
+from trio_sse.backends._resp import (
+    RedisAddress,
+    RedisConnection,
+    _encode_command,
+    _ReplyReader,
+    parse_redis_url,
+)
+from trio_sse.backends.redis import parse_stream_id
+
+from .broadcast_suite import BroadcastSuite, MakeHub, ids_of, take, topic_name
+from .redis_server import RedisServer, free_port, redis_server_binary
+
+pytestmark = pytest.mark.anyio
+
+REPO = Path(__file__).resolve().parent.parent
+SOURCE = Path(trio_sse.__file__).resolve().parent.parent  # src/, or site-packages
+
+
+def require_redis_server() -> None:
+    # A missing server is a failure, not a skip: a skip would hide an untested backend.
+    if redis_server_binary() is None:
+        pytest.fail("redis-server is not installed: apt-get install redis-server (.ci/run does)")
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    require_redis_server()
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def make_hub(redis_server: RedisServer) -> MakeHub:
+    # One prefix per test: the tests share the server, never a stream.
+    prefix = f"test-{uuid.uuid4().hex[:8]}:"
+
+    def make(**options: Any) -> Broadcaster:
+        return Broadcaster(RedisBackend(redis_server.url, prefix=prefix), **options)
+
+    return make
+
+
+class TestRedisBroadcast(BroadcastSuite):
+    FOREIGN_ID = "99999999999999-0"  # a stream id far beyond anything published
+
+    def expected_retained(self, ids: list[str], history: int) -> list[str]:
+        # MAXLEN ~ trims whole stream nodes (100 entries): short streams are not trimmed.
+        return ids
+
+
+async def redis_command(server: RedisServer, *args: str | bytes | int) -> Any:
+    connection = await RedisConnection.open(RedisAddress(port=server.port))
+    try:
+        return await connection.execute(*args)
+    finally:
+        await connection.aclose()
+
+
+# -- Redis-only behaviour ----------------------------------------------------------------------
+
+
+async def test_hubs_share_topics_and_history_survives_a_hub_restart(make_hub: MakeHub) -> None:
+    topic = topic_name()
+    async with make_hub() as first, make_hub() as second, second.subscribe(topic) as events:
+        ids = [await first.publish(topic, number) for number in range(3)]
+        assert ids_of(await take(events, 3)) == ids
+    # Both hubs are gone ("the processes restarted"): the history is still in Redis.
+    async with make_hub() as third, third.subscribe(topic, last_event_id=ids[0]) as events:
+        live = await third.publish(topic, "live")
+        assert ids_of(await take(events, 3)) == [*ids[1:], live]
+
+
+async def test_ids_are_stream_ids_and_entries_hold_the_fields(
+    redis_server: RedisServer, make_hub: MakeHub
+) -> None:
+    topic = topic_name()
+    async with make_hub() as hub:
+        event_id = await hub.publish(topic, ServerSentEvent("d", event="e", retry=5, comment="c"))
+        key = hub.backend.prefix + topic  # type: ignore[attr-defined]
+    assert parse_stream_id(event_id) is not None
+    entries = await redis_command(redis_server, "XRANGE", key, "-", "+")
+    assert entries == [
+        [event_id.encode(), [b"data", b"d", b"event", b"e", b"retry", b"5", b"comment", b"c"]]
+    ]
+
+
+async def test_own_ids_must_be_new_stream_ids(make_hub: MakeHub) -> None:
+    topic = topic_name()
+    async with make_hub() as hub:
+        assert await hub.publish(topic, ServerSentEvent("a", id="99999999999990-5")) == (
+            "99999999999990-5"
+        )
+        for bad in ("5", "007-1", "1-0", "a-b", "99999999999990-5"):
+            with pytest.raises(ValueError, match="id"):
+                await hub.publish(topic, ServerSentEvent("b", id=bad))
+        assert await hub.publish(topic, "auto") == "99999999999990-6"
+
+
+@pytest.mark.parametrize(
+    "last_event_id",
+    [
+        "18446744073709551615-18446744073709551615",
+        "18446744073709551616-0",
+        "-1-0",
+        "1-",
+        "01-0",
+        "1-0-0",
+        "١-٠",  # Arabic-Indic digits: str.isdigit() but not an id
+    ],
+)
+async def test_odd_stream_ids_are_unknown(make_hub: MakeHub, last_event_id: str) -> None:
+    topic = topic_name()
+    async with make_hub() as hub:
+        event_id = await hub.publish(topic, "x")
+        async with hub.subscribe(topic, last_event_id=last_event_id) as events:
+            reset, event = await take(events, 2)
+    assert reset.event == "reset"
+    assert event.id == event_id
+
+
+async def test_error_replies_raise_redis_reply_error(
+    redis_server: RedisServer, make_hub: MakeHub
+) -> None:
+    topic = topic_name()
+    async with make_hub() as hub:
+        key = hub.backend.prefix + topic  # type: ignore[attr-defined]
+        await redis_command(redis_server, "SET", key, "not a stream")
+        with pytest.raises(RedisReplyError, match="WRONGTYPE"):
+            await hub.publish(topic, "x")
+        assert await hub.publish(topic_name(), "the pool still works")
+
+
+async def test_many_subscribers_few_connections(
+    redis_server: RedisServer, make_hub: MakeHub
+) -> None:
+    topics = [topic_name() for _ in range(20)]
+    async with make_hub() as hub, AsyncExitStack() as stack:
+        channels = [
+            await stack.enter_async_context(hub.subscribe(topics[number % 20]))
+            for number in range(200)
+        ]
+        ids = [await hub.publish(topic, topic) for topic in topics]
+        for number, channel in enumerate(channels):
+            assert ids_of(await take(channel, 1)) == [ids[number % 20]]
+        clients = await redis_command(redis_server, "CLIENT", "LIST")
+        # One reader and at most max_connections (4) pooled ones, plus the connection asking.
+        assert clients.count(b"\n") <= 1 + 4 + 1
+
+
+async def test_unreachable_redis_is_a_clear_error() -> None:
+    port = free_port()  # nothing listens there
+    with anyio.fail_after(10):
+        with pytest.raises(RedisConnectionError, match=f"127.0.0.1:{port}") as info:
+            async with Broadcaster(RedisBackend(f"redis://127.0.0.1:{port}/0")):
+                pass
+    assert isinstance(info.value, ConnectionError)
+    assert "cannot connect to Redis" in str(info.value)
+
+
+async def test_hub_survives_a_redis_restart(tmp_path: Path) -> None:
+    require_redis_server()
+    server = RedisServer(data_dir=tmp_path)
+    await anyio.to_thread.run_sync(server.start)
+    try:
+        backend = RedisBackend(server.url, prefix="restart:", connect_timeout=2)
+        async with Broadcaster(backend) as hub, hub.subscribe("t") as events:
+            before = await hub.publish("t", "before")
+            assert ids_of(await take(events, 1)) == [before]
+            await anyio.to_thread.run_sync(server.stop)
+            with pytest.raises(RedisConnectionError):
+                await hub.publish("t", "while Redis is down")
+            with pytest.raises(RedisConnectionError):
+                async with hub.subscribe("t", last_event_id=before):
+                    pass
+            await anyio.to_thread.run_sync(server.start)
+            # The pool replaces its dead connections; the reader reconnects and goes on from
+            # the last event it delivered; the history was persisted by Redis.
+            after = await hub.publish("t", "after")
+            assert ids_of(await take(events, 1, within=15)) == [after]
+            # Restarted while the pool's connection sat idle: the next command notices the
+            # dead connection and is sent again on a new one, transparently.
+            await anyio.to_thread.run_sync(server.stop)
+            await anyio.to_thread.run_sync(server.start)
+            again = await hub.publish("t", "after a second restart")
+            assert ids_of(await take(events, 1, within=15)) == [again]
+            async with hub.subscribe("t", last_event_id=before) as resumed:
+                assert ids_of(await take(resumed, 2)) == [after, again]
+    finally:
+        await anyio.to_thread.run_sync(server.stop)
+
+
+# -- two server processes ----------------------------------------------------------------------
+
+
+class Server:
+    """``python -m trio_sse serve tests.servers.broadcast_app:app`` in its own process group."""
+
+    def __init__(self, port: int, backend: str, env: dict[str, str], log: Path) -> None:
+        self.port = port
+        self.backend = backend
+        self.env = env
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "trio_sse",
+            "serve",
+            "tests.servers.broadcast_app:app",
+            "--port",
+            str(self.port),
+            "--backend",
+            self.backend,
+            "--grace",
+            "1",
+            "--log-level",
+            "warning",
+        ]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                cwd=REPO,
+                env=self.env,
+                start_new_session=True,
+            )
+
+    async def wait_ready(self, client: httpx.AsyncClient) -> None:
+        with anyio.fail_after(20):
+            while True:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    raise AssertionError(f"server exited:\n{self.log.read_text()}")
+                try:
+                    if (await client.get(f"{self.url}/health")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await anyio.sleep(0.05)
+
+    async def stop(self) -> None:
+        process = self.process
+        self.process = None
+        if process is None or process.poll() is not None:
+            return
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            await anyio.to_thread.run_sync(process.wait, 10)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            await anyio.to_thread.run_sync(process.wait)
+
+
+class EventReader:
+    """A minimal HTTP/1.1 event-stream client on a raw socket (chunked body, then the decoder).
+
+    httpx's streaming iterators are nested async generators that a test cannot close
+    cleanly under trio when it stops reading an endless body; a socket can just be closed.
+    """
+
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
+        self._stream = stream
+        self._buffer = b""
+        self._decoder = EventDecoder()
+        self._pending: list[ServerSentEvent] = []
+        self.headers: dict[str, str] = {}
+        self.status = 0
+
+    async def _more(self) -> None:
+        self._buffer += await self._stream.receive()
+
+    async def _until(self, marker: bytes) -> bytes:
+        while marker not in self._buffer:
+            await self._more()
+        head, _, self._buffer = self._buffer.partition(marker)
+        return head
+
+    async def read_head(self) -> None:
+        status_line, *lines = (await self._until(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        self.status = int(status_line.split()[1])
+        for line in lines:
+            name, _, value = line.partition(":")
+            self.headers[name.strip().lower()] = value.strip()
+        assert self.headers.get("transfer-encoding") == "chunked", self.headers
+
+    async def _chunk(self) -> bytes:
+        size = int((await self._until(b"\r\n")).split(b";")[0], 16)
+        while len(self._buffer) < size + 2:
+            await self._more()
+        data, self._buffer = self._buffer[:size], self._buffer[size + 2 :]
+        return data
+
+    async def read(self, count: int, within: float = 10) -> list[ServerSentEvent]:
+        with anyio.fail_after(within):
+            while len(self._pending) < count:
+                self._pending += self._decoder.feed(await self._chunk())
+        events, self._pending = self._pending[:count], self._pending[count:]
+        return events
+
+
+@asynccontextmanager
+async def connect(server: Server, topic: str, last_event_id: str) -> AsyncIterator[EventReader]:
+    with anyio.fail_after(10):
+        stream = await anyio.connect_tcp("127.0.0.1", server.port)
+    async with stream:
+        request = (
+            f"GET /events/{topic} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            f"Accept: text/event-stream\r\nLast-Event-ID: {last_event_id}\r\n\r\n"
+        )
+        await stream.send(request.encode("latin-1"))
+        reader = EventReader(stream)
+        with anyio.fail_after(10):
+            await reader.read_head()
+        assert reader.status == 200
+        assert reader.headers["content-type"].startswith("text/event-stream")
+        yield reader
+
+
+async def post(client: httpx.AsyncClient, server: Server, topic: str, text: str) -> str:
+    response = await client.post(f"{server.url}/publish/{topic}", content=text.encode())
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+async def test_two_server_processes_share_a_topic_and_its_history(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(SOURCE), str(REPO), env.get("PYTHONPATH", "")])
+    env["TRIO_SSE_REDIS_URL"] = redis_server.url
+    env["TRIO_SSE_REDIS_PREFIX"] = f"procs-{uuid.uuid4().hex[:8]}:"
+    # One process on hypercorn's trio worker, the other on asyncio.
+    a = Server(free_port(), "trio", env, tmp_path / "a.log")
+    b = Server(free_port(), "asyncio", env, tmp_path / "b.log")
+    topic = "room"
+    try:
+        a.start()
+        b.start()
+        async with httpx.AsyncClient(timeout=10) as client:
+            await a.wait_ready(client)
+            await b.wait_ready(client)
+            seed = await post(client, a, topic, "seed")
+            published: list[str] = []
+            async with connect(a, topic, seed) as events:
+                for number in range(5):  # through both processes
+                    published.append(await post(client, (a, b)[number % 2], topic, f"m{number}"))
+                got = await events.read(3)
+            assert ids_of(got) == published[:3]
+            # Disconnected from A; more is published (through B) in the meantime.
+            for number in range(5, 8):
+                published.append(await post(client, b, topic, f"m{number}"))
+            async with connect(b, topic, got[-1].id or "") as events:
+                missed = await events.read(len(published) - 3)
+                assert ids_of(missed) == published[3:]
+                assert [event.data for event in missed] == [f"m{n}" for n in range(3, 8)]
+                # ...and then live, across processes: nothing else came in between.
+                sentinel = await post(client, a, topic, "sentinel")
+                assert ids_of(await events.read(1)) == [sentinel]
+            # Restart A: the history is in Redis, not in the process.
+            await a.stop()
+            a.start()
+            await a.wait_ready(client)
+            async with connect(a, topic, published[4]) as events:
+                assert ids_of(await events.read(4)) == [*published[5:], sentinel]
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+# -- the RESP client -------------------------------------------------------------------------
+
+
+class ChunkStream(anyio.abc.ByteReceiveStream):
+    def __init__(self, data: bytes, size: int) -> None:
+        self._chunks = [data[start : start + size] for start in range(0, len(data), size)]
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        if not self._chunks:
+            raise anyio.EndOfStream
+        return self._chunks.pop(0)
+
+    async def aclose(self) -> None:
+        pass
+
+
+REPLIES = (
+    b"+OK\r\n:42\r\n:-7\r\n$5\r\nhel\rl\r\n$0\r\n\r\n$-1\r\n*-1\r\n*0\r\n"
+    b"*2\r\n$1\r\na\r\n*2\r\n:1\r\n$-1\r\n-ERR something bad\r\n"
+)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 7, 1000])
+async def test_resp_parses_every_reply_type(chunk_size: int) -> None:
+    reader = _ReplyReader(ChunkStream(REPLIES, chunk_size))
+    replies = [await reader.reply() for _ in range(10)]
+    assert replies[:9] == ["OK", 42, -7, b"hel\rl", b"", None, None, [], [b"a", [1, None]]]
+    assert isinstance(replies[9], RedisReplyError)
+    assert str(replies[9]) == "ERR something bad"
+    with pytest.raises(anyio.EndOfStream):
+        await reader.reply()
+
+
+@pytest.mark.parametrize("data", [b"?what\r\n", b"$3\r\nabcXY\r\n", b":x\r\n", b"$99999999999\r\n"])
+async def test_resp_protocol_errors(data: bytes) -> None:
+    with pytest.raises(RedisConnectionError, match="protocol error"):
+        await _ReplyReader(ChunkStream(data, 100)).reply()
+
+
+async def test_resp_encodes_commands() -> None:
+    assert _encode_command(("SET", b"k\r\n", 5, "é")) == (
+        b"*4\r\n$3\r\nSET\r\n$3\r\nk\r\n\r\n$1\r\n5\r\n$2\r\n\xc3\xa9\r\n"
+    )
+    with pytest.raises(TypeError):
+        _encode_command(("SET", 1.5))  # type: ignore[arg-type]
+
+
+async def test_redis_url_parsing() -> None:
+    assert parse_redis_url("redis://") == RedisAddress()
+    assert parse_redis_url("redis://h:1234/2") == RedisAddress("h", 1234, 2)
+    assert parse_redis_url("redis://:p%40ss@h") == RedisAddress("h", password="p@ss")
+    assert parse_redis_url("redis://u:p@h/0") == RedisAddress("h", username="u", password="p")
+    assert str(parse_redis_url("redis://[::1]:7000/3")) == "redis://[::1]:7000/3"
+    for bad in ("rediss://h", "unix:///tmp/r.sock", "http://h", "redis://h/x", "redis://h:99999"):
+        with pytest.raises(ValueError, match="Redis URL"):
+            parse_redis_url(bad)
+
+
+async def test_commands_and_errors_on_a_real_connection(redis_server: RedisServer) -> None:
+    connection = await RedisConnection.open(parse_redis_url(redis_server.url))
+    try:
+        assert await connection.execute("PING") == "PONG"
+        assert await connection.execute("ECHO", "é") == "é".encode()
+        with pytest.raises(RedisReplyError, match="unknown command"):
+            await connection.execute("NO-SUCH-COMMAND")
+        assert await connection.execute("PING") == "PONG"  # still usable after an error reply
+    finally:
+        await connection.aclose()
+    with pytest.raises(RedisError, match="closed"):
+        await connection.execute("PING")
