@@ -1,0 +1,97 @@
+"""Real server processes for tests: free ports, child environments, start, wait, kill by group.
+
+Every process is started in its own session (its own process group) so that killing the
+group also ends the workers some servers fork (``hypercorn`` does). All traffic is on
+127.0.0.1, and every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SRC = REPO / "src"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (at the time of asking)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child Python: this checkout's ``trio_sse`` and ``tests`` import."""
+    env = dict(os.environ)
+    paths = [str(SRC), str(REPO)]
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def port_accepts(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process's whole group if it still runs, and reap it."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def server_process(
+    command: Sequence[str],
+    port: int,
+    log: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    startup_timeout: float = 20.0,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start *command* (``sys.executable`` is used for a leading ``"python"``), wait until
+    *port* accepts connections, yield the process, and kill its group on exit.
+
+    The child's output goes to *log*, which is shown when it fails to start.
+    """
+    argv = [
+        sys.executable if index == 0 and part == "python" else part
+        for index, part in enumerate(command)
+    ]
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            cwd=REPO,
+            env=child_env(env),
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while not port_accepts(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{' '.join(argv)} did not start:\n{log.read_text(errors='replace')}"
+                )
+            time.sleep(0.05)
+        yield process
+    finally:
+        kill_group(process)
