@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 
 from broadcast_chat import create_app
-
 from trio_sse import run
 
 app = create_app(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
