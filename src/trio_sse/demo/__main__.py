@@ -32,6 +32,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"trio_sse demo on http://{host}:{args.port} (hypercorn, {args.backend}) — Ctrl-C to stop",
         flush=True,
     )
+    print(
+        "Open it in two tabs: the room is shared, and every tab says goodbye on Ctrl-C.",
+        flush=True,
+    )
     run(
         create_app(),
         host=args.host,
