@@ -11,40 +11,17 @@ comes from the test extras and is never asked to download a browser of its own.
 
 from __future__ import annotations
 
-import shutil
 from typing import Any
 
 import anyio
 import anyio.to_thread
 import pytest
 
+from .browser import chromium
 from .live import serving
 from .servers.client_app import make_app
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
-
-CHROMIUM = shutil.which("chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-try:
-    import playwright.sync_api  # noqa: F401
-
-    HAVE_PLAYWRIGHT = True
-except ImportError:  # pragma: no cover
-    HAVE_PLAYWRIGHT = False
-
-if CHROMIUM is None or not HAVE_PLAYWRIGHT:  # pragma: no cover
-    # A failure, not a skip: a skip would hide an untested browser path. .ci/run installs both.
-    missing = "chromium (apt-get install chromium)" if CHROMIUM is None else "playwright"
-    raise RuntimeError(f"the browser tests need {missing}")
 
 # The page's record of the first stream (see BROWSER_FIRST in the app) and of the second.
 EXPECTED = [
@@ -60,22 +37,14 @@ EXPECTED = [
 
 def drive_browser(url: str) -> dict[str, Any]:
     """Open the page in headless chromium until it has seen the ``done`` event (≤ 15 s)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=15_000
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{url}/browser", timeout=10_000)
+        page.wait_for_function("window.finished === true", timeout=15_000)
+        result: dict[str, Any] = page.evaluate(
+            "() => ({received: window.received, opens: window.opens})"
         )
-        try:
-            page = browser.new_page()
-            page.goto(f"{url}/browser", timeout=10_000)
-            page.wait_for_function("window.finished === true", timeout=15_000)
-            result: dict[str, Any] = page.evaluate(
-                "() => ({received: window.received, opens: window.opens})"
-            )
-            return result
-        finally:
-            browser.close()
+        return result
 
 
 async def test_chromium_eventsource_reads_the_stream_and_resumes_after_retry() -> None:
