@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -22,7 +21,11 @@ import anyio.abc
 import trio_sse
 from trio_sse import ShutdownToken
 
-REPO = Path(__file__).resolve().parent.parent
+from .processes import REPO, child_env, free_port
+
+# Re-exported for the client tests.
+subprocess_env = child_env
+__all__ = ["REPO", "free_port", "serving", "start_server_process", "subprocess_env"]
 
 
 @asynccontextmanager
@@ -52,27 +55,6 @@ async def serving(app: Any) -> AsyncIterator[str]:
             group.cancel_scope.deadline = anyio.current_time() + 2
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (at the time of asking)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def subprocess_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for a child Python: this checkout's ``trio_sse`` and tests importable."""
-    env = dict(os.environ)
-    package_root = str(Path(trio_sse.__file__).resolve().parent.parent)
-    paths = [package_root, str(REPO)]
-    if env.get("PYTHONPATH"):
-        paths.append(env["PYTHONPATH"])
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra or {})
-    return env
-
-
 async def start_server_process(
     target: str, port: int, *, backend: str = "trio", log: Path | None = None
 ) -> anyio.abc.Process:
@@ -98,7 +80,7 @@ async def start_server_process(
             stdout=output,
             stderr=output,
             cwd=REPO,
-            env=subprocess_env(),
+            env=child_env(),
             start_new_session=True,
         )
     finally:

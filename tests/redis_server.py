@@ -15,13 +15,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from .processes import free_port
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (at the time of asking)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+__all__ = ["RedisServer", "free_port", "ping", "redis_server_binary"]
 
 
 def redis_server_binary() -> str | None:

@@ -24,6 +24,8 @@ import trio_sse
 from trio_sse import EventDecoder, ServerSentEvent
 from trio_sse.demo._app import MAX_BODY_BYTES, MAX_NAME_LENGTH, MAX_TEXT_LENGTH
 
+from .processes import free_port
+
 BACKENDS = ["trio", "asyncio"]
 START_TIMEOUT = 15.0
 READ_TIMEOUT = 5.0
@@ -41,16 +43,10 @@ class Demo:
         return self.log.read_text(errors="replace")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def running_demo(backend: str, log: Path) -> Iterator[Demo]:
     """Start the demo in its own process group; always kill the group when done."""
-    port = _free_port()
+    port = free_port()
     # The subprocess imports the same trio_sse as this test (an installed one, or src/).
     package_root = str(Path(trio_sse.__file__).resolve().parent.parent)
     pythonpath = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))

@@ -13,7 +13,6 @@ import functools
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -29,6 +28,8 @@ import pytest
 
 from trio_sse import EventDecoder, ServerSentEvent
 
+from .processes import child_env, free_port
+
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,13 +42,6 @@ Popen = subprocess.Popen[bytes]
 
 # The farewell the app sends on shutdown, then the jittered retry hint, then the end of body.
 FAREWELL_TAIL = re.compile(rb"event: shutdown\r\ndata: bye\r\n\r\nretry: (\d+)\r\n\r\n\Z")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def server_command(kind: str, port: int, grace: float) -> list[str]:
@@ -121,11 +115,7 @@ async def running_server(
     port = free_port()
     count_file = tmp_path / f"count-{port}.txt"
     log_file = tmp_path / f"server-{port}.log"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT / "src"), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
-    )
-    env.update(SSE_COUNT_FILE=str(count_file), SSE_GRACE=str(sse_grace), PYTHONUNBUFFERED="1")
+    env = child_env({"SSE_COUNT_FILE": str(count_file), "SSE_GRACE": str(sse_grace)})
     process = launch(kind, port, grace, env, log_file)
     server = Server(kind, process, f"http://127.0.0.1:{port}", count_file, log_file)
     try:
