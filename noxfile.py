@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests lint typecheck`` (and ``bench`` once benchmarks exist).
+"""Developer sessions: ``nox -s tests lint typecheck``, and ``nox -s bench`` for the benchmarks.
 
 Interpreters are looked up on PATH and in pyenv, so that every installed CPython from 3.10
 to 3.13 is used and a missing one is reported instead of failing the whole run.
@@ -23,7 +23,9 @@ def _interpreter(version: str) -> str | None:
     if found:
         return found
     root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-    candidates = sorted(glob.glob(os.path.join(root, "versions", f"{version}.*", "bin", f"python{version}")))
+    candidates = sorted(
+        glob.glob(os.path.join(root, "versions", f"{version}.*", "bin", f"python{version}"))
+    )
     return candidates[-1] if candidates else None
 
 
@@ -46,7 +48,14 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
+def bench(session: nox.Session) -> None:
+    """trio_sse vs sse-starlette vs a raw ASGI floor, side by side (``-- --quick`` for a smoke run)."""
+    session.install("-e", ".[bench]")
+    session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over src, tests and examples."""
-    session.install("-e", ".[test]", "mypy>=1.11")
+    session.install("-e", ".[test,bench]", "mypy>=1.11")
     session.run("mypy", "--strict")

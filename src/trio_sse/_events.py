@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from ._encoder import check_sep, encode_fields
 
@@ -53,6 +53,10 @@ def _check_id(id: object) -> str | None:
     return id
 
 
+def _refuse(event: ServerSentEvent, name: str) -> NoReturn:
+    raise AttributeError(f"{type(event).__name__} is immutable; use .replace({name}=...)")
+
+
 class ServerSentEvent:
     """One event of a ``text/event-stream``.
 
@@ -75,14 +79,16 @@ class ServerSentEvent:
     changed copy, validated again.
     """
 
-    __slots__ = ("_cache", "comment", "data", "event", "id", "retry", "sep")
+    # The fields live in private slots behind read-only properties: building an event is then
+    # plain slot stores, which a stream does once per event (see benchmarks/, "encode").
+    __slots__ = ("_cache", "_comment", "_data", "_event", "_id", "_retry", "_sep")
 
-    data: str | None
-    event: str | None
-    id: str | None
-    retry: int | None
-    comment: str | None
-    sep: str | None
+    _data: str | None
+    _event: str | None
+    _id: str | None
+    _retry: int | None
+    _comment: str | None
+    _sep: str | None
     _cache: tuple[str, bytes] | None
 
     def __init__(
@@ -95,14 +101,97 @@ class ServerSentEvent:
         comment: str | None = None,
         sep: str | None = None,
     ) -> None:
-        setter = object.__setattr__
-        setter(self, "data", None if data is None else data if type(data) is str else str(data))
-        setter(self, "event", _check_event(event))
-        setter(self, "id", _check_id(id))
-        setter(self, "retry", _check_retry(retry))
-        setter(self, "comment", None if comment is None else str(comment))
-        setter(self, "sep", None if sep is None else check_sep(sep))
-        setter(self, "_cache", None)
+        # Each check has an inline fast path for the common, valid value; anything else goes
+        # to the full check, which also produces the error.
+        self._data = None if data is None else data if type(data) is str else str(data)
+        if event is not None and (type(event) is not str or "\n" in event or "\r" in event):
+            event = _check_event(event)
+        self._event = event
+        if id is not None and (type(id) is not str or "\n" in id or "\r" in id or "\0" in id):
+            id = _check_id(id)
+        self._id = id
+        self._retry = None if retry is None else _check_retry(retry)
+        self._comment = None if comment is None else str(comment)
+        self._sep = None if sep is None else check_sep(sep)
+        self._cache = None
+
+    @property
+    def data(self) -> str | None:
+        """The data (``None``: no ``data`` field)."""
+        return self._data
+
+    @data.setter
+    def data(self, value: object) -> None:
+        _refuse(self, "data")
+
+    @data.deleter
+    def data(self) -> None:
+        _refuse(self, "data")
+
+    @property
+    def event(self) -> str | None:
+        """The event type (``None``: the default, ``message``)."""
+        return self._event
+
+    @event.setter
+    def event(self, value: object) -> None:
+        _refuse(self, "event")
+
+    @event.deleter
+    def event(self) -> None:
+        _refuse(self, "event")
+
+    @property
+    def id(self) -> str | None:
+        """The event id, never rewritten."""
+        return self._id
+
+    @id.setter
+    def id(self, value: object) -> None:
+        _refuse(self, "id")
+
+    @id.deleter
+    def id(self) -> None:
+        _refuse(self, "id")
+
+    @property
+    def retry(self) -> int | None:
+        """The reconnection time in milliseconds."""
+        return self._retry
+
+    @retry.setter
+    def retry(self, value: object) -> None:
+        _refuse(self, "retry")
+
+    @retry.deleter
+    def retry(self) -> None:
+        _refuse(self, "retry")
+
+    @property
+    def comment(self) -> str | None:
+        """The comment."""
+        return self._comment
+
+    @comment.setter
+    def comment(self, value: object) -> None:
+        _refuse(self, "comment")
+
+    @comment.deleter
+    def comment(self) -> None:
+        _refuse(self, "comment")
+
+    @property
+    def sep(self) -> str | None:
+        """This event's own line end (``None``: the caller's)."""
+        return self._sep
+
+    @sep.setter
+    def sep(self, value: object) -> None:
+        _refuse(self, "sep")
+
+    @sep.deleter
+    def sep(self) -> None:
+        _refuse(self, "sep")
 
     def encode(self, sep: str | None = None) -> bytes:
         """Return the event as UTF-8 bytes, terminated by a blank line.
@@ -112,33 +201,33 @@ class ServerSentEvent:
         for many subscribers costs one encoding.  Not a checkpoint; never blocks.
         """
         if sep is None:
-            sep = self.sep if self.sep is not None else DEFAULT_SEPARATOR
+            sep = self._sep if self._sep is not None else DEFAULT_SEPARATOR
         cache = self._cache
         if cache is not None and cache[0] == sep:
             return cache[1]
         check_sep(sep)
-        encoded = encode_fields(self.data, self.event, self.id, self.retry, self.comment, sep)
-        object.__setattr__(self, "_cache", (sep, encoded))
+        encoded = encode_fields(self._data, self._event, self._id, self._retry, self._comment, sep)
+        self._cache = (sep, encoded)
         return encoded
 
     def _encode_default(self, sep: str) -> bytes:
         # The stream loop's path: the response's *sep* is already validated and only applies
         # when the event has no separator of its own.
-        own = self.sep
+        own = self._sep
         if own is not None:
             sep = own
         cache = self._cache
         if cache is not None and cache[0] == sep:
             return cache[1]
-        encoded = encode_fields(self.data, self.event, self.id, self.retry, self.comment, sep)
-        object.__setattr__(self, "_cache", (sep, encoded))
+        encoded = encode_fields(self._data, self._event, self._id, self._retry, self._comment, sep)
+        self._cache = (sep, encoded)
         return encoded
 
     def json(self) -> Any:
         """Parse ``data`` as JSON (``ValueError`` when there is no data or it is not JSON)."""
-        if self.data is None:
+        if self._data is None:
             raise ValueError("this event has no data to parse as JSON")
-        return json.loads(self.data)
+        return json.loads(self._data)
 
     def replace(self, **changes: Any) -> ServerSentEvent:
         """Return a copy with *changes* applied (validated like a new event)."""
@@ -152,14 +241,8 @@ class ServerSentEvent:
 
     __replace__ = replace
 
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable; use .replace({name}=...)")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
     def _key(self) -> tuple[object, ...]:
-        return (self.data, self.event, self.id, self.retry, self.comment)
+        return (self._data, self._event, self._id, self._retry, self._comment)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ServerSentEvent):
@@ -176,7 +259,10 @@ class ServerSentEvent:
         return f"{type(self).__name__}({', '.join(shown)})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (self.data, self.event, self.id, self.retry, self.comment, self.sep))
+        return (
+            _rebuild,
+            (self._data, self._event, self._id, self._retry, self._comment, self._sep),
+        )
 
 
 def _rebuild(
@@ -190,8 +276,8 @@ def _rebuild(
     return ServerSentEvent(data, event=event, id=id, retry=retry, comment=comment, sep=sep)
 
 
-def _dump_json(data: object) -> str:
-    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+# One encoder for every event: ``json.dumps`` with options builds a new JSONEncoder per call.
+_dump_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
 class JSONServerSentEvent(ServerSentEvent):

@@ -6,9 +6,12 @@ owns, so nothing outlives the response:
 * the **writer** is the ASGI call's own task.  It is the only task that calls ``send``, so
   pings and events are never sent concurrently.  It drains every item that is already
   waiting (up to ~64 KiB) into one ``http.response.body`` message — coalescing only what is
-  ready, never waiting to fill a batch — and waits for the next item with a single cancel
-  scope whose deadline is the next ping (or the end of the shutdown grace period);
-* the **listener** waits for ``http.disconnect`` and then cancels the whole group;
+  ready, never waiting on a timer to fill a batch (see ``_write``) — and parks in the
+  channel's ``receive()`` inside one long-lived cancel scope, which is cancelled only while
+  it is parked, to wake it for a ping or for shutdown;
+* the **listener** waits for ``http.disconnect`` and then cancels the whole group. It also
+  keeps the ping deadline (the time of the writer's last send plus the interval): it waits
+  anyway, so the ping costs one timer per interval rather than one per event;
 * the **producer** (a producer function, or a pump for an iterable) feeds a bounded memory
   channel; a receive channel given as content needs no task at all.
 
@@ -17,6 +20,8 @@ Shutdown needs no task either: the token calls back into this loop (see ``_shutd
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import math
 import random
@@ -25,9 +30,11 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._encoder import SEPARATORS
 from ._errors import SendTimeoutError
 from ._events import ServerSentEvent, encode_item
 from ._hooks import install_server_hooks
@@ -52,55 +59,73 @@ _END = "end"
 _SHUTDOWN = "shutdown"
 _FAILED = "failed"
 
+_NOTHING: Any = object()  # no item waiting to be encoded
+
+# A busy producer's batch is sent after at most this many scheduling passes, even if the
+# producer is still going: the first event of a batch never waits for more than that.
+_MAX_PASSES = 64
+
+# Two sends less than this apart (seconds) mean a busy producer: worth a scheduling pass after
+# the send to gather what it makes next. Slower streams (a broadcast to many subscribers, say)
+# go straight back to waiting. Only decides whether to look again, never delays a send.
+_BUSY_GAP = 0.001
+
+
+_PING = {sep: ServerSentEvent(comment="ping").encode(sep) for sep in SEPARATORS}
+
+_ASYNCIO_PASS = functools.partial(asyncio.sleep, 0)
+
+
+def _backend_tools() -> tuple[Callable[[], float], Callable[[], Awaitable[None]], int]:
+    """The running backend's clock, its cheapest schedule point, and the quiet passes it needs.
+
+    The same clock and checkpoint that anyio uses, without anyio's per-call backend lookup
+    (the writer calls them once per batch). trio runs each batch of ready tasks in a random
+    order, so a producer that is still busy can look idle for one pass; asyncio's ready
+    queue is FIFO, so one quiet pass means it really has nothing more.
+    """
+    if running_under_trio():
+        import trio
+
+        return trio.current_time, trio.lowlevel.checkpoint, 2
+    return asyncio.get_running_loop().time, _ASYNCIO_PASS, 1
+
 
 class _ClientGone(Exception):
     """``send`` raised ``OSError``: the client disconnected (ASGI 2.4 servers)."""
 
 
 class Source:
-    """What the writer reads: a memory channel's non-blocking and blocking receive.
+    """What the writer reads: a memory channel, and the exceptions its receive raises.
 
     Normalises anyio's (``WouldBlock``/``EndOfStream``) and trio's (``WouldBlock``/
     ``EndOfChannel``) exceptions so that the writer loop is written once.
     """
 
-    __slots__ = ("close", "end", "receive", "receive_nowait", "would_block")
+    __slots__ = ("end", "stream", "would_block")
 
     def __init__(
         self,
-        receive_nowait: Callable[[], object],
-        receive: Callable[[], Awaitable[object]],
+        stream: Any,
         would_block: type[BaseException],
         end: tuple[type[BaseException], ...],
-        close: Callable[[], None],
     ) -> None:
-        self.receive_nowait = receive_nowait
-        self.receive = receive
+        self.stream = stream
         self.would_block = would_block
         self.end = end
-        self.close = close
 
     @classmethod
     def from_anyio(cls, stream: MemoryObjectReceiveStream[Any]) -> Source:
-        return cls(
-            stream.receive_nowait,
-            stream.receive,
-            anyio.WouldBlock,
-            (anyio.EndOfStream, anyio.ClosedResourceError),
-            stream.close,
-        )
+        return cls(stream, anyio.WouldBlock, (anyio.EndOfStream, anyio.ClosedResourceError))
 
     @classmethod
     def from_trio(cls, channel: Any) -> Source:
         import trio
 
-        return cls(
-            channel.receive_nowait,
-            channel.receive,
-            trio.WouldBlock,
-            (trio.EndOfChannel, trio.ClosedResourceError),
-            channel.close,
-        )
+        return cls(channel, trio.WouldBlock, (trio.EndOfChannel, trio.ClosedResourceError))
+
+    def close(self) -> None:
+        self.stream.close()
 
 
 class StreamSpec:
@@ -154,7 +179,7 @@ class StreamSpec:
         self.sep = sep
         self.ping_interval = ping_interval
         self.ping_factory = ping_factory
-        self.ping_bytes = ServerSentEvent(comment="ping").encode(sep)
+        self.ping_bytes = _PING.get(sep) or ServerSentEvent(comment="ping").encode(sep)
         self.send_timeout = send_timeout
         self.data_sender = data_sender
         self.client_close_handler = client_close_handler
@@ -180,14 +205,27 @@ class Connection:
         self._receive = receive
         self._send = send
         self._disconnected = False
+        # The writer's wait scope, cancelled (only while ``_waiting``) to wake it for a ping
+        # or for shutdown; it also encloses the writer's sends, which is safe because it is
+        # never cancelled while the writer is anywhere but parked in ``receive()``.
         self._wait_scope: anyio.CancelScope | None = None
+        self._waiting = False
+        self._next_ping = math.inf  # when the next ping is due, unless data is sent before
+        self._clock: Callable[[], float] = anyio.current_time
+        self._pass: Callable[[], Awaitable[None]] = anyio.lowlevel.checkpoint
+        self._quiet_passes = 1
         self._shutdown_requested = False
         self._grace_deadline = math.inf
         self._group: anyio.abc.TaskGroup | None = None
-        self._producer_scope = anyio.CancelScope()
+        # Created only when there is a producer (or a data sender) to cancel: every scope is
+        # memory that an idle connection keeps for its whole life.
+        self._producer_scope: anyio.CancelScope | None = None
         self._finished = False
         self._closing = False
-        self._listener_scope = anyio.CancelScope()
+        # The listener's current wait (one scope at a time, bounded by the ping deadline);
+        # ``_stop_listener`` cancels it once the body is finished.
+        self._listener_scope: anyio.CancelScope | None = None
+        self._stop_listening = False
 
     # -- public entry -------------------------------------------------------------------------
 
@@ -202,6 +240,9 @@ class Connection:
         """
         spec = self._spec
         install_server_hooks()  # first: it may replace a spent default token
+        self._clock, self._pass, self._quiet_passes = _backend_tools()
+        if spec.ping_interval:
+            self._next_ping = self._clock() + spec.ping_interval
         token = spec.shutdown if spec.shutdown is not None else default_shutdown_token()
         source, feed = self._open_source()
         timed_out: SendTimeoutError | None = None
@@ -211,6 +252,8 @@ class Connection:
             async with anyio.create_task_group() as group:
                 self._group = group
                 group.start_soon(self._listen)
+                if feed is not None or spec.data_sender is not None:
+                    self._producer_scope = anyio.CancelScope()
                 if feed is not None:
                     group.start_soon(self._run_in_producer_scope, feed)
                 if spec.data_sender is not None:
@@ -232,7 +275,7 @@ class Connection:
                         # before the token's wake-up reached this loop (under trio it runs in
                         # a later batch than the trigger): the stream still ends for shutdown.
                         self._on_shutdown()
-                    if outcome != _END:
+                    if outcome != _END and self._producer_scope is not None:
                         # Shutdown grace over, or a bad item: the producer is cancelled. At a
                         # normal end it closed its channel itself and may still be cleaning up.
                         self._producer_scope.cancel()
@@ -243,7 +286,7 @@ class Connection:
                         group.cancel_scope.cancel()
                     except _ClientGone:
                         self._disconnected = True
-                    self._listener_scope.cancel()
+                    self._stop_listener()
         except anyio.get_cancelled_exc_class():
             if not self._finished and not self._disconnected:
                 # Cancelled by the server (its graceful timeout): a clean end of body still
@@ -321,7 +364,9 @@ class Connection:
         return Source.from_anyio(receive_stream), feed
 
     async def _run_in_producer_scope(self, function: Callable[[], Awaitable[None]]) -> None:
-        with self._producer_scope:
+        scope = self._producer_scope
+        assert scope is not None
+        with scope:
             try:
                 await function()
             except Exception:
@@ -333,10 +378,24 @@ class Connection:
         self, iterable: AsyncIterable[Any], send_stream: MemoryObjectSendStream[Any]
     ) -> None:
         iterator = aiter(iterable)
+        assert self._group is not None
+        assert self._producer_scope is not None
+        scopes = (self._producer_scope, self._group.cancel_scope)
+        send_nowait = send_stream.send_nowait
         try:
             async with send_stream:
                 async for item in iterator:
-                    await send_stream.send(item)
+                    # The iterator's own awaits are its schedule points; a send that has room
+                    # adds none, so the items an iterator makes without waiting reach the
+                    # writer together, as one body message. The stream's own cancellations
+                    # (disconnect, shutdown, send timeout) are still noticed at every item;
+                    # one from outside (the server's) at the latest when the buffer is full.
+                    if scopes[0].cancel_called or scopes[1].cancel_called:
+                        await anyio.lowlevel.checkpoint()  # raises the cancellation
+                    try:
+                        send_nowait(item)
+                    except anyio.WouldBlock:
+                        await send_stream.send(item)
         finally:
             # Cancelled while the generator sat at a ``yield``: it is suspended, not finished,
             # and only aclose() runs its ``finally`` now instead of at garbage collection.
@@ -371,26 +430,57 @@ class Connection:
                     await anyio.to_thread.run_sync(close)
 
     async def _listen(self) -> None:
-        with self._listener_scope:
-            receive = self._receive
-            while True:
+        """Wait for ``http.disconnect``; meanwhile keep the ping timer.
+
+        The ping deadline lives here rather than around the writer's every wait: this task
+        waits anyway, the writer only records when it last sent (``_next_ping``), and the
+        listener's deadline moves at most twice per ping interval instead of once per event.
+        When a ping is due and the writer is parked, the listener wakes it; a writer that is
+        busy is sending data, which resets the timer anyway.
+        """
+        receive = self._receive
+        interval = self._spec.ping_interval
+        clock = self._clock
+        while True:
+            if self._stop_listening:
+                return
+            deadline = math.inf
+            if interval:
+                now = clock()
+                deadline = self._next_ping
+                if deadline <= now:
+                    self._wake_writer()
+                    deadline = now + interval
+            scope = anyio.CancelScope(deadline=deadline)
+            self._listener_scope = scope
+            with scope:
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     break
-            if self._closing:
-                # Not a disconnect: cancelling now would cut the server's own bookkeeping of
-                # the final send short (hypercorn-trio then never restarts the keep-alive
-                # timer of the connection, which stays open until the server stops).
-                return
-            self._disconnected = True
-            handler = self._spec.client_close_handler
-            if handler is not None:
-                try:
-                    await handler(message)
-                except Exception:
-                    logger.exception("trio_sse: client_close_handler_callable raised")
-            assert self._group is not None
-            self._group.cancel_scope.cancel()
+        if self._closing:
+            # Not a disconnect: cancelling now would cut the server's own bookkeeping of
+            # the final send short (hypercorn-trio then never restarts the keep-alive
+            # timer of the connection, which stays open until the server stops).
+            return
+        self._disconnected = True
+        handler = self._spec.client_close_handler
+        if handler is not None:
+            try:
+                await handler(message)
+            except Exception:
+                logger.exception("trio_sse: client_close_handler_callable raised")
+        assert self._group is not None
+        self._group.cancel_scope.cancel()
+
+    def _stop_listener(self) -> None:
+        self._stop_listening = True
+        if self._listener_scope is not None:
+            self._listener_scope.cancel()
+
+    def _wake_writer(self) -> None:
+        # Only a parked writer is woken: its wait scope also encloses its sends.
+        if self._waiting and self._wait_scope is not None:
+            self._wait_scope.cancel()
 
     def _on_shutdown(self) -> None:
         # Called in this connection's loop (scheduled by the token), never concurrently with
@@ -401,8 +491,7 @@ class Connection:
         event = self._spec.shutdown_event
         if event is not None:
             event.set()
-        if self._wait_scope is not None:
-            self._wait_scope.cancel()
+        self._wake_writer()
 
     # -- the writer ---------------------------------------------------------------------------
 
@@ -419,87 +508,179 @@ class Connection:
         if scope.cancelled_caught:
             raise SendTimeoutError(f"sending to the client took longer than {timeout} s")
 
+    def _grace_over(self) -> bool:
+        """Shutdown has begun: arm the grace deadline (once); has it passed?"""
+        clock = self._clock
+        if self._grace_deadline == math.inf:
+            self._grace_deadline = clock() + self._spec.shutdown_grace_period
+        return clock() >= self._grace_deadline
+
     async def _write(self, source: Source) -> str:
+        """Stream the source; return why it stopped (``_END``, ``_SHUTDOWN`` or ``_FAILED``).
+
+        Coalescing takes only what is ready, and never waits on a timer:
+
+        * an item that arrives while the writer is parked (the producer was idle) is sent at
+          once, with whatever is already queued behind it;
+        * after a send that came soon after the previous one (``_BUSY_GAP``), the writer lets
+          the ready tasks run for one scheduling pass and looks again. If something arrived,
+          the producer is busy: the writer keeps taking what each pass brings until a pass
+          (two under trio, see ``_backend_tools``) brings nothing, the batch reaches ~64 KiB
+          or ``_MAX_PASSES`` passes went by, and sends it all as one body message;
+        * otherwise it parks in the source's ``receive()``.
+        """
         spec = self._spec
         sep = spec.sep
-        receive_nowait = source.receive_nowait
-        receive = source.receive
+        receive_nowait = source.stream.receive_nowait
+        receive = source.stream.receive
         would_block = source.would_block
         end = source.end
         send_message = self._send_message
-        clock = anyio.current_time
+        send = self._send
+        timed = spec.send_timeout is not None
+        clock = self._clock
+        take_pass = self._pass
+        quiet_needed = self._quiet_passes
         ping = spec.ping_interval
-        next_ping = clock() + ping if ping else math.inf
         batch: list[bytes] = []
+        append = batch.append
         size = 0
-        while True:
-            ended = False
-            failed = False
+
+        def drain(
+            receive_nowait: Callable[[], object] = receive_nowait,
+            append: Callable[[bytes], None] = append,
+            would_block: type[BaseException] = would_block,
+            end: tuple[type[BaseException], ...] = end,
+            sep: str = sep,
+        ) -> str | None:
+            # Take and encode every item that is ready, up to the batch limit. (Defaults, not
+            # closure cells: an idle connection keeps this function for its whole life.)
+            nonlocal size
             try:
                 while size < _BATCH_BYTES:
-                    chunk = encode_item(receive_nowait(), sep)
-                    batch.append(chunk)
+                    item = receive_nowait()
+                    if type(item) is ServerSentEvent:
+                        chunk = item._encode_default(sep)
+                    else:
+                        chunk = encode_item(item, sep)
+                    append(chunk)
                     size += len(chunk)
             except would_block:
                 pass
             except end:
-                ended = True
+                return _END
             except Exception:
                 logger.exception("trio_sse: a stream item could not be encoded; ending the stream")
-                failed = True
-            if batch:
-                body = batch[0] if len(batch) == 1 else b"".join(batch)
-                batch = []
-                await send_message({"type": "http.response.body", "body": body, "more_body": True})
-                if ping:
-                    next_ping = clock() + ping
-            if failed:
                 return _FAILED
-            if ended:
-                return _END
-            if self._shutdown_requested:
-                if self._grace_deadline == math.inf:
-                    self._grace_deadline = clock() + spec.shutdown_grace_period
-                if clock() >= self._grace_deadline:
-                    return _SHUTDOWN
-            if size >= _BATCH_BYTES:
-                size = 0
-                continue
-            size = 0
-            # Nothing is ready: wait for the next item, the next ping, or the grace deadline.
-            with anyio.CancelScope(deadline=min(next_ping, self._grace_deadline)) as scope:
-                self._wait_scope = scope
-                try:
-                    item = await receive()
-                except end:
-                    return _END
-                finally:
-                    self._wait_scope = None
-            if scope.cancelled_caught:
-                if clock() >= next_ping:
-                    factory = spec.ping_factory
-                    if factory is None:
-                        ping_bytes = spec.ping_bytes
-                    else:
+            return None
+
+        item: object = _NOTHING
+        last_send = -math.inf
+        status: str | None = None
+        busy = False  # the producer made items while the writer was sending or passing
+        while True:
+            scope = anyio.CancelScope()
+            self._wait_scope = scope
+            with scope:
+                while True:
+                    if item is not _NOTHING:
                         try:
-                            ping_bytes = encode_item(factory(), sep)
+                            chunk = encode_item(item, sep)
                         except Exception:
                             logger.exception(
-                                "trio_sse: ping_message_factory failed; ending the stream"
+                                "trio_sse: a stream item could not be encoded; ending the stream"
                             )
                             return _FAILED
-                    await send_message(
-                        {"type": "http.response.body", "body": ping_bytes, "more_body": True}
-                    )
-                    next_ping = clock() + ping
-                continue
-            try:
-                chunk = encode_item(item, sep)
-            except Exception:
-                logger.exception("trio_sse: a stream item could not be encoded; ending the stream")
-                return _FAILED
-            batch.append(chunk)
-            size = len(chunk)
+                        item = _NOTHING
+                        append(chunk)
+                        size += len(chunk)
+                    # Always look for more, even after a lone event: a server that fell behind
+                    # (a broadcast to many subscribers) catches up by sending what queued up
+                    # meanwhile as one message, not one message per event.
+                    if status is None:  # else: the look before parking found the end
+                        status = drain()
+                    if busy and status is None and size < _BATCH_BYTES:
+                        quiet = 0
+                        for _ in range(_MAX_PASSES):
+                            await take_pass()
+                            count = len(batch)
+                            status = drain()
+                            if status is not None or size >= _BATCH_BYTES:
+                                break
+                            if len(batch) == count:
+                                quiet += 1
+                                if quiet >= quiet_needed:
+                                    break
+                            else:
+                                quiet = 0
+                    full = size >= _BATCH_BYTES
+                    recent = False
+                    if batch:
+                        body = batch[0] if len(batch) == 1 else b"".join(batch)
+                        batch.clear()
+                        size = 0
+                        message = {"type": "http.response.body", "body": body, "more_body": True}
+                        if timed:
+                            await send_message(message)
+                        else:
+                            try:
+                                await send(message)
+                            except OSError as exc:
+                                raise _ClientGone from exc
+                        now = clock()
+                        recent = now - last_send < _BUSY_GAP
+                        last_send = now
+                        if ping:
+                            self._next_ping = now + ping
+                    if status is not None:
+                        return status
+                    if self._shutdown_requested and self._grace_over():
+                        return _SHUTDOWN
+                    if full:
+                        busy = True
+                        continue
+                    if recent:
+                        # Sending again so soon: the producer may be busy. One pass for the
+                        # ready tasks, then look again before parking. (A stream of lone
+                        # events skips this: the pass would only cost it CPU.)
+                        await take_pass()
+                        status = drain()
+                        if batch or status is not None:
+                            busy = True
+                            continue
+                    busy = False
+                    if self._shutdown_requested and self._grace_over():
+                        return _SHUTDOWN  # (shutdown may have begun during that pass)
+                    grace_deadline = self._grace_deadline
+                    self._waiting = True
+                    try:
+                        if grace_deadline == math.inf:
+                            item = await receive()
+                        else:
+                            with anyio.CancelScope(deadline=grace_deadline):
+                                item = await receive()
+                    except end:
+                        return _END
+                    finally:
+                        self._waiting = False
+                    if scope.cancel_called:
+                        break  # woken as the item arrived: leave the cancelled scope first
+            # The wait was interrupted: a ping is due, or shutdown began (or the grace period
+            # ran out, which the next round notices).
+            if item is _NOTHING and ping and clock() >= self._next_ping:
+                factory = spec.ping_factory
+                if factory is None:
+                    ping_bytes = spec.ping_bytes
+                else:
+                    try:
+                        ping_bytes = encode_item(factory(), sep)
+                    except Exception:
+                        logger.exception("trio_sse: ping_message_factory failed; ending the stream")
+                        return _FAILED
+                await send_message(
+                    {"type": "http.response.body", "body": ping_bytes, "more_body": True}
+                )
+                self._next_ping = clock() + ping
 
 
 def _timeout(value: float | None) -> float:

@@ -1,0 +1,366 @@
+"""``python -m benchmarks``: every scenario, side by side, interleaved, into one report.
+
+Each contestant (trio_sse, sse-starlette, the raw ASGI floor) is served by its own server
+process and driven by the lean client (``benchmarks.client``) in another process. Within a
+scenario the contestants take turns (A B C A B C ...), so that a machine that gets busier
+or quieter during the run affects them alike; the report gives medians and the ratios of
+each round's figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._report import render
+from ._servers import ROOT, Server, running
+
+__all__ = ["SCENARIOS", "Settings", "main"]
+
+SCENARIOS = ("encode", "throughput", "fanout", "idle", "shutdown")
+MAIN_SERVERS = ("uvicorn", "hypercorn-asyncio", "hypercorn-trio")
+
+#: (server, app) pairs of the shutdown scenario: trio_sse on its own runner (both backends),
+#: on uvicorn (its signal-chaining hook) and on plain hypercorn; sse-starlette where it runs.
+SHUTDOWN_CASES = (
+    ("trio_sse-serve-trio", "trio_sse"),
+    ("trio_sse-serve-asyncio", "trio_sse"),
+    ("uvicorn", "trio_sse"),
+    ("hypercorn-asyncio", "trio_sse"),
+    ("hypercorn-trio", "trio_sse"),
+    ("uvicorn", "sse-starlette"),
+    ("hypercorn-asyncio", "sse-starlette"),
+    ("hypercorn-trio", "sse-starlette"),
+)
+
+
+@dataclass
+class Settings:
+    quick: bool
+    reps: int
+    servers: tuple[str, ...]
+    throughput_events: int
+    fanout_subscribers: int
+    fanout_events: int
+    fanout_rate: float
+    idle_connections: int
+    shutdown_streams: int
+    grace: int
+    payload: int = 32
+    log: Path | None = None
+
+    @classmethod
+    def make(cls, quick: bool, reps: int | None, servers: tuple[str, ...]) -> Settings:
+        if quick:
+            return cls(
+                quick=True,
+                reps=reps or 1,
+                servers=servers,
+                throughput_events=20_000,
+                fanout_subscribers=200,
+                fanout_events=10,
+                fanout_rate=20,
+                idle_connections=200,
+                shutdown_streams=100,
+                grace=2,
+            )
+        return cls(
+            quick=False,
+            reps=reps or 3,
+            servers=servers,
+            throughput_events=100_000,
+            fanout_subscribers=1000,
+            fanout_events=50,
+            fanout_rate=20,
+            idle_connections=1000,
+            shutdown_streams=500,
+            grace=2,
+        )
+
+
+@dataclass
+class Results:
+    settings: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)
+    encode: dict[str, Any] = field(default_factory=dict)
+    # scenario -> server -> contestant -> [one result per round]
+    throughput: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    fanout: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    idle: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    shutdown: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    fanout_impl: str = ""
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT / "src"), str(ROOT), *filter(None, [env.get("PYTHONPATH")])]
+    )
+    return env
+
+
+def run_client(mode: str, limit: float, **options: object) -> dict[str, Any]:
+    """Run ``python -m benchmarks.client MODE --option value ...`` and parse its JSON."""
+    command = [sys.executable, "-m", "benchmarks.client", mode]
+    for name, value in options.items():
+        if isinstance(value, (list, tuple)):
+            value = ",".join(map(str, value))
+        command += [f"--{name.replace('_', '-')}", str(value)]
+    completed = subprocess.run(
+        command, cwd=ROOT, env=_env(), capture_output=True, timeout=limit, check=False
+    )
+    if completed.returncode != 0:
+        return {"error": completed.stderr.decode(errors="replace")[-2000:]}
+    result: dict[str, Any] = json.loads(completed.stdout)
+    return result
+
+
+# -- scenarios ------------------------------------------------------------------------------
+
+
+def scenario_encode(settings: Settings, results: Results) -> None:
+    _log("encode: microbenchmark")
+    command = [sys.executable, "-m", "benchmarks.encode", *(["--quick"] if settings.quick else [])]
+    completed = subprocess.run(
+        command, cwd=ROOT, env=_env(), capture_output=True, timeout=600, check=True
+    )
+    results.encode = json.loads(completed.stdout)
+
+
+def scenario_throughput(settings: Settings, results: Results) -> None:
+    n = settings.throughput_events
+    for server_name in settings.servers:
+        servers = [
+            Server(server_name, app, log=settings.log)
+            for app in ("trio_sse", "sse-starlette", "raw")
+        ]
+        with running(servers):
+            trio_sse, sse_starlette, raw = servers
+            contestants = [
+                ("trio_sse", trio_sse, "/stream"),
+                ("trio_sse-gen", trio_sse, "/stream-gen"),
+                ("sse-starlette", sse_starlette, "/stream"),
+                ("raw", raw, "/stream"),
+            ]
+            table = results.throughput.setdefault(server_name, {})
+            for _name, server, path in contestants:  # warm-up, not recorded
+                run_client(
+                    "throughput", 120, port=server.port, path=f"{path}?n=2000&size={settings.payload}",
+                    expect=2000, pids=server.pids,
+                )  # fmt: skip
+            for round_number in range(settings.reps):
+                for name, server, path in contestants:
+                    result = run_client(
+                        "throughput", 300, port=server.port,
+                        path=f"{path}?n={n}&size={settings.payload}", expect=n, pids=server.pids,
+                    )  # fmt: skip
+                    table.setdefault(name, []).append(result)
+                    _log(
+                        f"throughput {server_name} {name} round {round_number + 1}: "
+                        f"{result.get('rate', 0):,.0f} events/s"
+                    )
+
+
+def scenario_fanout(settings: Settings, results: Results) -> None:
+    for server_name in settings.servers:
+        servers = [
+            Server(server_name, app, log=settings.log)
+            for app in ("trio_sse", "sse-starlette", "raw")
+        ]
+        with running(servers):
+            results.fanout_impl = str(servers[0].stats.get("impl", "?"))
+            table = results.fanout.setdefault(server_name, {})
+            for round_number in range(settings.reps):
+                for app, server in zip(("trio_sse", "sse-starlette", "raw"), servers, strict=True):
+                    result = run_client(
+                        "fanout", 300, port=server.port, subscribers=settings.fanout_subscribers,
+                        events=settings.fanout_events, rate=settings.fanout_rate, pids=server.pids,
+                    )  # fmt: skip
+                    table.setdefault(app, []).append(result)
+                    _log(
+                        f"fanout {server_name} {app} round {round_number + 1}: p99 "
+                        f"{result.get('p99_ms', float('nan')):.1f} ms, "
+                        f"{result.get('server_us_per_event', float('nan')):.1f} us/event"
+                    )
+
+
+def scenario_idle(settings: Settings, results: Results) -> None:
+    for server_name in settings.servers:
+        table = results.idle.setdefault(server_name, {})
+        for round_number in range(settings.reps):
+            for app in ("trio_sse", "sse-starlette", "raw"):
+                with running([Server(server_name, app, log=settings.log)]) as (server,):
+                    if app == "trio_sse":
+                        results.fanout_impl = str(server.stats.get("impl", "?"))
+                    result = run_client(
+                        "idle", 300, port=server.port, connections=settings.idle_connections,
+                        pids=server.pids, settle=1.0,
+                    )  # fmt: skip
+                table.setdefault(app, []).append(result)
+                _log(
+                    f"idle {server_name} {app} round {round_number + 1}: "
+                    f"{result.get('bytes_per_connection', float('nan')) / 1024:.1f} KiB/connection"
+                )
+
+
+def scenario_shutdown(settings: Settings, results: Results) -> None:
+    for round_number in range(settings.reps):
+        for server_name, app in SHUTDOWN_CASES:
+            server = Server(server_name, app, grace=settings.grace, log=settings.log)
+            with running([server]):
+                assert server.process is not None
+                result = run_client(
+                    "shutdown", 300, port=server.port, connections=settings.shutdown_streams,
+                    path="/endless", main_pid=server.process.pid, grace=settings.grace,
+                    timeout=max(30.0, settings.grace + 10.0),
+                )  # fmt: skip
+                code = server.wait_exit(timeout=settings.grace + 10)
+                result["exit_code"] = code
+            results.shutdown.setdefault(server_name, {}).setdefault(app, []).append(result)
+            _log(
+                f"shutdown {server_name} {app} round {round_number + 1}: "
+                f"{result.get('clean', '?')}/{result.get('connections', '?')} clean, "
+                f"exit after {result.get('exit_s', float('nan')):.2f} s"
+            )
+
+
+_RUNNERS: dict[str, Callable[[Settings, Results], None]] = {
+    "encode": scenario_encode,
+    "throughput": scenario_throughput,
+    "fanout": scenario_fanout,
+    "idle": scenario_idle,
+    "shutdown": scenario_shutdown,
+}
+
+
+# -- the run --------------------------------------------------------------------------------
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    found = {}
+    for name in ("trio", "anyio", "starlette", "uvicorn", "httptools", "hypercorn", "h11",
+                 "sse-starlette", "psutil"):  # fmt: skip
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    init = (ROOT / "src" / "trio_sse" / "__init__.py").read_text()
+    version = next(
+        (line.split("=", 1)[1].strip().strip("\"'") for line in init.splitlines()
+         if line.startswith("__version__")), "?",
+    )  # fmt: skip
+    try:
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True,
+            timeout=10, check=False,
+        ).stdout.strip()  # fmt: skip
+    except OSError:
+        commit = ""
+    found["trio_sse"] = f"{version} ({commit})" if commit else version
+    return found
+
+
+def _raise_file_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 20_000 if hard == resource.RLIM_INFINITY else min(hard, 20_000)
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def _parse_list(values: list[str] | None, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
+    if not values:
+        return allowed
+    chosen: list[str] = []
+    for value in values:
+        for item in value.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            if item not in allowed:
+                raise SystemExit(f"unknown {what} {item!r}; choose from {', '.join(allowed)}")
+            chosen.append(item)
+    return tuple(chosen)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="trio_sse vs sse-starlette vs a raw ASGI floor, side by side, on 127.0.0.1",
+    )
+    parser.add_argument("--quick", action="store_true", help="small counts, one round (smoke)")
+    parser.add_argument("--scenarios", nargs="+", metavar="NAME", help=f"of {', '.join(SCENARIOS)}")
+    parser.add_argument(
+        "--servers", nargs="+", metavar="NAME", help=f"of {', '.join(MAIN_SERVERS)}"
+    )
+    parser.add_argument("--reps", type=int, help="rounds per scenario (default 3, quick 1)")
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "benchmarks" / "results" / "latest.md"
+    )
+    parser.add_argument("--json", type=Path, help="also write the raw results as JSON here")
+    parser.add_argument(
+        "--render", type=Path, metavar="JSON", help="only write the report of a saved --json run"
+    )
+    args = parser.parse_args(argv)
+    if args.render is not None:
+        saved = json.loads(args.render.read_text())
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(render(Results(**saved)))
+        return
+    scenarios = _parse_list(args.scenarios, SCENARIOS, "scenario")
+    settings = Settings.make(
+        args.quick, args.reps, _parse_list(args.servers, MAIN_SERVERS, "server")
+    )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    settings.log = args.output.with_suffix(".servers.log")
+    settings.log.write_bytes(b"")
+    _raise_file_limit()
+    settings_dict = asdict(settings)
+    settings_dict["log"] = str(settings.log)
+    results = Results(settings=settings_dict)
+    started = time.monotonic()
+    results.meta = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": _versions(),
+        "load_before": os.getloadavg(),
+        "scenarios": list(scenarios),
+        "command": "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    for scenario in scenarios:
+        _RUNNERS[scenario](settings, results)
+    results.meta["load_after"] = os.getloadavg()
+    results.meta["duration_s"] = time.monotonic() - started
+    args.output.write_text(render(results))
+    if args.json:
+        args.json.write_text(json.dumps(asdict(results), indent=1, default=str))
+    _log(f"wrote {args.output} in {results.meta['duration_s']:.0f} s")
