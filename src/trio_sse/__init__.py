@@ -13,6 +13,9 @@ from ._encoder import SEPARATORS as SEPARATORS
 from ._errors import SendTimeoutError as SendTimeoutError
 from ._events import JSONServerSentEvent as JSONServerSentEvent
 from ._events import ServerSentEvent as ServerSentEvent
+from ._limit import STREAM_LIMIT_SCOPE_KEY as STREAM_LIMIT_SCOPE_KEY
+from ._limit import StreamLimit as StreamLimit
+from ._limit import StreamLimitMiddleware as StreamLimitMiddleware
 from ._response import EventSourceResponse as EventSourceResponse
 from ._serve import run as run
 from ._serve import serve as serve

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import random
 import sys
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from typing import Any
@@ -17,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from ._encoder import check_sep
 from ._events import DEFAULT_SEPARATOR, ServerSentEvent
+from ._limit import StreamLimit, limit_from_scope
 from ._shutdown import ShutdownToken
 from ._stream import (
     ANYIO_CHANNEL,
@@ -138,6 +140,10 @@ class EventSourceResponse(Response):
       all reconnect at the same instant.
     * ``max_buffer_size``: capacity of the producer's channel (and of the buffer behind an
       iterable); ``cleanup_timeout``: the limit on closing an async iterable.
+    * ``stream_limit``: a :class:`~trio_sse.StreamLimit` to count this stream against (default:
+      the one :class:`~trio_sse.StreamLimitMiddleware` put in the scope, if any). When it is
+      full the client is turned away (503 with ``Retry-After``, or a ``retry:`` hint, see
+      ``StreamLimit``) before any header is sent, and the content is discarded as for ``HEAD``.
     """
 
     media_type = "text/event-stream"
@@ -163,8 +169,14 @@ class EventSourceResponse(Response):
         cleanup_timeout: float | None = DEFAULT_CLEANUP_TIMEOUT,
         farewell: object = None,
         farewell_retry: int | tuple[int, int] | None = None,
+        stream_limit: StreamLimit | None = None,
     ) -> None:
         kind = _classify(content, args)
+        if stream_limit is not None and not isinstance(stream_limit, StreamLimit):
+            raise TypeError(
+                f"stream_limit must be a trio_sse.StreamLimit, got {type(stream_limit).__name__}"
+            )
+        self.stream_limit = stream_limit
         self.sep = DEFAULT_SEPARATOR if sep is None else check_sep(sep)
         interval = _check_seconds(
             "ping", DEFAULT_PING_INTERVAL if ping is None else ping, allow_none=False
@@ -235,6 +247,22 @@ class EventSourceResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI call. Returns when the stream is over and all its tasks finished."""
+        limit = None
+        if scope["type"] == "http":
+            limit = self.stream_limit if self.stream_limit is not None else limit_from_scope(scope)
+        if limit is not None and not limit.try_acquire():
+            await self._turn_away(limit, scope, send)
+        else:
+            try:
+                await self._respond(scope, receive, send)
+            finally:
+                # Whatever ended the stream (even a cancellation): the slot is free again.
+                if limit is not None:
+                    limit.release()
+        if self.background is not None:
+            await self.background()
+
+    async def _respond(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             # A websocket request is denied with this response's status and headers (the ASGI
             # websocket denial extension, as Starlette's responses do); the stream never starts.
@@ -265,8 +293,37 @@ class EventSourceResponse(Response):
                 await self._discard_content()
             else:
                 await Connection(self._spec, receive, send).run()  # type: ignore[arg-type]
-        if self.background is not None:
-            await self.background()
+
+    async def _turn_away(self, limit: StreamLimit, scope: Scope, send: Send) -> None:
+        """The stream limit is full: answer at once (see ``StreamLimit.on_full``), never stream."""
+        retry_after = limit.retry_after
+        if limit.on_full == "retry":
+            # An EventSource reconnects by itself after a stream that ends; a 503 would make it
+            # give up for good. Jitter: rejected clients must not all return in the same instant.
+            status = self.status_code
+            headers = list(self.raw_headers)
+            retry = None
+            if retry_after is not None:
+                retry = random.randint(retry_after * 1000, retry_after * 1500)
+            body = ServerSentEvent(comment="too many event streams", retry=retry).encode(self.sep)
+        else:
+            status = 503
+            body = b"Too many event streams; retry later.\n"
+            headers = [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode("latin-1")),
+                (b"cache-control", b"no-store"),
+            ]
+        if retry_after is not None:
+            headers.append((b"retry-after", str(retry_after).encode("latin-1")))
+        if scope.get("method") == "HEAD":
+            body = b""
+        try:
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+        except OSError:
+            pass  # the client is gone already
+        await self._discard_content()
 
     async def _discard_content(self) -> None:
         content = self._spec.content
