@@ -698,7 +698,8 @@ class Broadcaster:
         *event* is a :class:`ServerSentEvent`, a ``dict`` of its fields, or data (``str()``-ed).
         An event without an id gets one (memory: ``"<epoch>-<n>"``; Redis: the stream id);
         an event with an id keeps it (memory: unique within the retained history; Redis: must
-        be a stream id above the last one), else ``ValueError``.
+        be a stream id above the last one), else ``ValueError``. An event that cannot be
+        encoded as UTF-8 (a lone surrogate) is refused with ``ValueError``.
 
         A checkpoint. Memory: returns once each local subscriber has the event buffered or was
         handled by its overflow policy (``block`` may make it wait, see :class:`Overflow`).
@@ -708,7 +709,15 @@ class Broadcaster:
         """
         self._check_open()
         _check_topic(topic)
-        event_id = await self._backend.publish(topic, _as_event(event))
+        built = _as_event(event)
+        try:
+            # Refused here, not in every subscriber's stream: an event that cannot be encoded
+            # (a lone surrogate from untrusted JSON, say) would end every stream it reaches and
+            # come back with every resume. The encoding is cached on the event.
+            built.encode()
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"the event cannot be encoded as UTF-8: {exc.reason}") from exc
+        event_id = await self._backend.publish(topic, built)
         self._published += 1
         return event_id
 

@@ -59,6 +59,10 @@ class RedisReplyError(RedisError):
     """Redis answered a command with an error reply (``-ERR ...``, ``-WRONGTYPE ...``)."""
 
 
+# Error replies that mean "not now", not "wrong command".
+_UNAVAILABLE = ("LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN")
+
+
 class _NoReply(RedisConnectionError):
     """The connection failed before a single byte of the reply arrived."""
 
@@ -295,6 +299,10 @@ class RedisConnection:
             if not completed:
                 await self.aclose()
         if isinstance(reply, RedisReplyError):
+            if str(reply).startswith(_UNAVAILABLE):
+                # Redis is up but cannot serve yet (loading its data after a restart, a busy
+                # script, a replica without its master): as retryable as a lost connection.
+                raise RedisConnectionError(f"Redis at {self._address} is unavailable: {reply}")
             raise reply
         return reply
 
