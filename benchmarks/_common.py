@@ -22,7 +22,7 @@ Standard library only: the apps import their own SSE library, this module import
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -82,3 +82,19 @@ def publish_schedule(n: int, rate: float) -> list[float]:
     if rate <= 0:
         return [0.0] * n
     return [i / rate for i in range(n)]
+
+
+async def paced_sequence(params: Mapping[str, str]) -> AsyncIterator[int]:
+    """The sequence numbers a ``/publish`` request asks for (``n``, ``seq``), each yielded at the
+    time its ``rate`` schedules it: the pacing every app's publish route shares."""
+    import anyio
+
+    first = int_arg(params, "seq", 0)
+    start = anyio.current_time()
+    for index, offset in enumerate(
+        publish_schedule(int_arg(params, "n", 1), float_arg(params, "rate", 0))
+    ):
+        delay = start + offset - anyio.current_time()
+        if delay > 0:
+            await anyio.sleep(delay)
+        yield first + index

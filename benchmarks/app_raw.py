@@ -20,11 +20,10 @@ import anyio
 
 from ._common import (
     DEFAULT_TOPIC,
-    float_arg,
     int_arg,
     make_payload,
+    paced_sequence,
     publish_data,
-    publish_schedule,
     query,
 )
 
@@ -95,15 +94,8 @@ async def _subscribe(scope: Message, receive: Receive, send: Send) -> None:
 async def _publish(scope: Message, receive: Receive, send: Send) -> None:
     params = query(scope)
     topic = params.get("topic", DEFAULT_TOPIC)
-    n = int_arg(params, "n", 1)
-    first = int_arg(params, "seq", 0)
     reached = 0
-    start = anyio.current_time()
-    for i, offset in enumerate(publish_schedule(n, float_arg(params, "rate", 0))):
-        delay = start + offset - anyio.current_time()
-        if delay > 0:
-            await anyio.sleep(delay)
-        seq = first + i
+    async for seq in paced_sequence(params):
         event = f"id: {seq}\r\ndata: {publish_data(seq)}\r\n\r\n".encode()
         subscribers = _topics.get(topic, set())
         for subscriber in subscribers:

@@ -44,8 +44,8 @@ from ._common import (
     float_arg,
     int_arg,
     make_payload,
+    paced_sequence,
     publish_data,
-    publish_schedule,
     query,
 )
 
@@ -196,16 +196,9 @@ class _SubscribeEndpoint:
 async def publish(request: Request) -> Response:
     params = query(request.scope)
     topic = params.get("topic", DEFAULT_TOPIC)
-    n = int_arg(params, "n", 1)
-    first = int_arg(params, "seq", 0)
     fan_out = _fan_out()
     reached = 0
-    start = anyio.current_time()
-    for i, offset in enumerate(publish_schedule(n, float_arg(params, "rate", 0))):
-        delay = start + offset - anyio.current_time()
-        if delay > 0:
-            await anyio.sleep(delay)
-        seq = first + i
+    async for seq in paced_sequence(params):
         reached = await fan_out.publish(topic, publish_data(seq), seq)
     return PlainTextResponse(str(reached))
 
