@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -95,3 +95,21 @@ def server_process(
         yield process
     finally:
         kill_group(process)
+
+
+async def wait_accepting(
+    port: int, process: subprocess.Popen[bytes], log: Callable[[], str], timeout: float
+) -> None:
+    """Async form of the start-up wait: until *port* accepts, failing if *process* exits first."""
+    import anyio
+
+    with anyio.fail_after(timeout):
+        while True:
+            assert process.poll() is None, f"the server exited early:\n{log()}"
+            try:
+                stream = await anyio.connect_tcp("127.0.0.1", port)
+            except OSError:
+                await anyio.sleep(0.05)
+            else:
+                await stream.aclose()
+                return

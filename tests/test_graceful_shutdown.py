@@ -28,7 +28,7 @@ import pytest
 
 from trio_sse import EventDecoder, ServerSentEvent
 
-from .processes import child_env, free_port
+from .processes import child_env, free_port, wait_accepting
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -119,16 +119,7 @@ async def running_server(
     process = launch(kind, port, grace, env, log_file)
     server = Server(kind, process, f"http://127.0.0.1:{port}", count_file, log_file)
     try:
-        with anyio.fail_after(READY_TIMEOUT):
-            while True:
-                assert process.poll() is None, f"{kind} exited early:\n{server.log()}"
-                try:
-                    stream = await anyio.connect_tcp("127.0.0.1", port)
-                except OSError:
-                    await anyio.sleep(0.05)
-                else:
-                    await stream.aclose()
-                    break
+        await wait_accepting(port, process, server.log, READY_TIMEOUT)
         yield server
     finally:
         if process.poll() is None:

@@ -32,7 +32,7 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
-from ..processes import REPO, child_env, free_port
+from ..processes import REPO, child_env, free_port, wait_accepting
 
 APP = "tests.servers.reliability_app:app"
 STARTUP_TIMEOUT = 20.0
@@ -164,16 +164,9 @@ async def reliability_server(
     process = launch(server_command(backend, port, nofile=nofile), log_path, env)
     server = Server(backend, port, process, log_path)
     try:
-        with anyio.fail_after(STARTUP_TIMEOUT):
-            while True:
-                server.assert_running()
-                try:
-                    stream = await anyio.connect_tcp("127.0.0.1", port)
-                except OSError:
-                    await anyio.sleep(0.05)
-                else:
-                    await stream.aclose()
-                    break
+        await wait_accepting(
+            port, process, lambda: log_path.read_text(errors="replace"), STARTUP_TIMEOUT
+        )
         yield server
     finally:
         if process.poll() is None:
