@@ -19,20 +19,23 @@ SUPPORTED = ["3.10", "3.11", "3.12", "3.13"]
 
 
 def _interpreter(version: str) -> str | None:
-    found = shutil.which(f"python{version}")
-    if found:
-        return found
     root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
     candidates = sorted(
         glob.glob(os.path.join(root, "versions", f"{version}.*", "bin", f"python{version}"))
     )
-    return candidates[-1] if candidates else None
+    if candidates:
+        return candidates[-1]  # the real interpreter: pyenv's shims refuse versions not enabled
+    found = shutil.which(f"python{version}")
+    return found if found and os.sep + "shims" + os.sep not in found else None
 
 
-INTERPRETERS = [path for path in map(_interpreter, SUPPORTED) if path]
+INTERPRETERS = {version: path for version in SUPPORTED if (path := _interpreter(version))}
 
 
-@nox.session(python=INTERPRETERS or None)
+@nox.session
+@nox.parametrize(
+    "python", list(INTERPRETERS.values()) or [None], ids=list(INTERPRETERS) or ["current"]
+)
 def tests(session: nox.Session) -> None:
     """The whole test suite, on every installed Python, under trio and asyncio."""
     session.install("-e", ".[test]")
