@@ -1,0 +1,69 @@
+"""The public contract: the names DESIGN.md fixes import from ``trio_sse``, each documented."""
+
+from __future__ import annotations
+
+import inspect
+
+import trio_sse
+import trio_sse.backends
+import trio_sse.client
+import trio_sse.testing
+
+CONTRACT = [
+    "ServerSentEvent",
+    "JSONServerSentEvent",
+    "EventSourceResponse",
+    "SendTimeoutError",
+    "ShutdownToken",
+    "Broadcaster",
+]
+
+
+def test_the_contract_names_import_from_the_package() -> None:
+    from trio_sse import (  # noqa: F401 - the import itself is the test
+        Broadcaster,
+        EventSourceResponse,
+        JSONServerSentEvent,
+        SendTimeoutError,
+        ServerSentEvent,
+        ShutdownToken,
+    )
+
+    assert all(hasattr(trio_sse, name) for name in CONTRACT)
+
+
+def public_names(module: object) -> list[str]:
+    return [name for name in dir(module) if not name.startswith("_") and name != "annotations"]
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    undocumented = []
+    for module in (trio_sse, trio_sse.backends, trio_sse.client, trio_sse.testing):
+        for name in public_names(module):
+            value = getattr(module, name)
+            if not (inspect.isclass(value) or inspect.isfunction(value)):
+                continue  # constants and type aliases are described in their module's docstring
+            if not inspect.getdoc(value):
+                undocumented.append(f"{module.__name__}.{name}")
+    assert undocumented == []
+
+
+def test_the_sse_starlette_option_names_are_accepted() -> None:
+    """A migrating app changes one import: every sse-starlette option keeps its name."""
+    parameters = inspect.signature(trio_sse.EventSourceResponse).parameters
+    for option in (
+        "status_code",
+        "headers",
+        "media_type",
+        "background",
+        "ping",
+        "sep",
+        "ping_message_factory",
+        "data_sender_callable",
+        "send_timeout",
+        "client_close_handler_callable",
+        "shutdown_event",
+        "shutdown_grace_period",
+        "cleanup_timeout",
+    ):
+        assert option in parameters, option
