@@ -28,7 +28,7 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._events import ServerSentEvent
+from ._events import ServerSentEvent, event_from_mapping
 from .backends._base import Backend, Entry, Position
 from .backends.memory import MemoryBackend
 
@@ -48,7 +48,6 @@ MAX_LAST_EVENT_ID_LENGTH = 256
 
 DEFAULT_BLOCK_TIMEOUT = 5.0
 
-_EVENT_FIELDS = ("data", "event", "id", "retry", "comment", "sep")
 _BAD_ID_CHARACTERS = ("\r", "\n", "\0")  # no event id can contain them (WHATWG "id" field)
 
 Producer = Callable[[MemoryObjectSendStream[Any]], Awaitable[None]]
@@ -153,14 +152,7 @@ def _as_event(item: object) -> ServerSentEvent:
             "kept in the history or given an id"
         )
     if isinstance(item, Mapping):
-        unknown = [key for key in item if key not in _EVENT_FIELDS]
-        if unknown:
-            raise TypeError(
-                f"unknown ServerSentEvent field(s) in dict: {', '.join(map(repr, unknown))}"
-            )
-        fields = dict(item)
-        data = fields.pop("data", None)
-        return ServerSentEvent(data, **fields)
+        return event_from_mapping(item)
     return ServerSentEvent(item)
 
 

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from ._encoder import check_sep, encode_fields
 
-__all__ = ["JSONServerSentEvent", "ServerSentEvent", "encode_item"]
+__all__ = ["JSONServerSentEvent", "ServerSentEvent", "encode_item", "event_from_mapping"]
 
 DEFAULT_SEPARATOR = "\r\n"
 
@@ -310,6 +310,21 @@ class JSONServerSentEvent(ServerSentEvent):
         )
 
 
+def event_from_mapping(item: Mapping[str, Any]) -> ServerSentEvent:
+    """``ServerSentEvent(**item)`` for a dict of its parameters; *item* is not mutated.
+
+    An unknown key is a ``TypeError`` that names it (a misspelt ``"evnet"`` must not vanish).
+    """
+    unknown = [key for key in item if key not in _FIELDS]
+    if unknown:
+        raise TypeError(
+            f"unknown ServerSentEvent field(s) in dict: {', '.join(map(repr, unknown))}"
+        )
+    fields = dict(item)
+    data = fields.pop("data", None)
+    return ServerSentEvent(data, **fields)
+
+
 def encode_item(item: object, sep: str) -> bytes:
     """Encode one stream item the way ``EventSourceResponse`` does.
 
@@ -327,14 +342,7 @@ def encode_item(item: object, sep: str) -> bytes:
     if isinstance(item, (bytes, bytearray, memoryview)):
         return bytes(item)
     if isinstance(item, Mapping):
-        unknown = [key for key in item if key not in _FIELDS]
-        if unknown:
-            raise TypeError(
-                f"unknown ServerSentEvent field(s) in dict item: {', '.join(map(repr, unknown))}"
-            )
-        fields = dict(item)
-        data = fields.pop("data", None)
-        return ServerSentEvent(data, **fields)._encode_default(sep)
+        return event_from_mapping(item)._encode_default(sep)
     if cls is str and "\n" not in item and "\r" not in item:  # type: ignore[operator]
         return encode_fields(item, None, None, None, None, sep)  # type: ignore[arg-type]
     return ServerSentEvent(str(item))._encode_default(sep)
