@@ -30,18 +30,18 @@ logger = logging.getLogger("trio_sse")
 Backend = Literal["trio", "asyncio"]
 
 
-def _make_config(config: Any, host: str | None, port: int | None, grace: float) -> Any:
+def _make_config(config: Any, host: str | None, port: int | None) -> Any:
     from hypercorn.config import Config
 
     if config is None:
         config = Config()
         config.accesslog = None
-        config.bind = [f"{host or '127.0.0.1'}:{8000 if port is None else port}"]
         # Streams have drained (or were given up on) before hypercorn is told to stop; what
         # is left is ordinary requests, which get a short wait of their own.
         config.graceful_timeout = 1.0
-        return config
-    config = copy.copy(config)  # ours to change (bind, and graceful_timeout on a forced stop)
+        host = host or "127.0.0.1"
+    else:
+        config = copy.copy(config)  # ours to change (bind, and graceful_timeout on a forced stop)
     if host is not None or port is not None:
         config.bind = [f"{host or '127.0.0.1'}:{8000 if port is None else port}"]
     return config
@@ -119,7 +119,7 @@ async def serve(
     if shutdown_grace_period < 0:
         raise ValueError("shutdown_grace_period must be >= 0")
     token = shutdown if shutdown is not None else _fresh_default_shutdown_token()
-    config = _make_config(config, host, port, shutdown_grace_period)
+    config = _make_config(config, host, port)
     sockets = config.create_sockets()
     for sock in sockets.secure_sockets + sockets.insecure_sockets:
         sock.listen(config.backlog)
