@@ -28,6 +28,7 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._channels import parking_receive_end
 from ._events import ServerSentEvent, event_from_mapping
 from .backends._base import Backend, Entry, Position
 from .backends.memory import MemoryBackend
@@ -261,9 +262,12 @@ class _Subscriber:
         self.max_buffer_size = options.max_buffer_size
         self.overflow = options.overflow
         self.block_timeout = options.block_timeout
-        self.send, self.receive = anyio.create_memory_object_stream[ServerSentEvent](
+        self.send, receive = anyio.create_memory_object_stream[ServerSentEvent](
             options.max_buffer_size
         )
+        # Parks its reader until ``unpark``: every ``send``/``send_nowait`` below is followed
+        # by one (a thousand subscribers woken once each per event, see ``_channels``).
+        self.receive = parking_receive_end(receive)
         self.replaying = replaying
         self.pending: deque[tuple[Position | None, ServerSentEvent]] = deque()  # replay to send
         self.backlog: deque[Entry] = deque()  # live events that arrived during the replay
@@ -296,6 +300,7 @@ class _Subscriber:
             return True
         try:
             self.send.send_nowait(entry.event)
+            self.receive.unpark()
         except anyio.WouldBlock:
             if self.overflow is Overflow.DISCONNECT:
                 self.disconnect()
@@ -333,6 +338,7 @@ class _Subscriber:
             self.hub._dropped += 1
         try:
             self.send.send_nowait(entry.event)
+            self.receive.unpark()
         except anyio.WouldBlock:
             self.hub._dropped += 1
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -359,6 +365,7 @@ class _Subscriber:
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                     self.end()
                     return
+                self.receive.unpark()
                 self.hub._delivered += 1
                 return
         if scope.cancelled_caught:
@@ -434,6 +441,7 @@ class _Subscriber:
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 self.end()
                 return True
+            self.receive.unpark()
             self._pop_item()
             self._sent(item[0])
 
@@ -449,6 +457,7 @@ class _Subscriber:
                     # the wait then drops the next one, never the one being sent.
                     self._pop_item()
                     await self.send.send(item[1])
+                    self.receive.unpark()
                     self._sent(item[0])
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 self.end()
@@ -479,6 +488,7 @@ class _Subscriber:
         if self.replay_scope is not None:
             self.replay_scope.cancel()
         self.send.close()
+        self.receive.unpark()  # it reads what is buffered, then EndOfStream
         self.pending.clear()
         self.backlog.clear()
         self._room()

@@ -34,6 +34,7 @@ import anyio.lowlevel
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._channels import producer_send_end
 from ._encoder import SEPARATORS
 from ._errors import SendTimeoutError
 from ._events import ServerSentEvent, encode_item
@@ -244,7 +245,7 @@ class Connection:
         if spec.ping_interval:
             self._next_ping = self._clock() + spec.ping_interval
         token = spec.shutdown if spec.shutdown is not None else default_shutdown_token()
-        source, feed = self._open_source()
+        source, feed, send_stream = self._open_source()
         timed_out: SendTimeoutError | None = None
         context_token = _current.set(token)
         token._stream_started()
@@ -254,6 +255,10 @@ class Connection:
                 group.start_soon(self._listen)
                 if feed is not None or spec.data_sender is not None:
                     self._producer_scope = anyio.CancelScope()
+                if send_stream is not None:
+                    assert self._producer_scope is not None
+                    # The stream's own cancellations, noticed by every send without a pass.
+                    producer_send_end(send_stream, (self._producer_scope, group.cancel_scope))
                 if feed is not None:
                     group.start_soon(self._run_in_producer_scope, feed)
                 if spec.data_sender is not None:
@@ -332,18 +337,21 @@ class Connection:
 
     # -- tasks --------------------------------------------------------------------------------
 
-    def _open_source(self) -> tuple[Source, Callable[[], Awaitable[None]] | None]:
+    def _open_source(
+        self,
+    ) -> tuple[Source, Callable[[], Awaitable[None]] | None, MemoryObjectSendStream[Any] | None]:
+        """The writer's source, the producer's task (if any) and the send end it feeds."""
         spec = self._spec
         kind = spec.kind
         if kind == ANYIO_CHANNEL:
-            return Source.from_anyio(spec.content), None
+            return Source.from_anyio(spec.content), None, None
         if kind == TRIO_CHANNEL:
             if not running_under_trio():
                 raise RuntimeError(
                     "a trio MemoryReceiveChannel can only be streamed under trio; "
                     "use anyio.create_memory_object_stream() for code that runs on asyncio"
                 )
-            return Source.from_trio(spec.content), None
+            return Source.from_trio(spec.content), None, None
         send_stream, receive_stream = anyio.create_memory_object_stream[Any](spec.max_buffer_size)
         if kind == PRODUCER:
 
@@ -361,7 +369,7 @@ class Connection:
             async def feed() -> None:
                 await self._pump_sync(spec.content, send_stream)
 
-        return Source.from_anyio(receive_stream), feed
+        return Source.from_anyio(receive_stream), feed, send_stream
 
     async def _run_in_producer_scope(self, function: Callable[[], Awaitable[None]]) -> None:
         scope = self._producer_scope
@@ -378,24 +386,15 @@ class Connection:
         self, iterable: AsyncIterable[Any], send_stream: MemoryObjectSendStream[Any]
     ) -> None:
         iterator = aiter(iterable)
-        assert self._group is not None
-        assert self._producer_scope is not None
-        scopes = (self._producer_scope, self._group.cancel_scope)
-        send_nowait = send_stream.send_nowait
+        send = send_stream.send
         try:
             async with send_stream:
                 async for item in iterator:
-                    # The iterator's own awaits are its schedule points; a send that has room
-                    # adds none, so the items an iterator makes without waiting reach the
-                    # writer together, as one body message. The stream's own cancellations
-                    # (disconnect, shutdown, send timeout) are still noticed at every item;
-                    # one from outside (the server's) at the latest when the buffer is full.
-                    if scopes[0].cancel_called or scopes[1].cancel_called:
-                        await anyio.lowlevel.checkpoint()  # raises the cancellation
-                    try:
-                        send_nowait(item)
-                    except anyio.WouldBlock:
-                        await send_stream.send(item)
+                    # The iterator's own awaits are its schedule points; the send end's ``send``
+                    # adds one only when the buffer is full or a time slice is over (see
+                    # ``_channels``), so the items an iterator makes without waiting reach the
+                    # writer together, as one body message.
+                    await send(item)
         finally:
             # Cancelled while the generator sat at a ``yield``: it is suspended, not finished,
             # and only aclose() runs its ``finally`` now instead of at garbage collection.
