@@ -27,8 +27,9 @@ state is touched. Only the awaiting methods change, and only in what they cost:
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
@@ -53,6 +54,27 @@ T = TypeVar("T")
 SLICE = 0.0005
 
 _clock = time.perf_counter
+
+
+# trio's parking primitives, looked up when first used (trio is imported only under trio).
+def _trio_current_task() -> Any:
+    return _trio().lowlevel.current_task()
+
+
+def _trio_wait_task_rescheduled(abort: Callable[[Any], Any]) -> Awaitable[Any]:
+    return _trio().lowlevel.wait_task_rescheduled(abort)  # type: ignore[no-any-return]
+
+
+def _trio_reschedule(task: Any) -> None:
+    _trio().lowlevel.reschedule(task)
+
+
+def _trio_abort_succeeded() -> Any:
+    return _trio().lowlevel.Abort.SUCCEEDED
+
+
+def _trio() -> Any:
+    return sys.modules["trio"]
 
 
 class ProducerSendStream(MemoryObjectSendStream[Any]):
@@ -103,7 +125,10 @@ class ParkingReceiveStream(MemoryObjectReceiveStream[T]):
     receives at a time (the subscriber's); clones are anyio's plain receive streams.
     """
 
-    _unpark: Callable[[], None] | None
+    # Who is parked: an asyncio future to resolve, or a trio task to reschedule (never both).
+    _future: asyncio.Future[None] | None
+    _task: Any
+    _under_trio: bool | None  # found at the first wait; a stream lives in one loop
 
     async def receive(self) -> T:
         """The next item; waits for one. A checkpoint. ``EndOfStream`` once the send end is
@@ -121,7 +146,7 @@ class ParkingReceiveStream(MemoryObjectReceiveStream[T]):
         while True:
             # Parking is the scheduling point (and where a cancellation is delivered); an item
             # found after it is returned without another pass.
-            await self._park()
+            await self.wait_ready()
             try:
                 return self.receive_nowait()
             except anyio.WouldBlock:
@@ -129,55 +154,56 @@ class ParkingReceiveStream(MemoryObjectReceiveStream[T]):
 
     def unpark(self) -> None:
         """Wake the task parked in :meth:`receive`, if any. Never blocks; idempotent."""
-        wake = self._unpark
-        if wake is not None:
-            self._unpark = None
-            wake()
+        future = self._future
+        if future is not None:
+            self._future = None
+            if not future.done():
+                future.set_result(None)
+            return
+        task = self._task
+        if task is not None:
+            self._task = None
+            _trio_reschedule(task)
 
     def close(self) -> None:
         super().close()
         self.unpark()
 
-    async def _park(self) -> None:
-        if running_under_trio():
-            await self._park_trio()
-        else:
-            await self._park_asyncio()
+    def wait_ready(self) -> Awaitable[None]:
+        """Park until :meth:`unpark`: an item may be waiting, or the send end was closed.
+
+        For a reader that takes items with ``receive_nowait`` (the stream's writer) and has
+        just found the buffer empty: no second look, no extra pass. A scheduling point; a
+        cancellation is delivered while parked. (A plain function returning the awaitable:
+        one coroutine frame less per wait.)
+        """
+        under_trio = self._under_trio
+        if under_trio is None:
+            under_trio = self._under_trio = running_under_trio()
+        return self._park_trio() if under_trio else self._park_asyncio()
 
     async def _park_asyncio(self) -> None:
-        future = asyncio.get_running_loop().create_future()
-
-        def wake() -> None:
-            if not future.done():
-                future.set_result(None)
-
-        self._unpark = wake
+        future = self._future = asyncio.get_running_loop().create_future()
         try:
             await future
         finally:
-            if self._unpark is wake:
-                self._unpark = None
+            if self._future is future:
+                self._future = None  # cancelled: nobody to wake any more
 
     async def _park_trio(self) -> None:
-        import trio
+        self._task = _trio_current_task()
+        await _trio_wait_task_rescheduled(self._abort)
 
-        task = trio.lowlevel.current_task()
-
-        def wake() -> None:
-            trio.lowlevel.reschedule(task)
-
-        def abort(_: Any) -> trio.lowlevel.Abort:
-            if self._unpark is wake:
-                self._unpark = None
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        self._unpark = wake
-        await trio.lowlevel.wait_task_rescheduled(abort)
+    def _abort(self, _: object) -> Any:
+        self._task = None  # cancelled: nobody to wake any more
+        return _trio_abort_succeeded()
 
 
 def parking_receive_end(stream: MemoryObjectReceiveStream[T]) -> ParkingReceiveStream[T]:
     """Turn *stream* (fresh from ``create_memory_object_stream``) into a ParkingReceiveStream."""
     stream.__class__ = ParkingReceiveStream
     assert isinstance(stream, ParkingReceiveStream)
-    stream._unpark = None
+    stream._future = None
+    stream._task = None
+    stream._under_trio = None
     return stream

@@ -34,7 +34,7 @@ import anyio.lowlevel
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._channels import producer_send_end
+from ._channels import ParkingReceiveStream, producer_send_end
 from ._encoder import SEPARATORS
 from ._errors import SendTimeoutError
 from ._events import ServerSentEvent, encode_item
@@ -103,7 +103,7 @@ class Source:
     ``EndOfChannel``) exceptions so that the writer loop is written once.
     """
 
-    __slots__ = ("end", "stream", "would_block")
+    __slots__ = ("end", "park", "stream", "would_block")
 
     def __init__(
         self,
@@ -114,6 +114,11 @@ class Source:
         self.stream = stream
         self.would_block = would_block
         self.end = end
+        # A broadcast subscriber's stream: the writer parks on it directly once it found the
+        # buffer empty, rather than through ``receive()`` (see ``_channels``).
+        self.park: Callable[[], Awaitable[None]] | None = (
+            stream.wait_ready if isinstance(stream, ParkingReceiveStream) else None
+        )
 
     @classmethod
     def from_anyio(cls, stream: MemoryObjectReceiveStream[Any]) -> Source:
@@ -211,6 +216,7 @@ class Connection:
         # never cancelled while the writer is anywhere but parked in ``receive()``.
         self._wait_scope: anyio.CancelScope | None = None
         self._waiting = False
+        self._woken = False  # ``_wake_writer`` cancelled the current wait scope
         self._next_ping = math.inf  # when the next ping is due, unless data is sent before
         self._clock: Callable[[], float] = anyio.current_time
         self._pass: Callable[[], Awaitable[None]] = anyio.lowlevel.checkpoint
@@ -479,6 +485,7 @@ class Connection:
     def _wake_writer(self) -> None:
         # Only a parked writer is woken: its wait scope also encloses its sends.
         if self._waiting and self._wait_scope is not None:
+            self._woken = True
             self._wait_scope.cancel()
 
     def _on_shutdown(self) -> None:
@@ -532,6 +539,7 @@ class Connection:
         sep = spec.sep
         receive_nowait = source.stream.receive_nowait
         receive = source.stream.receive
+        park = source.park
         would_block = source.would_block
         end = source.end
         send_message = self._send_message
@@ -580,6 +588,7 @@ class Connection:
         while True:
             scope = anyio.CancelScope()
             self._wait_scope = scope
+            self._woken = False
             with scope:
                 while True:
                     if item is not _NOTHING:
@@ -653,7 +662,15 @@ class Connection:
                     grace_deadline = self._grace_deadline
                     self._waiting = True
                     try:
-                        if grace_deadline == math.inf:
+                        if park is not None:
+                            # Woken when something arrived (or the end): the look at the top
+                            # of the loop takes it.
+                            if grace_deadline == math.inf:
+                                await park()
+                            else:
+                                with anyio.CancelScope(deadline=grace_deadline):
+                                    await park()
+                        elif grace_deadline == math.inf:
                             item = await receive()
                         else:
                             with anyio.CancelScope(deadline=grace_deadline):
@@ -662,8 +679,10 @@ class Connection:
                         return _END
                     finally:
                         self._waiting = False
-                    if scope.cancel_called:
-                        break  # woken as the item arrived: leave the cancelled scope first
+                    if self._woken:
+                        # Woken as the item arrived: leave the cancelled scope first. (A flag,
+                        # not ``scope.cancel_called``: under trio that reads the clock.)
+                        break
             # The wait was interrupted: a ping is due, or shutdown began (or the grace period
             # ran out, which the next round notices).
             if item is _NOTHING and ping and clock() >= self._next_ping:
