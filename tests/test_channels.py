@@ -12,7 +12,7 @@ import anyio.lowlevel
 import pytest
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from trio_sse import EventSourceResponse, ServerSentEvent
+from trio_sse import Broadcaster, EventSourceResponse, ServerSentEvent
 from trio_sse._channels import (
     SLICE,
     ParkingReceiveStream,
@@ -26,6 +26,21 @@ from .helpers import sse_app
 pytestmark = pytest.mark.anyio
 
 Send = MemoryObjectSendStream[Any]
+
+SCOPE = {
+    "type": "http",
+    "asgi": {"version": "3.0", "spec_version": "2.4"},
+    "http_version": "1.1",
+    "method": "GET",
+    "scheme": "http",
+    "path": "/",
+    "raw_path": b"/",
+    "query_string": b"",
+    "root_path": "",
+    "headers": [],
+    "client": ("127.0.0.1", 40000),
+    "server": ("127.0.0.1", 8000),
+}
 
 
 # -- the producer's send end -------------------------------------------------------------------
@@ -90,21 +105,7 @@ async def run_on_a_server_whose_send_never_waits(response: EventSourceResponse) 
         await anyio.sleep_forever()
         raise AssertionError("unreachable")  # pragma: no cover
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/",
-        "raw_path": b"/",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [],
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 8000),
-    }
-    await response(scope, receive, send)
+    await response(SCOPE, receive, send)
     return bodies
 
 
@@ -261,3 +262,46 @@ async def test_closing_the_parking_end_wakes_its_reader(pair: Pair) -> None:
             await anyio.wait_all_tasks_blocked()
             receive.close()
     assert raised == [anyio.ClosedResourceError]
+
+
+async def test_an_unpark_while_nobody_is_parked_is_not_lost(pair: Pair) -> None:
+    send, receive = pair
+    send.send_nowait("sent while the reader was busy")
+    receive.unpark()  # the reader is elsewhere (sending what it took before, say)
+    with anyio.fail_after(5):
+        await receive.wait_ready()  # returns at once: the reader looks again
+    assert receive.receive_nowait() == "sent while the reader was busy"
+
+
+async def test_an_event_published_while_the_writer_sends_is_not_left_behind() -> None:
+    # The writer looked at the buffer, then awaited the server's send; an event published
+    # during that send must wake its next wait (it once parked with the event in the buffer).
+    finished = anyio.Event()
+    bodies: list[bytes] = []
+    async with Broadcaster() as hub:
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            if message["type"] != "http.response.body":
+                return
+            bodies.append(message["body"])
+            if len(bodies) == 1:
+                await hub.publish("t", "second")  # from inside the writer's own send
+            elif b"second" in message["body"]:
+                finished.set()
+
+        async def receive() -> dict[str, Any]:
+            await finished.wait()
+            return {"type": "http.disconnect"}
+
+        async def subscriber() -> None:
+            async with hub.subscribe("t") as events:
+                await EventSourceResponse(events)(SCOPE, receive, send)
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as group:
+                group.start_soon(subscriber)
+                await anyio.wait_all_tasks_blocked()
+                assert hub.stats().total_subscribers == 1
+                await hub.publish("t", "first")
+    assert b"first" in bodies[0]
+    assert b"second" in bodies[1]

@@ -236,6 +236,10 @@ def last_event_id_from(source: object) -> str | bytes | None:
     return None
 
 
+_NO_PENDING: deque[tuple[Position | None, ServerSentEvent]] = deque(maxlen=0)
+_NO_BACKLOG: deque[Entry] = deque(maxlen=0)
+
+
 class _Subscriber:
     """One subscriber's buffer and its state machine: replaying -> live -> closed."""
 
@@ -269,8 +273,14 @@ class _Subscriber:
         # by one (a thousand subscribers woken once each per event, see ``_channels``).
         self.receive = parking_receive_end(receive)
         self.replaying = replaying
-        self.pending: deque[tuple[Position | None, ServerSentEvent]] = deque()  # replay to send
-        self.backlog: deque[Entry] = deque()  # live events that arrived during the replay
+        # The replay still to send, and the live events that arrived during it. A live-only
+        # subscriber (most of them) never uses either: it shares one empty deque, never
+        # appended to (only a replaying subscriber appends), rather than keeping two of its
+        # own (~0.6 KiB each) for its whole life.
+        self.pending: deque[tuple[Position | None, ServerSentEvent]] = (
+            deque() if replaying else _NO_PENDING
+        )
+        self.backlog: deque[Entry] = deque() if replaying else _NO_BACKLOG
         # The position of the last event sent by the replay; live events up to it are skipped.
         self.last: Position | None = None
         self.space: anyio.Event | None = None  # set when the backlog gets room

@@ -73,6 +73,10 @@ def _trio_abort_succeeded() -> Any:
     return _trio().lowlevel.Abort.SUCCEEDED
 
 
+async def _no_wait() -> None:
+    """An awaitable that completes without suspending."""
+
+
 def _trio() -> Any:
     return sys.modules["trio"]
 
@@ -129,6 +133,9 @@ class ParkingReceiveStream(MemoryObjectReceiveStream[T]):
     _future: asyncio.Future[None] | None
     _task: Any
     _under_trio: bool | None  # found at the first wait; a stream lives in one loop
+    # ``unpark`` came while nobody was parked (the reader was busy, sending what it took):
+    # the next wait returns at once, so a wake-up is never lost between a look and a wait.
+    _wake_pending: bool
 
     async def receive(self) -> T:
         """The next item; waits for one. A checkpoint. ``EndOfStream`` once the send end is
@@ -164,35 +171,36 @@ class ParkingReceiveStream(MemoryObjectReceiveStream[T]):
         if task is not None:
             self._task = None
             _trio_reschedule(task)
+            return
+        self._wake_pending = True
 
     def close(self) -> None:
         super().close()
         self.unpark()
 
-    def wait_ready(self) -> Awaitable[None]:
+    def wait_ready(self) -> Awaitable[Any]:
         """Park until :meth:`unpark`: an item may be waiting, or the send end was closed.
 
-        For a reader that takes items with ``receive_nowait`` (the stream's writer) and has
-        just found the buffer empty: no second look, no extra pass. A scheduling point; a
-        cancellation is delivered while parked. (A plain function returning the awaitable:
-        one coroutine frame less per wait.)
+        For a reader that takes items with ``receive_nowait`` (the stream's writer): no second
+        look, no extra pass. If :meth:`unpark` was called since the last wait while nobody was
+        parked, returns at once without a scheduling point (the reader looks again); else
+        parks, a scheduling point where a cancellation is delivered. Await the result at once
+        (it registers the calling task as the one to wake). Returns the bare awaitable, an
+        asyncio future or trio's ``wait_task_rescheduled``: no coroutine of its own to keep
+        while parked.
         """
+        if self._wake_pending:
+            self._wake_pending = False
+            return _no_wait()
         under_trio = self._under_trio
         if under_trio is None:
             under_trio = self._under_trio = running_under_trio()
-        return self._park_trio() if under_trio else self._park_asyncio()
-
-    async def _park_asyncio(self) -> None:
+        if under_trio:
+            self._task = _trio_current_task()
+            return _trio_wait_task_rescheduled(self._abort)
+        # A cancelled future stays here until the next wait: ``unpark`` skips a done future.
         future = self._future = asyncio.get_running_loop().create_future()
-        try:
-            await future
-        finally:
-            if self._future is future:
-                self._future = None  # cancelled: nobody to wake any more
-
-    async def _park_trio(self) -> None:
-        self._task = _trio_current_task()
-        await _trio_wait_task_rescheduled(self._abort)
+        return future
 
     def _abort(self, _: object) -> Any:
         self._task = None  # cancelled: nobody to wake any more
@@ -206,4 +214,5 @@ def parking_receive_end(stream: MemoryObjectReceiveStream[T]) -> ParkingReceiveS
     stream._future = None
     stream._task = None
     stream._under_trio = None
+    stream._wake_pending = False
     return stream

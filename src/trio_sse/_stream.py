@@ -21,6 +21,7 @@ Shutdown needs no task either: the token calls back into this loop (see ``_shutd
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import math
@@ -75,6 +76,8 @@ _BUSY_GAP = 0.001
 _PING = {sep: ServerSentEvent(comment="ping").encode(sep) for sep in SEPARATORS}
 
 _ASYNCIO_PASS = functools.partial(asyncio.sleep, 0)
+
+_NO_SCOPE = contextlib.nullcontext()
 
 
 def _backend_tools() -> tuple[Callable[[], float], Callable[[], Awaitable[None]], int]:
@@ -206,6 +209,29 @@ SYNC_ITERABLE = "sync-iterable"
 class Connection:
     """The state of one streaming ASGI call. Created and run by ``EventSourceResponse``."""
 
+    __slots__ = (
+        "_clock",
+        "_closing",
+        "_disconnected",
+        "_finished",
+        "_grace_deadline",
+        "_group",
+        "_listener_scope",
+        "_next_ping",
+        "_parking",
+        "_pass",
+        "_producer_scope",
+        "_quiet_passes",
+        "_receive",
+        "_send",
+        "_shutdown_requested",
+        "_spec",
+        "_stop_listening",
+        "_wait_scope",
+        "_waiting",
+        "_woken",
+    )
+
     def __init__(self, spec: StreamSpec, receive: Receive, send: Send) -> None:
         self._spec = spec
         self._receive = receive
@@ -213,10 +239,13 @@ class Connection:
         self._disconnected = False
         # The writer's wait scope, cancelled (only while ``_waiting``) to wake it for a ping
         # or for shutdown; it also encloses the writer's sends, which is safe because it is
-        # never cancelled while the writer is anywhere but parked in ``receive()``.
+        # never cancelled while the writer is anywhere but parked in ``receive()``. A writer
+        # parked on a broadcast subscriber's stream (``_parking``) needs no scope: it is
+        # woken by unparking that stream.
         self._wait_scope: anyio.CancelScope | None = None
+        self._parking: ParkingReceiveStream[Any] | None = None
         self._waiting = False
-        self._woken = False  # ``_wake_writer`` cancelled the current wait scope
+        self._woken = False  # ``_wake_writer`` woke the writer (a ping is due, or shutdown)
         self._next_ping = math.inf  # when the next ping is due, unless data is sent before
         self._clock: Callable[[], float] = anyio.current_time
         self._pass: Callable[[], Awaitable[None]] = anyio.lowlevel.checkpoint
@@ -484,7 +513,12 @@ class Connection:
 
     def _wake_writer(self) -> None:
         # Only a parked writer is woken: its wait scope also encloses its sends.
-        if self._waiting and self._wait_scope is not None:
+        if not self._waiting:
+            return
+        if self._parking is not None:
+            self._woken = True
+            self._parking.unpark()
+        elif self._wait_scope is not None:
             self._woken = True
             self._wait_scope.cancel()
 
@@ -537,57 +571,27 @@ class Connection:
         """
         spec = self._spec
         sep = spec.sep
-        receive_nowait = source.stream.receive_nowait
         receive = source.stream.receive
         park = source.park
-        would_block = source.would_block
         end = source.end
-        send_message = self._send_message
         send = self._send
         timed = spec.send_timeout is not None
         clock = self._clock
-        take_pass = self._pass
-        quiet_needed = self._quiet_passes
         ping = spec.ping_interval
         batch: list[bytes] = []
-        append = batch.append
         size = 0
-
-        def drain(
-            receive_nowait: Callable[[], object] = receive_nowait,
-            append: Callable[[bytes], None] = append,
-            would_block: type[BaseException] = would_block,
-            end: tuple[type[BaseException], ...] = end,
-            sep: str = sep,
-        ) -> str | None:
-            # Take and encode every item that is ready, up to the batch limit. (Defaults, not
-            # closure cells: an idle connection keeps this function for its whole life.)
-            nonlocal size
-            try:
-                while size < _BATCH_BYTES:
-                    item = receive_nowait()
-                    if type(item) is ServerSentEvent:
-                        chunk = item._encode_default(sep)
-                    else:
-                        chunk = encode_item(item, sep)
-                    append(chunk)
-                    size += len(chunk)
-            except would_block:
-                pass
-            except end:
-                return _END
-            except Exception:
-                logger.exception("trio_sse: a stream item could not be encoded; ending the stream")
-                return _FAILED
-            return None
 
         item: object = _NOTHING
         last_send = -math.inf
         status: str | None = None
         busy = False  # the producer made items while the writer was sending or passing
+        self._parking = source.stream if park is not None else None
         while True:
-            scope = anyio.CancelScope()
-            self._wait_scope = scope
+            scope: anyio.CancelScope | contextlib.nullcontext[None]
+            if park is None:
+                scope = self._wait_scope = anyio.CancelScope()
+            else:
+                scope = _NO_SCOPE  # woken by unparking (see ``_wake_writer``)
             self._woken = False
             with scope:
                 while True:
@@ -600,19 +604,20 @@ class Connection:
                             )
                             return _FAILED
                         item = _NOTHING
-                        append(chunk)
+                        batch.append(chunk)
                         size += len(chunk)
                     # Always look for more, even after a lone event: a server that fell behind
                     # (a broadcast to many subscribers) catches up by sending what queued up
                     # meanwhile as one message, not one message per event.
                     if status is None:  # else: the look before parking found the end
-                        status = drain()
+                        status, size = _drain(source, sep, batch, size)
                     if busy and status is None and size < _BATCH_BYTES:
                         quiet = 0
+                        quiet_needed = self._quiet_passes
                         for _ in range(_MAX_PASSES):
-                            await take_pass()
+                            await self._pass()
                             count = len(batch)
-                            status = drain()
+                            status, size = _drain(source, sep, batch, size)
                             if status is not None or size >= _BATCH_BYTES:
                                 break
                             if len(batch) == count:
@@ -629,7 +634,7 @@ class Connection:
                         size = 0
                         message = {"type": "http.response.body", "body": body, "more_body": True}
                         if timed:
-                            await send_message(message)
+                            await self._send_message(message)
                         else:
                             try:
                                 await send(message)
@@ -651,8 +656,8 @@ class Connection:
                         # Sending again so soon: the producer may be busy. One pass for the
                         # ready tasks, then look again before parking. (A stream of lone
                         # events skips this: the pass would only cost it CPU.)
-                        await take_pass()
-                        status = drain()
+                        await self._pass()
+                        status, size = _drain(source, sep, batch, size)
                         if batch or status is not None:
                             busy = True
                             continue
@@ -695,10 +700,38 @@ class Connection:
                     except Exception:
                         logger.exception("trio_sse: ping_message_factory failed; ending the stream")
                         return _FAILED
-                await send_message(
+                await self._send_message(
                     {"type": "http.response.body", "body": ping_bytes, "more_body": True}
                 )
                 self._next_ping = clock() + ping
+
+
+def _drain(source: Source, sep: str, batch: list[bytes], size: int) -> tuple[str | None, int]:
+    """Take and encode every item that is ready, up to the batch limit.
+
+    Returns why the source stopped (``_END``, ``_FAILED``) or ``None`` if it is just empty for
+    now, and the batch's new size in bytes. Never blocks. (A module function, not a closure
+    in ``_write``: an idle connection would keep one for its whole life.)
+    """
+    receive_nowait = source.stream.receive_nowait
+    append = batch.append
+    try:
+        while size < _BATCH_BYTES:
+            item = receive_nowait()
+            if type(item) is ServerSentEvent:
+                chunk = item._encode_default(sep)
+            else:
+                chunk = encode_item(item, sep)
+            append(chunk)
+            size += len(chunk)
+    except source.would_block:
+        pass
+    except source.end:
+        return _END, size
+    except Exception:
+        logger.exception("trio_sse: a stream item could not be encoded; ending the stream")
+        return _FAILED, size
+    return None, size
 
 
 def _timeout(value: float | None) -> float:
