@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -10,7 +11,7 @@ import anyio.lowlevel
 import pytest
 from starlette.datastructures import Headers, QueryParams
 
-from trio_sse import ServerSentEvent
+from trio_sse import EventSourceResponse, ServerSentEvent
 from trio_sse._broadcast import (
     Broadcaster,
     BroadcastStats,
@@ -18,9 +19,12 @@ from trio_sse._broadcast import (
     _parse_last_event_id,
     last_event_id_from,
 )
+from trio_sse._channels import DirectSource
 from trio_sse.backends import MemoryBackend
+from trio_sse.testing import open_event_stream
 
 from .broadcast_suite import BroadcastSuite, MakeHub, drain, ids_of, reset_data, take
+from .helpers import app_for
 
 pytestmark = pytest.mark.anyio
 
@@ -310,3 +314,55 @@ async def test_memory_publish_in_a_cancelled_scope_publishes_nothing() -> None:
         assert scope.cancelled_caught
         assert events.statistics().current_buffer_used == 0
         assert hub.stats().published == 0
+
+
+async def test_a_response_streams_hub_stream_directly() -> None:
+    # No forwarding task or second channel: the response opens the subscription itself, so
+    # its events are in the subscription's own channel, and leaving unsubscribes.
+    async with Broadcaster() as hub:
+        source = hub.stream("t")
+        assert isinstance(source, DirectSource)
+        app = app_for(lambda: EventSourceResponse(source))
+        with anyio.fail_after(5):
+            async with open_event_stream(app) as stream:
+                await anyio.wait_all_tasks_blocked()
+                assert hub.stats().subscribers == {"t": 1}
+                ids = [await hub.publish("t", f"m{n}") for n in range(3)]
+                events = await stream.read_events(3)
+            await anyio.wait_all_tasks_blocked()
+        assert [event.id for event in events] == ids
+        assert hub.stats().subscribers == {}
+
+
+async def test_hub_stream_still_works_as_a_producer_function() -> None:
+    async with Broadcaster() as hub:
+        send, receive = anyio.create_memory_object_stream[ServerSentEvent](8)
+        producer = hub.stream("t")
+
+        async def forward() -> None:
+            await producer(send)  # as the demo calls it
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as group, receive:
+                group.start_soon(forward)
+                await anyio.wait_all_tasks_blocked()
+                event_id = await hub.publish("t", "via send")
+                received = await receive.receive()
+                group.cancel_scope.cancel()
+    assert (received.id, received.data) == (event_id, "via send")
+
+
+async def test_a_subscription_that_cannot_start_ends_the_body_with_a_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="trio_sse")
+    async with Broadcaster() as hub:
+        source = hub.stream("t")
+    # The hub is closed now: subscribing raises, after the response's headers went out.
+    app = app_for(lambda: EventSourceResponse(source))
+    with anyio.fail_after(5):
+        async with open_event_stream(app) as stream:
+            events = [event async for event in stream]
+    assert events == []
+    assert stream.complete
+    assert "could not be opened" in caplog.text

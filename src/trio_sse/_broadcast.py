@@ -28,7 +28,7 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._channels import parking_receive_end
+from ._channels import DirectSource, parking_receive_end
 from ._events import ServerSentEvent, event_from_mapping
 from .backends._base import Backend, Entry, Position
 from .backends.memory import MemoryBackend
@@ -571,6 +571,23 @@ class Subscription:
             self._hub._backend.unwatch(self._topic)
 
 
+class _TopicStream(DirectSource):
+    """What :meth:`Broadcaster.stream` returns: a subscription that a response opens itself."""
+
+    __slots__ = ("_hub", "_options", "_resume", "_topic")
+
+    def __init__(
+        self, hub: Broadcaster, topic: str, resume: _Resume | None, options: _Options
+    ) -> None:
+        self._hub = hub
+        self._topic = topic
+        self._resume = resume
+        self._options = options
+
+    def open_channel(self) -> Subscription:
+        return Subscription(self._hub, self._topic, self._resume, self._options)
+
+
 class Broadcaster:
     """Publish events to topics; subscribers get them live, or resume from a ``Last-Event-ID``.
 
@@ -810,21 +827,18 @@ class Broadcaster:
         ``lastEventId`` query parameter, see :func:`last_event_id_from`), an id, or ``None``.
         The other options are those of :meth:`subscribe`, checked now.
 
-        The producer subscribes when the response starts, forwards events to the response's
-        channel until the subscription ends (overflow policy, hub closed) or the response
-        cancels it (client gone, shutdown), and closes the channel: the body ends cleanly and
-        an ``EventSource`` reconnects with its last id.
+        The response subscribes when the stream starts and streams the subscription itself
+        (no forwarding task: an event costs one wake-up per subscriber) until it ends
+        (overflow policy, hub closed) or the response ends (client gone, shutdown); then it
+        unsubscribes, the body ends cleanly and an ``EventSource`` reconnects with its last
+        id. A subscription that cannot start (Redis unreachable) is logged and ends the
+        body at once, as a producer that raises does. Called as a producer function
+        (``await producer(send)``), it forwards the events into *send* and closes it.
         """
         _check_topic(topic)
         resume = _parse_last_event_id(last_event_id_from(request_or_last_event_id))
         options = _check_options(max_buffer_size, on_overflow, block_timeout)
-
-        async def producer(send: MemoryObjectSendStream[Any]) -> None:
-            async with send, Subscription(self, topic, resume, options) as events:
-                async for event in events:
-                    await send.send(event)
-
-        return producer
+        return _TopicStream(self, topic, resume, options)
 
     # -- statistics ---------------------------------------------------------------------------
 

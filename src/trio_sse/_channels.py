@@ -4,7 +4,8 @@ Both classes are anyio's own ``MemoryObjectSendStream``/``MemoryObjectReceiveStr
 (``isinstance`` holds, ``clone()``, ``statistics()``, ``close()`` and ``async with`` are
 anyio's); an instance is made by re-classing a stream that ``anyio.create_memory_object_stream``
 created (see :func:`producer_send_end`, :func:`parking_receive_end`), so no private anyio
-state is touched. Only the awaiting methods change, and only in what they cost:
+state is touched (it relies on anyio's stream classes having no ``__slots__``, which the tests
+pin). Only the awaiting methods change, and only in what they cost:
 
 * :class:`ProducerSendStream` is the send end a producer function gets (issue #4). anyio's
   ``send`` is a scheduling point at every item: one loop iteration per event, which capped
@@ -20,8 +21,11 @@ state is touched. Only the awaiting methods change, and only in what they cost:
   the loop, an anyio ``Event`` and a task-info record per wait, for each of a thousand
   subscribers at each published event. Here a receive that must wait just parks the task
   (trio's ``wait_task_rescheduled``, or an asyncio future) until :meth:`~ParkingReceiveStream.
-  unpark` (called by whoever sends, after ``send_nowait``); a receive that finds an item
-  waiting is still a full checkpoint, as in trio.
+  unpark` (called by whoever sends, after ``send_nowait``); an ``unpark`` while nobody is
+  parked is remembered, so a wake-up is never lost between a look and a wait. A receive
+  that finds an item waiting is still a full checkpoint, as in trio.
+* :class:`DirectSource` is content that a response opens and streams itself
+  (``Broadcaster.stream``): no forwarding task, no second channel.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 import anyio
@@ -40,6 +45,7 @@ from ._loop import running_under_trio
 
 __all__ = [
     "SLICE",
+    "DirectSource",
     "ParkingReceiveStream",
     "ProducerSendStream",
     "parking_receive_end",
@@ -205,6 +211,28 @@ class ParkingReceiveStream(MemoryObjectReceiveStream[T]):
     def _abort(self, _: object) -> Any:
         self._task = None  # cancelled: nobody to wake any more
         return _trio_abort_succeeded()
+
+
+class DirectSource:
+    """Content that ``EventSourceResponse`` streams from a channel it opens itself.
+
+    A subclass is still a producer function (``await source(send)`` forwards its events
+    into *send*), so code that calls it as one keeps working; a response given one opens
+    :meth:`open_channel` when the stream starts and streams that channel directly, with no
+    forwarding task and no second channel. ``Broadcaster.stream`` returns one.
+    """
+
+    __slots__ = ()
+
+    def open_channel(self) -> AbstractAsyncContextManager[MemoryObjectReceiveStream[Any]]:
+        """An async context manager whose value is the channel to stream; leaving closes it."""
+        raise NotImplementedError
+
+    async def __call__(self, send: MemoryObjectSendStream[Any]) -> None:
+        """Forward the channel's items into *send*, then close *send* (a producer function)."""
+        async with send, self.open_channel() as channel:
+            async for item in channel:
+                await send.send(item)
 
 
 def parking_receive_end(stream: MemoryObjectReceiveStream[T]) -> ParkingReceiveStream[T]:

@@ -16,6 +16,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from ._channels import DirectSource
 from ._encoder import check_sep
 from ._events import DEFAULT_SEPARATOR, ServerSentEvent
 from ._limit import StreamLimit, limit_from_scope
@@ -23,6 +24,7 @@ from ._shutdown import ShutdownToken
 from ._stream import (
     ANYIO_CHANNEL,
     ASYNC_ITERABLE,
+    DIRECT,
     PRODUCER,
     SYNC_ITERABLE,
     TRIO_CHANNEL,
@@ -41,6 +43,8 @@ DEFAULT_CLEANUP_TIMEOUT = 30.0
 def _classify(content: object, args: tuple[Any, ...]) -> str:
     if isinstance(content, MemoryObjectReceiveStream):
         kind = ANYIO_CHANNEL
+    elif isinstance(content, DirectSource):
+        kind = DIRECT
     elif "trio" in sys.modules and isinstance(content, sys.modules["trio"].MemoryReceiveChannel):
         kind = TRIO_CHANNEL
     elif inspect.isasyncgenfunction(content) or inspect.isgeneratorfunction(content):

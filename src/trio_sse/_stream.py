@@ -8,12 +8,15 @@ owns, so nothing outlives the response:
   waiting (up to ~64 KiB) into one ``http.response.body`` message — coalescing only what is
   ready, never waiting on a timer to fill a batch (see ``_write``) — and parks in the
   channel's ``receive()`` inside one long-lived cancel scope, which is cancelled only while
-  it is parked, to wake it for a ping or for shutdown;
+  it is parked, to wake it for a ping or for shutdown. On a broadcast subscriber's stream
+  (``_channels.ParkingReceiveStream``) it parks on the stream itself and is woken by
+  unparking it, for an event as for a ping: no cancel scope at all;
 * the **listener** waits for ``http.disconnect`` and then cancels the whole group. It also
   keeps the ping deadline (the time of the writer's last send plus the interval): it waits
   anyway, so the ping costs one timer per interval rather than one per event;
 * the **producer** (a producer function, or a pump for an iterable) feeds a bounded memory
-  channel; a receive channel given as content needs no task at all.
+  channel, whose send end yields only when full or once per time slice
+  (``_channels.ProducerSendStream``); a receive channel given as content needs no task.
 
 Shutdown needs no task either: the token calls back into this loop (see ``_shutdown``).
 """
@@ -204,6 +207,7 @@ ANYIO_CHANNEL = "anyio-channel"
 TRIO_CHANNEL = "trio-channel"
 ASYNC_ITERABLE = "async-iterable"
 SYNC_ITERABLE = "sync-iterable"
+DIRECT = "direct"  # a DirectSource: the response opens its channel (Broadcaster.stream)
 
 
 class Connection:
@@ -265,22 +269,46 @@ class Connection:
 
     # -- public entry -------------------------------------------------------------------------
 
-    async def run(self) -> None:
+    def run(self) -> Awaitable[None]:
         """Stream until the content ends, the client leaves, shutdown ends it, or a send fails.
 
         Returns normally after a clean end of body (``more_body: False``) or a client
         disconnect; raises ``SendTimeoutError`` when a send timed out. Every task it started
         has finished when it returns. Cancelled from outside (a server's own shutdown timer,
         as in ``hypercorn -k trio``), it still finishes the body cleanly, briefly shielded,
-        before the cancellation goes on.
+        before the cancellation goes on. A ``DirectSource``'s channel is opened first and
+        closed last; if it cannot be opened, that is logged and the body ends at once.
+        (Returns the coroutine to await: one frame fewer kept by every open stream.)
         """
+        if self._spec.kind == DIRECT:
+            return self._run_direct()
+        return self._run(None)
+
+    async def _run_direct(self) -> None:
+        opened = False
+        try:
+            async with self._spec.content.open_channel() as channel:
+                opened = True
+                await self._run(channel)
+        except Exception:
+            if opened:
+                raise
+            logger.exception(
+                "trio_sse: the stream's channel could not be opened; ending the stream"
+            )
+            try:
+                await self._finish_body()
+            except (SendTimeoutError, _ClientGone):
+                pass
+
+    async def _run(self, channel: MemoryObjectReceiveStream[Any] | None) -> None:
         spec = self._spec
         install_server_hooks()  # first: it may replace a spent default token
         self._clock, self._pass, self._quiet_passes = _backend_tools()
         if spec.ping_interval:
             self._next_ping = self._clock() + spec.ping_interval
         token = spec.shutdown if spec.shutdown is not None else default_shutdown_token()
-        source, feed, send_stream = self._open_source()
+        source, feed, send_stream = self._open_source(channel)
         timed_out: SendTimeoutError | None = None
         context_token = _current.set(token)
         token._stream_started()
@@ -373,11 +401,13 @@ class Connection:
     # -- tasks --------------------------------------------------------------------------------
 
     def _open_source(
-        self,
+        self, channel: MemoryObjectReceiveStream[Any] | None
     ) -> tuple[Source, Callable[[], Awaitable[None]] | None, MemoryObjectSendStream[Any] | None]:
         """The writer's source, the producer's task (if any) and the send end it feeds."""
         spec = self._spec
         kind = spec.kind
+        if channel is not None:  # a DirectSource's, opened by ``run``
+            return Source.from_anyio(channel), None, None
         if kind == ANYIO_CHANNEL:
             return Source.from_anyio(spec.content), None, None
         if kind == TRIO_CHANNEL:
@@ -571,8 +601,8 @@ class Connection:
         """
         spec = self._spec
         sep = spec.sep
-        receive = source.stream.receive
         park = source.park
+        receive = source.stream.receive if park is None else None
         end = source.end
         send = self._send
         timed = spec.send_timeout is not None
@@ -675,11 +705,13 @@ class Connection:
                             else:
                                 with anyio.CancelScope(deadline=grace_deadline):
                                     await park()
-                        elif grace_deadline == math.inf:
-                            item = await receive()
                         else:
-                            with anyio.CancelScope(deadline=grace_deadline):
+                            assert receive is not None
+                            if grace_deadline == math.inf:
                                 item = await receive()
+                            else:
+                                with anyio.CancelScope(deadline=grace_deadline):
+                                    item = await receive()
                     except end:
                         return _END
                     finally:
