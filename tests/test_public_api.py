@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import typing
 
 import trio_sse
 import trio_sse.backends
@@ -43,6 +44,8 @@ def test_every_public_name_has_a_docstring() -> None:
             value = getattr(module, name)
             if not (inspect.isclass(value) or inspect.isfunction(value)):
                 continue  # constants and type aliases are described in their module's docstring
+            if typing.get_origin(value) is not None:
+                continue  # a type alias (Python 3.10 takes ``Callable[...]`` for a class)
             if not inspect.getdoc(value):
                 undocumented.append(f"{module.__name__}.{name}")
     assert undocumented == []
