@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from typing import Any
 
 import anyio
@@ -305,3 +305,23 @@ async def test_an_event_published_while_the_writer_sends_is_not_left_behind() ->
                 await hub.publish("t", "first")
     assert b"first" in bodies[0]
     assert b"second" in bodies[1]
+
+
+async def test_a_generator_that_works_between_events_has_each_one_sent_before_the_next(
+    anyio_backend: str,
+) -> None:
+    # The async-iterable pump goes through the same send: a generator that never awaits is
+    # not held until the buffer fills.
+    async def generate() -> AsyncIterator[ServerSentEvent]:
+        for number in range(5):
+            time.sleep(SLICE * 4)  # noqa: ASYNC251 (the blocking work is the point)
+            yield ServerSentEvent(number)
+
+    with anyio.fail_after(10):
+        bodies = await run_on_a_server_whose_send_never_waits(EventSourceResponse(generate()))
+    assert b"".join(bodies) == b"".join(ServerSentEvent(n).encode() for n in range(5))
+    per_body = [body.count(b"data: ") for body in bodies[:-1]]
+    if anyio_backend == "asyncio":
+        assert per_body == [1] * 5
+    else:
+        assert max(per_body) <= 2  # trio's random order within a batch, as above
