@@ -16,7 +16,7 @@ from trio_sse import Broadcaster, EventSourceResponse, ServerSentEvent
 from trio_sse._channels import (
     SLICE,
     ParkingReceiveStream,
-    parking_receive_end,
+    parking_pair,
     producer_send_end,
 )
 from trio_sse.testing import open_event_stream
@@ -176,15 +176,15 @@ async def test_send_waits_for_room_when_the_buffer_is_full() -> None:
 
 @pytest.fixture
 def pair() -> Iterator[tuple[Send, ParkingReceiveStream[Any]]]:
-    send, receive = anyio.create_memory_object_stream[Any](4)
+    send, receive = parking_pair(4)
     with send, receive:
-        yield send, parking_receive_end(receive)
+        yield send, receive
 
 
 Pair = tuple[Send, ParkingReceiveStream[Any]]
 
 
-async def test_parked_receive_wakes_on_unpark_after_a_send(pair: Pair) -> None:
+async def test_a_send_wakes_the_parked_receive(pair: Pair) -> None:
     send, receive = pair
     got: list[object] = []
 
@@ -196,8 +196,7 @@ async def test_parked_receive_wakes_on_unpark_after_a_send(pair: Pair) -> None:
             group.start_soon(reader)
             await anyio.wait_all_tasks_blocked()
             assert got == []
-            send.send_nowait("a")
-            receive.unpark()
+            send.send_nowait("a")  # the paired send end unparks the reader
     assert got == ["a"]
     assert isinstance(receive, MemoryObjectReceiveStream)
 
@@ -221,7 +220,6 @@ async def test_cancelled_while_parked_leaves_the_stream_usable(pair: Pair) -> No
         assert scope.cancelled_caught
         receive.unpark()  # nobody is parked any more: nothing to wake, nothing breaks
         send.send_nowait("later")
-        receive.unpark()
         assert await receive.receive() == "later"
 
 
@@ -241,8 +239,7 @@ async def test_parked_receive_ends_when_the_send_end_closes(pair: Pair) -> None:
             group.start_soon(reader)
             await anyio.wait_all_tasks_blocked()
             send.send_nowait("last")
-            send.close()
-            receive.unpark()
+            send.close()  # wakes the reader too
     assert outcome == ["last", "end"]
 
 

@@ -14,6 +14,7 @@ How the pieces fit (issue #5):
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -28,7 +29,7 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._channels import DirectSource, parking_receive_end
+from ._channels import DirectSource, parking_pair
 from ._events import ServerSentEvent, event_from_mapping
 from .backends._base import Backend, Entry, Position
 from .backends.memory import MemoryBackend
@@ -266,12 +267,9 @@ class _Subscriber:
         self.max_buffer_size = options.max_buffer_size
         self.overflow = options.overflow
         self.block_timeout = options.block_timeout
-        self.send, receive = anyio.create_memory_object_stream[ServerSentEvent](
-            options.max_buffer_size
-        )
-        # Parks its reader until ``unpark``: every ``send``/``send_nowait`` below is followed
-        # by one (a thousand subscribers woken once each per event, see ``_channels``).
-        self.receive = parking_receive_end(receive)
+        # Its reader parks, and each send wakes it: a thousand subscribers are woken once
+        # each per event (see ``_channels``).
+        self.send, self.receive = parking_pair(options.max_buffer_size)
         self.replaying = replaying
         # The replay still to send, and the live events that arrived during it. A live-only
         # subscriber (most of them) never uses either: it shares one empty deque, never
@@ -310,7 +308,6 @@ class _Subscriber:
             return True
         try:
             self.send.send_nowait(entry.event)
-            self.receive.unpark()
         except anyio.WouldBlock:
             if self.overflow is Overflow.DISCONNECT:
                 self.disconnect()
@@ -348,7 +345,6 @@ class _Subscriber:
             self.hub._dropped += 1
         try:
             self.send.send_nowait(entry.event)
-            self.receive.unpark()
         except anyio.WouldBlock:
             self.hub._dropped += 1
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -375,7 +371,6 @@ class _Subscriber:
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                     self.end()
                     return
-                self.receive.unpark()
                 self.hub._delivered += 1
                 return
         if scope.cancelled_caught:
@@ -451,7 +446,6 @@ class _Subscriber:
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 self.end()
                 return True
-            self.receive.unpark()
             self._pop_item()
             self._sent(item[0])
 
@@ -467,7 +461,6 @@ class _Subscriber:
                     # the wait then drops the next one, never the one being sent.
                     self._pop_item()
                     await self.send.send(item[1])
-                    self.receive.unpark()
                     self._sent(item[0])
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 self.end()
@@ -497,8 +490,7 @@ class _Subscriber:
         self.closed = True
         if self.replay_scope is not None:
             self.replay_scope.cancel()
-        self.send.close()
-        self.receive.unpark()  # it reads what is buffered, then EndOfStream
+        self.send.close()  # wakes the reader: it reads what is buffered, then EndOfStream
         self.pending.clear()
         self.backlog.clear()
         self._room()
@@ -569,23 +561,6 @@ class Subscription:
         if self._watching:
             self._watching = False
             self._hub._backend.unwatch(self._topic)
-
-
-class _TopicStream(DirectSource):
-    """What :meth:`Broadcaster.stream` returns: a subscription that a response opens itself."""
-
-    __slots__ = ("_hub", "_options", "_resume", "_topic")
-
-    def __init__(
-        self, hub: Broadcaster, topic: str, resume: _Resume | None, options: _Options
-    ) -> None:
-        self._hub = hub
-        self._topic = topic
-        self._resume = resume
-        self._options = options
-
-    def open_channel(self) -> Subscription:
-        return Subscription(self._hub, self._topic, self._resume, self._options)
 
 
 class Broadcaster:
@@ -838,7 +813,7 @@ class Broadcaster:
         _check_topic(topic)
         resume = _parse_last_event_id(last_event_id_from(request_or_last_event_id))
         options = _check_options(max_buffer_size, on_overflow, block_timeout)
-        return _TopicStream(self, topic, resume, options)
+        return DirectSource(functools.partial(Subscription, self, topic, resume, options))
 
     # -- statistics ---------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 Both classes are anyio's own ``MemoryObjectSendStream``/``MemoryObjectReceiveStream``
 (``isinstance`` holds, ``clone()``, ``statistics()``, ``close()`` and ``async with`` are
 anyio's); an instance is made by re-classing a stream that ``anyio.create_memory_object_stream``
-created (see :func:`producer_send_end`, :func:`parking_receive_end`), so no private anyio
+created (see :func:`producer_send_end`, :func:`parking_pair`), so no private anyio
 state is touched (it relies on anyio's stream classes having no ``__slots__``, which the tests
 pin). Only the awaiting methods change, and only in what they cost:
 
@@ -21,8 +21,8 @@ pin). Only the awaiting methods change, and only in what they cost:
   the loop, an anyio ``Event`` and a task-info record per wait, for each of a thousand
   subscribers at each published event. Here a receive that must wait just parks the task
   (trio's ``wait_task_rescheduled``, or an asyncio future) until :meth:`~ParkingReceiveStream.
-  unpark` (called by whoever sends, after ``send_nowait``); an ``unpark`` while nobody is
-  parked is remembered, so a wake-up is never lost between a look and a wait. A receive
+  unpark`, which its paired :class:`WakingSendStream` calls at every send; an ``unpark``
+  while nobody is parked is remembered, so a wake-up is never lost between a look and a wait. A receive
   that finds an item waiting is still a full checkpoint, as in trio.
 * :class:`DirectSource` is content that a response opens and streams itself
   (``Broadcaster.stream``): no forwarding task, no second channel.
@@ -48,7 +48,8 @@ __all__ = [
     "DirectSource",
     "ParkingReceiveStream",
     "ProducerSendStream",
-    "parking_receive_end",
+    "WakingSendStream",
+    "parking_pair",
     "producer_send_end",
 ]
 
@@ -130,9 +131,10 @@ def producer_send_end(
 class ParkingReceiveStream(MemoryObjectReceiveStream[T]):
     """A receive end whose ``receive`` parks until :meth:`unpark` (see the module docstring).
 
-    Made by :func:`parking_receive_end`. The sender must call :meth:`unpark` after every
-    ``send_nowait`` and after closing its end; it is cheap when nobody is parked. One task
-    receives at a time (the subscriber's); clones are anyio's plain receive streams.
+    Made by :func:`parking_pair`, whose send end unparks it after every send and when it
+    closes; :meth:`unpark` also wakes the reader for reasons of its own (a ping is due). It
+    is cheap when nobody is parked. One task receives at a time (the subscriber's); clones
+    are anyio's plain receive streams.
     """
 
     # Who is parked: an asyncio future to resolve, or a trio task to reschedule (never both).
@@ -213,20 +215,43 @@ class ParkingReceiveStream(MemoryObjectReceiveStream[T]):
         return _trio_abort_succeeded()
 
 
+class WakingSendStream(MemoryObjectSendStream[T]):
+    """The send end made with a :class:`ParkingReceiveStream` by :func:`parking_pair`.
+
+    Every item it puts in the buffer, and its closing, wake the parked reader: the wake-up
+    is part of sending, so no sender can forget it. (anyio's ``send`` goes through
+    ``send_nowait``; an item that waited for room is taken by the reader itself.)
+    """
+
+    _receiver: ParkingReceiveStream[Any]
+
+    def send_nowait(self, item: T) -> None:
+        super().send_nowait(item)
+        self._receiver.unpark()
+
+    def close(self) -> None:
+        super().close()
+        self._receiver.unpark()
+
+
 class DirectSource:
     """Content that ``EventSourceResponse`` streams from a channel it opens itself.
 
-    A subclass is still a producer function (``await source(send)`` forwards its events
-    into *send*), so code that calls it as one keeps working; a response given one opens
-    :meth:`open_channel` when the stream starts and streams that channel directly, with no
-    forwarding task and no second channel. ``Broadcaster.stream`` returns one.
+    ``DirectSource(open_channel)``: *open_channel* returns an async context manager whose
+    value is the channel to stream; leaving it closes the channel. A response given one
+    opens it when the stream starts and streams that channel directly, with no forwarding
+    task and no second channel. It is still a producer function (``await source(send)``
+    forwards the channel's items into *send*), so code that calls it as one keeps working.
+    ``Broadcaster.stream`` returns one.
     """
 
-    __slots__ = ()
+    __slots__ = ("open_channel",)
 
-    def open_channel(self) -> AbstractAsyncContextManager[MemoryObjectReceiveStream[Any]]:
-        """An async context manager whose value is the channel to stream; leaving closes it."""
-        raise NotImplementedError
+    def __init__(
+        self,
+        open_channel: Callable[[], AbstractAsyncContextManager[MemoryObjectReceiveStream[Any]]],
+    ) -> None:
+        self.open_channel = open_channel
 
     async def __call__(self, send: MemoryObjectSendStream[Any]) -> None:
         """Forward the channel's items into *send*, then close *send* (a producer function)."""
@@ -235,12 +260,16 @@ class DirectSource:
                 await send.send(item)
 
 
-def parking_receive_end(stream: MemoryObjectReceiveStream[T]) -> ParkingReceiveStream[T]:
-    """Turn *stream* (fresh from ``create_memory_object_stream``) into a ParkingReceiveStream."""
-    stream.__class__ = ParkingReceiveStream
-    assert isinstance(stream, ParkingReceiveStream)
-    stream._future = None
-    stream._task = None
-    stream._under_trio = None
-    stream._wake_pending = False
-    return stream
+def parking_pair(max_buffer_size: int) -> tuple[WakingSendStream[Any], ParkingReceiveStream[Any]]:
+    """A bounded anyio memory channel whose reader parks and whose sends wake it."""
+    send, receive = anyio.create_memory_object_stream[Any](max_buffer_size)
+    receive.__class__ = ParkingReceiveStream
+    assert isinstance(receive, ParkingReceiveStream)
+    receive._future = None
+    receive._task = None
+    receive._under_trio = None
+    receive._wake_pending = False
+    send.__class__ = WakingSendStream
+    assert isinstance(send, WakingSendStream)
+    send._receiver = receive
+    return send, receive

@@ -109,7 +109,7 @@ class Source:
     ``EndOfChannel``) exceptions so that the writer loop is written once.
     """
 
-    __slots__ = ("end", "park", "stream", "would_block")
+    __slots__ = ("end", "stream", "would_block")
 
     def __init__(
         self,
@@ -120,11 +120,6 @@ class Source:
         self.stream = stream
         self.would_block = would_block
         self.end = end
-        # A broadcast subscriber's stream: the writer parks on it directly once it found the
-        # buffer empty, rather than through ``receive()`` (see ``_channels``).
-        self.park: Callable[[], Awaitable[None]] | None = (
-            stream.wait_ready if isinstance(stream, ParkingReceiveStream) else None
-        )
 
     @classmethod
     def from_anyio(cls, stream: MemoryObjectReceiveStream[Any]) -> Source:
@@ -601,8 +596,12 @@ class Connection:
         """
         spec = self._spec
         sep = spec.sep
-        park = source.park
-        receive = source.stream.receive if park is None else None
+        # A broadcast subscriber's stream: the writer parks on it directly once it found the
+        # buffer empty, rather than through ``receive()``, and is woken by unparking it.
+        stream = source.stream
+        parking = self._parking = stream if isinstance(stream, ParkingReceiveStream) else None
+        park = parking.wait_ready if parking is not None else None
+        receive = stream.receive if parking is None else None
         end = source.end
         send = self._send
         timed = spec.send_timeout is not None
@@ -615,7 +614,6 @@ class Connection:
         last_send = -math.inf
         status: str | None = None
         busy = False  # the producer made items while the writer was sending or passing
-        self._parking = source.stream if park is not None else None
         while True:
             scope: anyio.CancelScope | contextlib.nullcontext[None]
             if park is None:
