@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import functools
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -17,6 +21,7 @@ from trio_sse._hooks import _ChainedHandler, install_server_hooks
 from trio_sse._shutdown import default_shutdown_token
 
 from .helpers import sse_app
+from .processes import REPO, child_env, free_port, kill_group, port_accepts
 
 Send = MemoryObjectSendStream[Any]
 
@@ -240,3 +245,49 @@ async def test_a_normal_end_is_not_reported_as_a_client_disconnect() -> None:
                     assert response.text == "data: 0\r\n\r\ndata: 1\r\n\r\ndata: 2\r\n\r\n"
             token.trigger()
     assert closed == []
+
+
+def _serve_output(tmp_path: Path, backend: str, log_level: str) -> str:
+    """Start ``python -m trio_sse serve`` for real, stop it with SIGINT, return all it printed."""
+    port = free_port()
+    out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        command = [sys.executable, "-m", "trio_sse", "serve", "tests.servers.sse_app:app"]
+        command += ["--port", str(port), "--backend", backend, "--log-level", log_level]
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            cwd=REPO,
+            env=child_env(),
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while not port_accepts(port):
+            assert process.poll() is None, err.read_text()
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        # The sockets listen before the signal handlers are in place; hypercorn answers only
+        # after they are: one request, then SIGINT is a graceful stop and not a traceback.
+        assert httpx.get(f"http://127.0.0.1:{port}/missing", timeout=10).status_code == 404
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=15) == 0, err.read_text()
+    finally:
+        kill_group(process)
+    return out.read_text() + err.read_text()
+
+
+@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+def test_serve_log_level_warning_is_quiet(tmp_path: Path, backend: str) -> None:
+    output = _serve_output(tmp_path, backend, "warning")
+    assert "Running on" not in output
+    assert "serving on" not in output
+
+
+@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+def test_serve_log_level_info_says_running_on_once(tmp_path: Path, backend: str) -> None:
+    output = _serve_output(tmp_path, backend, "info")
+    assert output.count("Running on") == 1, output
+    assert output.count("serving on") == 1, output

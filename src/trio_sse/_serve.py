@@ -20,6 +20,7 @@ import anyio
 import anyio.abc
 from starlette.types import ASGIApp
 
+from ._extras import require
 from ._loop import running_under_trio
 from ._shutdown import ShutdownToken, _fresh_default_shutdown_token, _server_token
 
@@ -30,12 +31,24 @@ logger = logging.getLogger("trio_sse")
 Backend = Literal["trio", "asyncio"]
 
 
-def _make_config(config: Any, host: str | None, port: int | None) -> Any:
-    from hypercorn.config import Config
+# Beyond hypercorn's documented API this relies on ``hypercorn.trio.run.worker_serve`` and
+# ``hypercorn.asyncio.run.worker_serve`` (``sockets=``, ``shutdown_trigger=``, and
+# ``task_status=`` for trio), ``hypercorn.utils.wrap_app`` and ``Config.create_sockets``:
+# pyproject.toml bounds hypercorn above the newest release tested.
+def _hypercorn(module: str) -> Any:
+    """``hypercorn.<module>``, or an ImportError naming the ``serve`` extra."""
+    return require(f"hypercorn.{module}", part="trio_sse.serve", extras=("serve",))
 
+
+def _make_config(config: Any, host: str | None, port: int | None) -> Any:
     if config is None:
-        config = Config()
+        config = _hypercorn("config").Config()
         config.accesslog = None
+        # hypercorn's own error log would get a handler of its own (level INFO, whatever the
+        # application configured) and propagate to the root logger as well: its "Running on"
+        # line came out twice and ignored the log level. Given a Logger, hypercorn logs
+        # through it as it is: standard logging decides the level and the output, once.
+        config.errorlog = logging.getLogger("hypercorn.error")
         # Streams have drained (or were given up on) before hypercorn is told to stop; what
         # is left is ordinary requests, which get a short wait of their own.
         config.graceful_timeout = 1.0
@@ -133,9 +146,7 @@ async def serve(
             with anyio.move_on_after(shutdown_grace_period):
                 await token._wait_drained()
 
-    from hypercorn.utils import wrap_app
-
-    wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
+    wrapped = _hypercorn("utils").wrap_app(app, config.wsgi_max_body_size, "asgi")
     # Every task hypercorn starts inherits this context: responses without shutdown= in this
     # server obey its token, even when several servers share a process.
     context_token = _server_token.set(token)
@@ -144,7 +155,7 @@ async def serve(
             if handle_signals and threading.current_thread() is threading.main_thread():
                 await group.start(_watch_signals, token, group.cancel_scope)
             if under_trio:
-                from hypercorn.trio.run import worker_serve as trio_worker_serve
+                trio_worker_serve = _hypercorn("trio.run").worker_serve
 
                 async def serve_trio(*, task_status: Any) -> None:
                     await trio_worker_serve(
@@ -158,7 +169,7 @@ async def serve(
 
                 await group.start(serve_trio)
             else:
-                from hypercorn.asyncio.run import worker_serve as asyncio_worker_serve
+                asyncio_worker_serve = _hypercorn("asyncio.run").worker_serve
 
                 async def serve_asyncio() -> None:
                     # hypercorn's asyncio worker cannot be cancelled from outside: its cleanup
@@ -193,4 +204,9 @@ def run(app: ASGIApp, *, backend: Backend = "trio", **options: Any) -> None:
     """Blocking form of :func:`serve`: ``trio.run`` or ``asyncio.run`` it until shut down."""
     if backend not in ("trio", "asyncio"):
         raise ValueError(f"backend must be 'trio' or 'asyncio', got {backend!r}")
+    # Before the loop starts: a missing package is named with its extra, not as anyio's
+    # "No such backend" or a traceback from inside the loop.
+    if backend == "trio":
+        require("trio", part="trio_sse.run(backend='trio')", extras=("serve",))
+    _hypercorn("config")
     anyio.run(functools.partial(serve, app, backend=backend, **options), backend=backend)
