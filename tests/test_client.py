@@ -47,6 +47,12 @@ pytestmark = pytest.mark.anyio
 FAST: dict[str, Any] = {"backoff": 0.01, "jitter": 0.0}
 
 
+@pytest.fixture(params=["httpx", "httpx2"])
+def http_lib(request: pytest.FixtureRequest) -> Any:
+    """The HTTP library a test's client comes from: the client takes both (same API)."""
+    return pytest.importorskip(request.param, reason=f"{request.param} is not installed")
+
+
 def state(source: EventSource) -> str:
     """``source.state``, read afresh (a property that changes under mypy's narrowing)."""
     return source.state
@@ -57,11 +63,13 @@ def requests_to(app: Any, path: str) -> list[dict[str, Any]]:
 
 
 @asynccontextmanager
-async def stream_from(app: Any, path: str, **options: Any) -> AsyncIterator[EventSource]:
-    """Serve *app*, connect to *path* with *options*: the connected source."""
+async def stream_from(
+    app: Any, path: str, *, library: Any = httpx, **options: Any
+) -> AsyncIterator[EventSource]:
+    """Serve *app*, connect to *path* with *options* (a client of *library*): the source."""
     async with (
         serving(app) as url,
-        httpx.AsyncClient() as http,
+        library.AsyncClient() as http,
         connect(http, f"{url}{path}", **options) as source,
     ):
         yield source
@@ -79,10 +87,10 @@ async def collect(source: EventSource, count: int | None = None) -> list[ServerS
 # -- a stream, its headers, its events -------------------------------------------------
 
 
-async def test_events_arrive_with_their_fields() -> None:
+async def test_events_arrive_with_their_fields(http_lib: Any) -> None:
     app = make_app()
     with anyio.fail_after(10):
-        async with serving(app) as url, httpx.AsyncClient() as http:
+        async with serving(app) as url, http_lib.AsyncClient() as http:
             async with connect(http, f"{url}/stream?count=3", reconnect=False) as source:
                 assert state(source) == "open"
                 assert source.response is not None
@@ -274,15 +282,15 @@ async def test_statuses_listed_in_retry_statuses_are_retried() -> None:
 # -- failures and backoff ----------------------------------------------------------------
 
 
-async def test_gives_up_after_max_attempts_against_a_closed_port() -> None:
+async def test_gives_up_after_max_attempts_against_a_closed_port(http_lib: Any) -> None:
     port = free_port()
-    sent: list[httpx.Request] = []
+    sent: list[Any] = []
 
-    async def count(request: httpx.Request) -> None:
+    async def count(request: Any) -> None:
         sent.append(request)
 
     with anyio.fail_after(10):
-        async with httpx.AsyncClient(event_hooks={"request": [count]}) as http:
+        async with http_lib.AsyncClient(event_hooks={"request": [count]}) as http:
             source = connect(
                 http, f"http://127.0.0.1:{port}/stream", max_attempts=3, backoff=0.02, jitter=0
             )
@@ -292,7 +300,7 @@ async def test_gives_up_after_max_attempts_against_a_closed_port() -> None:
                     pytest.fail("nothing listens there")
             elapsed = time.monotonic() - started
     assert caught.value.attempts == 3
-    assert isinstance(caught.value.__cause__, httpx.ConnectError)
+    assert isinstance(caught.value.__cause__, http_lib.ConnectError)
     assert "3 consecutive failed attempts" in str(caught.value)
     assert len(sent) == 3
     assert source.state == "closed"
@@ -300,10 +308,10 @@ async def test_gives_up_after_max_attempts_against_a_closed_port() -> None:
     assert elapsed >= 0.06
 
 
-async def test_without_reconnect_a_refused_connection_raises_at_once() -> None:
+async def test_without_reconnect_a_refused_connection_raises_at_once(http_lib: Any) -> None:
     port = free_port()
     with anyio.fail_after(10):
-        async with httpx.AsyncClient() as http:
+        async with http_lib.AsyncClient() as http:
             with pytest.raises(SSEConnectionError) as caught:
                 async with connect(http, f"http://127.0.0.1:{port}/", reconnect=False):
                     pytest.fail("nothing listens there")
@@ -321,19 +329,19 @@ async def test_a_stream_that_ends_before_sending_anything_counts_as_a_failure() 
     assert len(requests_to(app, "/empty")) == 3
 
 
-async def test_reconnects_after_a_dropped_connection() -> None:
+async def test_reconnects_after_a_dropped_connection(http_lib: Any) -> None:
     app = make_app()
     with anyio.fail_after(10):
-        async with stream_from(app, "/broken", **FAST) as source:
+        async with stream_from(app, "/broken", library=http_lib, **FAST) as source:
             events = await collect(source, 2)
     assert [(event.data, event.id) for event in events] == [("before", "b1"), ("after", "b2")]
     assert [request["last_event_id"] for request in requests_to(app, "/broken")] == [None, "b1"]
 
 
-async def test_without_reconnect_a_dropped_connection_raises() -> None:
+async def test_without_reconnect_a_dropped_connection_raises(http_lib: Any) -> None:
     app = make_app()
     with anyio.fail_after(10):
-        async with stream_from(app, "/broken", reconnect=False) as source:
+        async with stream_from(app, "/broken", library=http_lib, reconnect=False) as source:
             received = []
 
             async def read_all() -> None:
@@ -343,27 +351,27 @@ async def test_without_reconnect_a_dropped_connection_raises() -> None:
             with pytest.raises(SSEConnectionError) as caught:
                 await read_all()
     assert received == ["before"]
-    assert isinstance(caught.value.__cause__, httpx.RemoteProtocolError)
+    assert isinstance(caught.value.__cause__, http_lib.RemoteProtocolError)
     assert source.state == "closed"
 
 
-async def test_a_quiet_stream_is_not_cut_by_the_clients_read_timeout() -> None:
+async def test_a_quiet_stream_is_not_cut_by_the_clients_read_timeout(http_lib: Any) -> None:
     app = make_app()
     path = "/stream?count=2&interval=0.4&ping=0"
     with anyio.fail_after(10):
         async with (
             serving(app) as url,
-            httpx.AsyncClient(timeout=httpx.Timeout(5, read=0.15)) as http,
+            http_lib.AsyncClient(timeout=http_lib.Timeout(5, read=0.15)) as http,
         ):
             async with connect(http, f"{url}{path}", reconnect=False) as source:
                 assert len(await collect(source)) == 2
             assert source.connections == 1
             # An explicit timeout is the caller's: it applies, and a timeout is a network error.
-            timeout = httpx.Timeout(5, read=0.15)
+            timeout = http_lib.Timeout(5, read=0.15)
             async with connect(http, f"{url}{path}", reconnect=False, timeout=timeout) as source:
                 with pytest.raises(SSEConnectionError) as caught:
                     await collect(source)
-    assert isinstance(caught.value.__cause__, httpx.ReadTimeout)
+    assert isinstance(caught.value.__cause__, http_lib.ReadTimeout)
 
 
 def test_reconnect_delay_grows_caps_and_only_adds_jitter() -> None:
@@ -433,8 +441,8 @@ async def test_one_task_at_a_time_and_one_use_per_source() -> None:
                     pass
 
 
-async def test_options_are_checked_when_connecting() -> None:
-    async with httpx.AsyncClient() as http:
+async def test_options_are_checked_when_connecting(http_lib: Any) -> None:
+    async with http_lib.AsyncClient() as http:
         url = "http://127.0.0.1:9/"
         with pytest.raises(ValueError, match="max_attempts"):
             connect(http, url, max_attempts=0)
@@ -448,8 +456,11 @@ async def test_options_are_checked_when_connecting() -> None:
             connect(http, url, last_event_id="a\nb")
         with pytest.raises(ValueError, match="retry_statuses"):
             connect(http, url, retry_statuses={204})
-    with pytest.raises(TypeError, match="AsyncClient"), httpx.Client() as sync_client:
-        connect(sync_client, "http://127.0.0.1:9/")  # type: ignore[arg-type]
+    expected = "client must be an httpx.AsyncClient or an httpx2.AsyncClient, got "
+    with pytest.raises(TypeError, match=expected + http_lib.__name__), http_lib.Client() as sync:
+        connect(sync, "http://127.0.0.1:9/")
+    with pytest.raises(TypeError, match=expected + "builtins.str"):
+        connect("http://127.0.0.1:9/", "http://127.0.0.1:9/")  # type: ignore[arg-type]
 
 
 # -- a real server process, killed and started again -------------------------------------

@@ -8,9 +8,11 @@ that a missing package becomes an ``ImportError`` naming the ``pip install`` tha
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
 from types import ModuleType
 
-__all__ = ["MissingExtraError", "require"]
+__all__ = ["MissingExtraError", "install_hint", "installed", "require"]
 
 
 class MissingExtraError(ImportError):
@@ -20,6 +22,16 @@ class MissingExtraError(ImportError):
 def install_hint(*extras: str) -> str:
     """``pip install 'trio_sse[serve]'`` (several extras: alternatives joined by "or")."""
     return " or ".join(f"pip install 'trio_sse[{extra}]'" for extra in extras)
+
+
+def installed(name: str) -> bool:
+    """Whether the top-level module *name* can be imported, without importing it."""
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:  # a finder that refuses the name (as an import blocker does)
+        return False
 
 
 def _is_missing(error: ImportError, module: str) -> bool:

@@ -1,4 +1,4 @@
-"""An SSE client on httpx that behaves like a browser's ``EventSource``.
+"""An SSE client on httpx (or httpx2) that behaves like a browser's ``EventSource``.
 
 ::
 
@@ -14,8 +14,13 @@ It checks the status and content type, decodes with :class:`trio_sse.EventDecode
 ``Last-Event-ID`` when reconnecting, honours ``retry:``, backs off after failures and closes its
 connection when cancelled, under trio and asyncio alike. A public subpackage that
 ``trio_sse`` itself does not import; ``python -m trio_sse.client URL`` prints a stream.
+
+It needs httpx (``pip install 'trio_sse[client]'``) or httpx2 (``pip install
+'trio_sse[httpx2]'``): importing it without either raises an ``ImportError`` saying so.
 """
 
+# First: without httpx or httpx2 this raises an ImportError that names the extras.
+from . import _http  # noqa: F401
 from ._errors import SSEConnectionError as SSEConnectionError
 from ._errors import SSEContentTypeError as SSEContentTypeError
 from ._errors import SSEError as SSEError

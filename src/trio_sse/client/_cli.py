@@ -5,6 +5,7 @@ type ``message`` when the server named none, newlines in data shown as ``\\n``),
 ``--json`` one JSON object per line: ``{"event", "data", "id", "retry"}``. Reconnects as a
 browser does (``Last-Event-ID``, ``retry:``, backoff); a 204 or a clean end with
 ``--no-reconnect`` exits 0, an error exits 1 with a message on stderr, Ctrl-C exits 0 quietly.
+It runs on httpx (httpx2 if httpx is not installed), under trio if installed, else asyncio.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ import json
 import logging
 import os
 import sys
+from typing import Any
 
-import httpx
+import anyio
 
 from .._events import ServerSentEvent
+from .._extras import installed
 from ._errors import SSEError
+from ._http import default_library
 from ._source import DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS, connect
 
 __all__ = ["format_event", "main"]
@@ -94,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _run(args: argparse.Namespace) -> int:
+async def _run(args: argparse.Namespace, httpx: Any) -> int:
     async with (
         httpx.AsyncClient() as http,
         connect(
@@ -123,10 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(sys.stdout, io.TextIOWrapper):
         # Event data is any Unicode: never die on a terminal that cannot show a character.
         sys.stdout.reconfigure(errors="backslashreplace")
-    import trio
-
+    httpx = default_library().module
+    backend = "trio" if installed("trio") else "asyncio"
     try:
-        return trio.run(functools.partial(_run, args))
+        return anyio.run(functools.partial(_run, args, httpx), backend=backend)
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, and keep the interpreter from
         # complaining when it flushes stdout at exit.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import httpx
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._http import Response
 
 __all__ = [
     "SSEConnectionError",
@@ -21,10 +24,11 @@ class SSEResponseError(SSEError):
     """The server answered, but not with an event stream.
 
     WHATWG 9.2.3 calls this "fail the connection": the client does not reconnect.
-    ``response`` is the (closed) ``httpx.Response``; its status and headers can still be read.
+    ``response`` is the (closed) ``httpx.Response`` (or ``httpx2.Response``); its status and
+    headers can still be read.
     """
 
-    def __init__(self, message: str, response: httpx.Response) -> None:
+    def __init__(self, message: str, response: Response) -> None:
         super().__init__(message)
         self.response = response
 
@@ -50,7 +54,7 @@ class SSEConnectionError(SSEError):
     """No usable connection: a network error with ``reconnect=False``, or too many failures.
 
     ``attempts`` is the number of consecutive failed connection attempts when the client gave
-    up. The last underlying error (an ``httpx.TransportError``, or an :class:`SSEStatusError`
+    up. The last underlying error (an ``httpx.TransportError`` or its httpx2 twin, or an :class:`SSEStatusError`
     for a status listed in ``retry_statuses``) is the ``__cause__``.
     """
 

@@ -1,4 +1,4 @@
-"""The EventSource model on httpx: connect, read, reconnect with ``Last-Event-ID``.
+"""The EventSource model on httpx or httpx2: connect, read, reconnect with ``Last-Event-ID``.
 
 References are to the HTML Living Standard, section 9.2 "Server-sent events": 9.2.3 "Processing
 model" (status and content type checks, "reestablish the connection", "fail the connection")
@@ -12,19 +12,23 @@ Nothing here spawns a task: the body is read in the iterating task, one chunk pe
 from __future__ import annotations
 
 import collections
+import http
 import logging
 from collections.abc import AsyncIterator, Collection, Mapping
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.lowlevel
-import httpx
 
 from .._decoder import EventDecoder
 from .._events import ServerSentEvent
 from ._backoff import check_policy, reconnect_delay
 from ._errors import SSEConnectionError, SSEContentTypeError, SSEResponseError, SSEStatusError
+from ._http import library_of
+
+if TYPE_CHECKING:
+    from ._http import URL, AsyncClient, Response
 
 __all__ = [
     "DEFAULT_BACKOFF",
@@ -58,17 +62,7 @@ _DRAIN_LIMIT = 64
 
 State = Literal["connecting", "open", "closed"]
 
-# Errors after which a browser "reestablishes the connection" (9.2.3: a network error).
-# UnsupportedProtocol and LocalProtocolError are TransportErrors too, but they are mistakes on
-# this side that no amount of retrying fixes: they propagate unchanged.
-_NETWORK_ERRORS: tuple[type[Exception], ...] = (
-    httpx.NetworkError,
-    httpx.TimeoutException,
-    httpx.RemoteProtocolError,
-    httpx.ProxyError,
-)
-# While reading a body, a corrupt content-encoding is handled like a dropped connection.
-_READ_ERRORS: tuple[type[Exception], ...] = (*_NETWORK_ERRORS, httpx.DecodingError)
+# Which errors of httpx (or httpx2) mean a network error: see _http.HTTPLibrary.
 
 # Keyword arguments that httpx takes in ``AsyncClient.send``; all others go to
 # ``AsyncClient.build_request`` (params, json, content, data, files, cookies, timeout, ...).
@@ -113,14 +107,14 @@ class EventSource:
     * ``retry``: the server's latest ``retry:`` value in milliseconds, or ``None``;
     * ``connections``: streams opened so far (a 200 response with ``text/event-stream``);
       ``attempts``: requests sent so far; ``failures``: consecutive failed attempts now;
-    * ``response``: the current ``httpx.Response`` (status, headers), or ``None`` between
+    * ``response``: the current ``httpx.Response`` (or ``httpx2.Response``), or ``None`` between
       connections; ``url``: the URL as given.
     """
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
-        url: httpx.URL | str,
+        client: AsyncClient,
+        url: URL | str,
         *,
         method: str,
         headers: Mapping[str, str] | None,
@@ -134,8 +128,8 @@ class EventSource:
         retry_statuses: Collection[int],
         request_kwargs: dict[str, Any],
     ) -> None:
-        if not isinstance(client, httpx.AsyncClient):
-            raise TypeError(f"client must be an httpx.AsyncClient, got {type(client).__name__}")
+        self._http = library_of(client)  # httpx or httpx2; TypeError for anything else
+        httpx = self._http.module
         (
             self._max_attempts,
             self._backoff,
@@ -149,7 +143,7 @@ class EventSource:
             backoff_factor=backoff_factor,
             jitter=jitter,
         )
-        self._client = client
+        self._client: Any = client  # one of two libraries with the same API: checked above
         self.url = url
         self._method = method
         self._reconnect = bool(reconnect)
@@ -190,7 +184,7 @@ class EventSource:
         self._state: State = "connecting"
         self._entered = False
         self._iterating = False
-        self._response: httpx.Response | None = None
+        self._response: Response | None = None
         self._chunks: AsyncIterator[bytes] | None = None
         self._chunks_started = False
         self._chunks_done = False
@@ -226,7 +220,7 @@ class EventSource:
         return self._failures
 
     @property
-    def response(self) -> httpx.Response | None:
+    def response(self) -> Response | None:
         return self._response
 
     def __repr__(self) -> str:
@@ -350,7 +344,7 @@ class EventSource:
                     self._state = "closed"
                     raise retryable.error from None
                 self._fail(retryable.error)
-            except _NETWORK_ERRORS as error:
+            except self._http.network_errors as error:
                 self._fail(error)
             except SSEResponseError:
                 # 9.2.3 "fail the connection": readyState CLOSED, no reconnection.
@@ -401,7 +395,7 @@ class EventSource:
             self._chunks_done = True
             await self._connection_ended(None)
             return
-        except _READ_ERRORS as error:
+        except self._http.read_errors as error:
             self._chunks_done = True
             await self._connection_ended(error)
             return
@@ -466,7 +460,14 @@ class EventSource:
             await _close_response(response)
 
 
-def _check_response(response: httpx.Response, method: str, retry_statuses: frozenset[int]) -> bool:
+def _reason_phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _check_response(response: Response, method: str, retry_statuses: frozenset[int]) -> bool:
     """True for an event stream, False for 204; raise for anything else (9.2.3)."""
     status = response.status_code
     if status == 204:
@@ -474,7 +475,7 @@ def _check_response(response: httpx.Response, method: str, retry_statuses: froze
     url = response.request.url
     if status != 200:
         # Some servers (hypercorn) send no reason phrase: name the status anyway.
-        reason = response.reason_phrase or httpx.codes.get_reason_phrase(status)
+        reason = response.reason_phrase or _reason_phrase(status)
         error = SSEStatusError(
             f"{method} {url} answered {status} {reason} instead of 200 with an event stream",
             response,
@@ -494,7 +495,7 @@ def _check_response(response: httpx.Response, method: str, retry_statuses: froze
     return True
 
 
-async def _close_response(response: httpx.Response) -> None:
+async def _close_response(response: Response) -> None:
     with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
         try:
             await response.aclose()
@@ -503,8 +504,8 @@ async def _close_response(response: httpx.Response) -> None:
 
 
 def connect(
-    client: httpx.AsyncClient,
-    url: httpx.URL | str,
+    client: AsyncClient,
+    url: URL | str,
     *,
     method: str = "GET",
     headers: Mapping[str, str] | None = None,
@@ -519,6 +520,9 @@ def connect(
     **request_kwargs: Any,
 ) -> EventSource:
     """Open an event stream with *client*, the way a browser's ``EventSource`` does.
+
+    *client* is an ``httpx.AsyncClient`` or an ``httpx2.AsyncClient`` (``TypeError`` for
+    anything else); the network errors of either library lead to a reconnection.
 
     ::
 
