@@ -200,13 +200,22 @@ async def serve(
         _server_token.reset(context_token)
 
 
+def check_installed(
+    backend: Backend, *, part: str = "trio_sse.serve", extra: str = "serve"
+) -> None:
+    """Raise an ImportError naming *extra* unless hypercorn (and, for trio, trio) is there.
+
+    Called before the loop starts, so that a missing package is named with its extra, not
+    as anyio's "No such backend" or a traceback from inside the loop.
+    """
+    if backend == "trio":
+        require("trio", part=f"{part} (backend 'trio')", extras=(extra,))
+    require("hypercorn.config", part=part, extras=(extra,))
+
+
 def run(app: ASGIApp, *, backend: Backend = "trio", **options: Any) -> None:
     """Blocking form of :func:`serve`: ``trio.run`` or ``asyncio.run`` it until shut down."""
     if backend not in ("trio", "asyncio"):
         raise ValueError(f"backend must be 'trio' or 'asyncio', got {backend!r}")
-    # Before the loop starts: a missing package is named with its extra, not as anyio's
-    # "No such backend" or a traceback from inside the loop.
-    if backend == "trio":
-        require("trio", part="trio_sse.run(backend='trio')", extras=("serve",))
-    _hypercorn("config")
+    check_installed(backend)
     anyio.run(functools.partial(serve, app, backend=backend, **options), backend=backend)

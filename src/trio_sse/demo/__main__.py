@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from .._serve import run
+from .._extras import MissingExtraError
+from .._serve import check_installed, run
 from ._app import SHUTDOWN_GRACE_PERIOD, create_app
 
 
@@ -27,6 +28,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="event loop for hypercorn (default: %(default)s)",
     )
     args = parser.parse_args(argv)
+    try:
+        check_installed(args.backend, part="trio_sse.demo", extra="demo")
+    except MissingExtraError as error:  # before the banner: say what to install, no traceback
+        raise SystemExit(f"error: {error}") from None
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(
         f"trio_sse demo on http://{host}:{args.port} (hypercorn, {args.backend}) — Ctrl-C to stop",
