@@ -30,7 +30,11 @@ SUPPORTED = ["3.11", "3.12", "3.13", "3.14"]
 # Tools of the test environment that the lowest bounds conflict with (sse-starlette 3.7 needs
 # starlette >= 0.49.1, FastAPI a recent starlette): not installed by `lowest`, and the test
 # modules that import them are left out of that run.
-LOWEST_LEFT_OUT = ("sse-starlette", "fastapi")
+LOWEST_LEFT_OUT = ("sse-starlette",)
+# anyio's pytest plugin runs Hypothesis tests that are methods only from 4.15 on (before, it
+# passes `self` twice: "TestRunner._call_in_runner_task() got multiple values for argument
+# 'self'"); the library itself is fine on 4.5. Those tests do not run at the lowest anyio.
+LOWEST_DESELECT = "not test_resume_from_every_position"
 
 
 def _interpreter(version: str) -> str | None:
@@ -85,7 +89,7 @@ def notrio(session: nox.Session) -> None:
     Installs the core and the extras that do not need trio, then the test tools;
     pytest-trio, which needs trio, is left out and its plugin is not loaded.
     """
-    session.install("-e", ".[client,httpx2]", "hypercorn")
+    session.install("-e", ".[client,httpx2]", "hypercorn<0.19")
     session.install(*_test_requirements(leave_out=("pytest-trio",)))
     no_trio = "import importlib.util as u, sys; sys.exit('trio is installed' if u.find_spec('trio') else 0)"
     session.run("python", "-c", no_trio)
@@ -111,7 +115,7 @@ def lowest(session: nox.Session) -> None:
     session.install("-c", str(constraints), *_test_requirements(leave_out=LOWEST_LEFT_OUT))
     ignored = [f"--ignore={path}" for path in _modules_importing(*LOWEST_LEFT_OUT)]
     session.run("python", "-m", "pip", "list")
-    session.run("python", "-m", "pytest", *ignored, *session.posargs)
+    session.run("python", "-m", "pytest", *ignored, "-k", LOWEST_DESELECT, *session.posargs)
 
 
 @nox.session

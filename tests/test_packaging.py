@@ -1,0 +1,240 @@
+"""What installing trio_sse with fewer extras means: the core imports alone, and every part
+whose extra is missing says which one to install.
+
+Each check runs in a fresh interpreter whose first meta-path finder refuses some packages
+(trio, hypercorn, httpx, httpx2), as if they were not installed.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+
+import trio_sse
+
+from .processes import REPO, child_env, free_port
+
+
+def _load_tool(name: str) -> Any:
+    """A script of tools/ (not a package) as a module."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+lowest_constraints = _load_tool("lowest_constraints")
+
+BLOCKER = """
+import sys
+
+class _Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {blocked!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (blocked)", name=name)
+        return None
+
+sys.meta_path.insert(0, _Blocker())
+"""
+
+OPTIONAL = ("trio", "hypercorn", "httpx", "httpx2")
+
+
+def run_blocked(
+    code: str, *blocked: str, argv: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """Run *code* in a fresh interpreter in which *blocked* cannot be imported."""
+    program = BLOCKER.format(blocked=set(blocked)) + textwrap.dedent(code)
+    return subprocess.run(
+        [sys.executable, "-c", program, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env=child_env(),
+        check=False,
+    )
+
+
+def run_module_blocked(
+    module: str, *args: str, blocked: tuple[str, ...]
+) -> subprocess.CompletedProcess[str]:
+    """``python -m MODULE ARGS`` with *blocked* not importable."""
+    code = f"""
+        import runpy
+        sys.argv[0] = {module!r}
+        runpy.run_module({module!r}, run_name="__main__", alter_sys=True)
+    """
+    return run_blocked(code, *blocked, argv=args)
+
+
+def test_the_blocker_blocks() -> None:
+    result = run_blocked("import trio", "trio")
+    assert result.returncode == 1
+    assert "No module named 'trio' (blocked)" in result.stderr
+
+
+def test_the_core_imports_without_any_extra() -> None:
+    code = """
+        import trio_sse, trio_sse.testing, trio_sse.demo, trio_sse.backends
+        from trio_sse import EventSourceResponse, Broadcaster, ServerSentEvent
+        print("loaded:", sorted({name.partition(".")[0] for name in sys.modules} & set(sys.argv)))
+    """
+    result = run_blocked(code, *OPTIONAL, argv=OPTIONAL)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "loaded: []"
+
+
+def test_a_response_streams_under_asyncio_without_trio() -> None:
+    code = """
+        import anyio
+        from starlette.applications import Starlette
+        from starlette.routing import Route
+        from trio_sse import EventSourceResponse
+        from trio_sse.testing import open_event_stream
+
+        async def events():
+            for number in range(3):
+                yield {"data": number}
+
+        app = Starlette(routes=[Route("/", lambda request: EventSourceResponse(events()))])
+
+        async def main():
+            with anyio.fail_after(10):
+                async with open_event_stream(app, "/") as stream:
+                    print([event.data async for event in stream])
+
+        anyio.run(main, backend="asyncio")
+    """
+    result = run_blocked(code, *OPTIONAL)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['0', '1', '2']"
+
+
+@pytest.mark.parametrize(
+    ("blocked", "backend", "expected"),
+    [
+        (
+            ("hypercorn",),
+            "asyncio",
+            "trio_sse.serve needs hypercorn: pip install 'trio_sse[serve]'",
+        ),
+        (
+            ("trio",),
+            "trio",
+            "trio_sse.serve (backend 'trio') needs trio: pip install 'trio_sse[serve]'",
+        ),
+    ],
+)
+def test_run_names_the_serve_extra(blocked: tuple[str, ...], backend: str, expected: str) -> None:
+    code = f"""
+        import trio_sse
+        from trio_sse._extras import MissingExtraError
+        try:
+            trio_sse.run(lambda scope, receive, send: None, backend={backend!r}, port=0)
+        except ImportError as error:
+            assert isinstance(error, MissingExtraError), type(error)
+            print(error)
+    """
+    result = run_blocked(code, *blocked)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
+
+
+def test_serve_command_names_the_extra() -> None:
+    result = run_module_blocked(
+        "trio_sse", "serve", "tests.servers.sse_app:app", blocked=("hypercorn",)
+    )
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        == "error: trio_sse.serve needs hypercorn: pip install 'trio_sse[serve]'"
+    )
+
+
+@pytest.mark.parametrize("blocked", ["hypercorn", "trio"])
+def test_demo_names_the_demo_extra_before_its_banner(blocked: str) -> None:
+    result = run_module_blocked("trio_sse.demo", "--port", "0", blocked=(blocked,))
+    assert result.returncode == 1
+    assert (
+        result.stdout == ""
+    )  # no "trio_sse demo on http://..." banner for a server that won't run
+    assert f"needs {blocked}: pip install 'trio_sse[demo]'" in result.stderr
+
+
+def test_the_client_names_both_extras() -> None:
+    expected = (
+        "trio_sse.client needs httpx or httpx2:"
+        " pip install 'trio_sse[client]' or pip install 'trio_sse[httpx2]'"
+    )
+    result = run_blocked("import trio_sse.client", "httpx", "httpx2")
+    assert result.returncode == 1
+    assert f"ImportError: {expected}" in result.stderr.replace("MissingExtraError", "ImportError")
+    command = run_module_blocked(
+        "trio_sse", "client", "http://127.0.0.1:9/", blocked=("httpx", "httpx2")
+    )
+    assert command.returncode == 1
+    assert command.stderr.strip() == f"error: {expected}"
+
+
+def test_the_client_works_on_httpx2_alone_under_asyncio() -> None:
+    pytest.importorskip("httpx2", reason="httpx2 is not installed")
+    code = """
+        import trio_sse.client
+        from trio_sse.client._http import default_library
+        print(default_library().module.__name__)
+    """
+    result = run_blocked(code, "httpx", "trio")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "httpx2"
+    # The command line: on httpx2, under asyncio, its network errors are reported as such.
+    url = f"http://127.0.0.1:{free_port()}/"
+    command = run_module_blocked(
+        "trio_sse.client", url, "--no-reconnect", blocked=("httpx", "trio")
+    )
+    assert command.returncode == 1, command.stderr
+    assert command.stderr.startswith(f"error: could not connect to {url}: ConnectError")
+
+
+# -- metadata ------------------------------------------------------------------------------
+
+
+def test_one_version_and_the_console_script() -> None:
+    try:
+        distribution = importlib.metadata.distribution("trio_sse")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("trio_sse is not installed (only on PYTHONPATH)")
+    assert distribution.version == trio_sse.__version__
+    (script,) = [entry for entry in distribution.entry_points if entry.name == "trio-sse"]
+    assert (script.group, script.value) == ("console_scripts", "trio_sse.__main__:main")
+    requires = distribution.requires or []
+    core = [requirement for requirement in requires if "extra ==" not in requirement]
+    assert sorted(requirement.split(">=")[0] for requirement in core) == ["anyio", "starlette"]
+
+
+def test_the_lowest_constraints_pin_every_runtime_lower_bound() -> None:
+    import tomllib
+
+    with (REPO / "pyproject.toml").open("rb") as file:
+        pyproject = tomllib.load(file)
+    pins = lowest_constraints.lowest(pyproject)
+    assert pins["trio"] == ("0.29", None)
+    assert pins["starlette"] == ("0.46", None)
+    assert {"anyio", "hypercorn", "httpx", "httpx2"} <= set(pins)
+    assert "pytest" not in pins  # the test tools are not the project's bounds
+    conflicting = {
+        "project": {
+            "name": "x",
+            "dependencies": ["trio>=0.29"],
+            "optional-dependencies": {"serve": ["trio>=0.30; python_version >= '3.11'"]},
+        }
+    }
+    with pytest.raises(SystemExit, match=r"trio has two lower bounds: 0\.29 and 0\.30"):
+        lowest_constraints.lowest(conflicting)
