@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import math
 import random
-import sys
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -16,6 +15,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from ._asynclib import is_trio_channel
 from ._channels import DirectSource
 from ._encoder import check_sep
 from ._events import DEFAULT_SEPARATOR, ServerSentEvent
@@ -45,7 +45,7 @@ def _classify(content: object, args: tuple[Any, ...]) -> str:
         kind = ANYIO_CHANNEL
     elif isinstance(content, DirectSource):
         kind = DIRECT
-    elif "trio" in sys.modules and isinstance(content, sys.modules["trio"].MemoryReceiveChannel):
+    elif is_trio_channel(content):
         kind = TRIO_CHANNEL
     elif inspect.isasyncgenfunction(content) or inspect.isgeneratorfunction(content):
         name = getattr(content, "__name__", "gen")

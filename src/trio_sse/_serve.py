@@ -20,7 +20,7 @@ import anyio
 import anyio.abc
 from starlette.types import ASGIApp
 
-from ._loop import running_under_trio
+from ._asynclib import running_under_trio
 from ._shutdown import ShutdownToken, _fresh_default_shutdown_token, _server_token
 
 __all__ = ["run", "serve"]

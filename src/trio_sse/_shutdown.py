@@ -19,7 +19,7 @@ from collections.abc import Callable
 import anyio
 import anyio.lowlevel
 
-from ._loop import current_loop_caller
+from ._asynclib import current_loop_caller
 
 __all__ = ["ShutdownToken", "current_shutdown_token", "default_shutdown_token"]
 
