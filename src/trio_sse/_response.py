@@ -32,6 +32,7 @@ from ._stream import (
     Message,
     StreamSpec,
 )
+from ._uvicorn import chain_uvicorn_signals_automatically
 
 __all__ = ["EventSourceResponse"]
 
@@ -251,6 +252,7 @@ class EventSourceResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI call. Returns when the stream is over and all its tasks finished."""
+        chain_uvicorn_signals_automatically()  # see trio_sse.chain_uvicorn_signals
         limit = None
         if scope["type"] == "http":
             limit = self.stream_limit if self.stream_limit is not None else limit_from_scope(scope)

@@ -41,7 +41,6 @@ from ._channels import ParkingReceiveStream, producer_send_end
 from ._encoder import SEPARATORS
 from ._errors import SendTimeoutError
 from ._events import ServerSentEvent, encode_item
-from ._hooks import install_server_hooks
 from ._shutdown import ShutdownToken, _current, default_shutdown_token
 
 logger = logging.getLogger("trio_sse")
@@ -277,7 +276,6 @@ class Connection:
 
     async def _run(self, channel: MemoryObjectReceiveStream[Any] | None) -> None:
         spec = self._spec
-        install_server_hooks()  # first: it may replace a spent default token
         lib = current_asynclib()
         self._clock, self._pass, self._quiet_passes = lib.clock, lib.schedule_pass, lib.quiet_passes
         if spec.ping_interval:
