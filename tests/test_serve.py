@@ -1,4 +1,4 @@
-"""The in-process runner and the server hooks: serve(), the uvicorn chain, outside cancellation."""
+"""The in-process runner: serve(), its tokens, outside cancellation (uvicorn: test_uvicorn_hook)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,14 @@ import httpx
 import pytest
 from anyio.streams.memory import MemoryObjectSendStream
 
-from trio_sse import EventDecoder, EventSourceResponse, ServerSentEvent, ShutdownToken, serve
-from trio_sse._hooks import _ChainedHandler, install_server_hooks
-from trio_sse._shutdown import default_shutdown_token
+from trio_sse import (
+    EventDecoder,
+    EventSourceResponse,
+    ServerSentEvent,
+    ShutdownToken,
+    current_shutdown_token,
+    serve,
+)
 
 from .helpers import sse_app
 from .processes import REPO, child_env, free_port, kill_group, port_accepts
@@ -95,30 +100,43 @@ async def test_serve_checks_the_backend(anyio_backend: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_serve_with_default_token_gets_a_fresh_one_after_a_spent_one(
+async def test_serve_with_the_default_token_gives_each_run_a_child_of_the_process_token(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import trio_sse._shutdown as shutdown_module
 
-    spent = ShutdownToken()
-    spent.trigger()
-    monkeypatch.setattr(shutdown_module, "_default_token", spent)
-    with anyio.fail_after(15):
-        async with anyio.create_task_group() as group:
-            urls = await group.start(
-                functools.partial(
-                    serve,
-                    sse_app(lambda: one_then_wait),
-                    config=patient_config(),
-                    handle_signals=False,
+    process_token = ShutdownToken()
+    monkeypatch.setattr(shutdown_module, "_default_token", process_token)
+    seen: list[tuple[ShutdownToken, bool]] = []
+
+    async def producer(send: Send) -> None:
+        token = current_shutdown_token()
+        seen.append((token, token.triggered))
+        await one_then_wait(send)
+
+    app = sse_app(lambda: producer)
+    with anyio.fail_after(30):
+        for _ in range(2):
+            async with anyio.create_task_group() as group:
+                urls = await group.start(
+                    functools.partial(serve, app, config=patient_config(), handle_signals=False)
                 )
-            )
-            fresh = default_shutdown_token()
-            assert fresh is not spent
-            assert not fresh.triggered
-            async with httpx.AsyncClient() as client:
-                events, _ = await read_until_end(client, urls[0] + "/", fresh)
-    assert events  # it streamed instead of ending at once
+                async with httpx.AsyncClient() as client:
+                    run_token = None
+                    async with client.stream("GET", urls[0] + "/") as response:
+                        async for _chunk in response.aiter_raw():
+                            run_token = seen[-1][0]
+                            run_token.trigger("test")  # this run drains; serve returns
+                    assert run_token is not None
+    (first, first_was_triggered), (second, second_was_triggered) = seen
+    # The first run's spent token is not the second's: that one streamed as usual.
+    assert first is not second
+    assert not first_was_triggered
+    assert not second_was_triggered
+    assert first._parent is process_token
+    assert second._parent is process_token
+    assert not process_token.triggered  # never triggered by a server, never replaced
+    assert shutdown_module._default_token is process_token
 
 
 @pytest.mark.anyio
@@ -161,48 +179,6 @@ async def test_cancelled_from_outside_still_ends_the_body_cleanly() -> None:
     last = messages[-1]
     assert last["more_body"] is False
     assert last["body"] == FAREWELL.encode() + b"retry: 1500\r\n\r\n"
-
-
-def test_uvicorn_signal_handler_is_chained_to_the_default_token(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A real uvicorn Server's handle_exit, installed the way uvicorn installs it."""
-    import uvicorn
-
-    import trio_sse._shutdown as shutdown_module
-
-    monkeypatch.setattr(shutdown_module, "_default_token", ShutdownToken())
-    server = uvicorn.Server(uvicorn.Config(sse_app(lambda: ticking)))
-    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        for signum in previous:
-            signal.signal(signum, server.handle_exit)
-        install_server_hooks()
-        chained = signal.getsignal(signal.SIGTERM)
-        assert isinstance(chained, _ChainedHandler)
-        install_server_hooks()  # idempotent: not chained twice
-        assert signal.getsignal(signal.SIGTERM) is chained
-        signal.raise_signal(signal.SIGTERM)
-        assert default_shutdown_token().triggered
-        assert default_shutdown_token().reason == signal.SIGTERM
-        assert server.should_exit
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def test_hooks_leave_other_handlers_alone() -> None:
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def mine(signum: int, frame: object) -> None:
-        pass
-
-    try:
-        signal.signal(signal.SIGTERM, mine)
-        install_server_hooks()
-        assert signal.getsignal(signal.SIGTERM) is mine
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.mark.parametrize(

@@ -22,5 +22,7 @@ from ._serve import serve as serve
 from ._shutdown import ShutdownToken as ShutdownToken
 from ._shutdown import current_shutdown_token as current_shutdown_token
 from ._shutdown import default_shutdown_token as default_shutdown_token
+from ._uvicorn import chain_uvicorn_signals as chain_uvicorn_signals
+from ._uvicorn import set_uvicorn_chaining as set_uvicorn_chaining
 
 __version__ = "0.1.0"

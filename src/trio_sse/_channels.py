@@ -30,8 +30,6 @@ pin). Only the awaiting methods change, and only in what they cost:
 
 from __future__ import annotations
 
-import asyncio
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -41,7 +39,7 @@ import anyio
 import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._loop import running_under_trio
+from ._asynclib import Parker, current_asynclib
 
 __all__ = [
     "SLICE",
@@ -63,29 +61,23 @@ SLICE = 0.0005
 _clock = time.perf_counter
 
 
-# trio's parking primitives, looked up when first used (trio is imported only under trio).
-def _trio_current_task() -> Any:
-    return _trio().lowlevel.current_task()
+class _NotParked:
+    """The parker of a stream that has not waited yet: nobody to wake."""
+
+    __slots__ = ()
+
+    def wait(self) -> Awaitable[Any]:  # pragma: no cover (replaced before the first wait)
+        raise AssertionError("a stream's first wait makes its parker")
+
+    def wake(self) -> bool:
+        return False
 
 
-def _trio_wait_task_rescheduled(abort: Callable[[Any], Any]) -> Awaitable[Any]:
-    return _trio().lowlevel.wait_task_rescheduled(abort)  # type: ignore[no-any-return]
-
-
-def _trio_reschedule(task: Any) -> None:
-    _trio().lowlevel.reschedule(task)
-
-
-def _trio_abort_succeeded() -> Any:
-    return _trio().lowlevel.Abort.SUCCEEDED
+_NOT_PARKED: Parker = _NotParked()
 
 
 async def _no_wait() -> None:
     """An awaitable that completes without suspending."""
-
-
-def _trio() -> Any:
-    return sys.modules["trio"]
 
 
 class ProducerSendStream(MemoryObjectSendStream[Any]):
@@ -137,10 +129,9 @@ class ParkingReceiveStream(MemoryObjectReceiveStream[T]):
     are anyio's plain receive streams.
     """
 
-    # Who is parked: an asyncio future to resolve, or a trio task to reschedule (never both).
-    _future: asyncio.Future[None] | None
-    _task: Any
-    _under_trio: bool | None  # found at the first wait; a stream lives in one loop
+    # Who is parked, and how to wake them: made from the running loop at the first wait
+    # (a stream lives in one loop), ``_NOT_PARKED`` until then.
+    _parker: Parker
     # ``unpark`` came while nobody was parked (the reader was busy, sending what it took):
     # the next wait returns at once, so a wake-up is never lost between a look and a wait.
     _wake_pending: bool
@@ -169,18 +160,8 @@ class ParkingReceiveStream(MemoryObjectReceiveStream[T]):
 
     def unpark(self) -> None:
         """Wake the task parked in :meth:`receive`, if any. Never blocks; idempotent."""
-        future = self._future
-        if future is not None:
-            self._future = None
-            if not future.done():
-                future.set_result(None)
-            return
-        task = self._task
-        if task is not None:
-            self._task = None
-            _trio_reschedule(task)
-            return
-        self._wake_pending = True
+        if not self._parker.wake():
+            self._wake_pending = True
 
     def close(self) -> None:
         super().close()
@@ -200,19 +181,10 @@ class ParkingReceiveStream(MemoryObjectReceiveStream[T]):
         if self._wake_pending:
             self._wake_pending = False
             return _no_wait()
-        under_trio = self._under_trio
-        if under_trio is None:
-            under_trio = self._under_trio = running_under_trio()
-        if under_trio:
-            self._task = _trio_current_task()
-            return _trio_wait_task_rescheduled(self._abort)
-        # A cancelled future stays here until the next wait: ``unpark`` skips a done future.
-        future = self._future = asyncio.get_running_loop().create_future()
-        return future
-
-    def _abort(self, _: object) -> Any:
-        self._task = None  # cancelled: nobody to wake any more
-        return _trio_abort_succeeded()
+        parker = self._parker
+        if parker is _NOT_PARKED:
+            parker = self._parker = current_asynclib().parker()
+        return parker.wait()
 
 
 class WakingSendStream(MemoryObjectSendStream[T]):
@@ -265,9 +237,7 @@ def parking_pair(max_buffer_size: int) -> tuple[WakingSendStream[Any], ParkingRe
     send, receive = anyio.create_memory_object_stream[Any](max_buffer_size)
     receive.__class__ = ParkingReceiveStream
     assert isinstance(receive, ParkingReceiveStream)
-    receive._future = None
-    receive._task = None
-    receive._under_trio = None
+    receive._parker = _NOT_PARKED
     receive._wake_pending = False
     send.__class__ = WakingSendStream
     assert isinstance(send, WakingSendStream)

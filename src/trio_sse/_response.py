@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import math
 import random
-import sys
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -16,6 +15,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from ._asynclib import is_trio_channel
 from ._channels import DirectSource
 from ._encoder import check_sep
 from ._events import DEFAULT_SEPARATOR, ServerSentEvent
@@ -32,6 +32,7 @@ from ._stream import (
     Message,
     StreamSpec,
 )
+from ._uvicorn import chain_uvicorn_signals_automatically
 
 __all__ = ["EventSourceResponse"]
 
@@ -45,7 +46,7 @@ def _classify(content: object, args: tuple[Any, ...]) -> str:
         kind = ANYIO_CHANNEL
     elif isinstance(content, DirectSource):
         kind = DIRECT
-    elif "trio" in sys.modules and isinstance(content, sys.modules["trio"].MemoryReceiveChannel):
+    elif is_trio_channel(content):
         kind = TRIO_CHANNEL
     elif inspect.isasyncgenfunction(content) or inspect.isgeneratorfunction(content):
         name = getattr(content, "__name__", "gen")
@@ -251,6 +252,7 @@ class EventSourceResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI call. Returns when the stream is over and all its tasks finished."""
+        chain_uvicorn_signals_automatically()  # see trio_sse.chain_uvicorn_signals
         limit = None
         if scope["type"] == "http":
             limit = self.stream_limit if self.stream_limit is not None else limit_from_scope(scope)

@@ -20,9 +20,9 @@ import anyio
 import anyio.abc
 from starlette.types import ASGIApp
 
+from ._asynclib import running_under_trio
 from ._extras import require
-from ._loop import running_under_trio
-from ._shutdown import ShutdownToken, _fresh_default_shutdown_token, _server_token
+from ._shutdown import ShutdownToken, _run_token_for_server, _server_token
 
 __all__ = ["run", "serve"]
 
@@ -114,9 +114,9 @@ async def serve(
       ``host``/``port`` are given).
     * ``backend``: ``"trio"`` or ``"asyncio"``; checked against the running loop (``None``:
       whichever is running).
-    * ``shutdown``: the token to trigger on the first signal and to drain (default: the
-      process-wide default token, which responses without ``shutdown=`` obey). Triggering it
-      yourself shuts the server down the same way.
+    * ``shutdown``: the token to trigger on the first signal and to drain (default: a new
+      child of the process-wide default token, which responses without ``shutdown=`` in this
+      server obey). Triggering it yourself shuts the server down the same way.
     * ``shutdown_grace_period``: how long to wait for streams to drain before hypercorn is
       told to stop. Give responses a ``shutdown_grace_period`` below it.
     * ``handle_signals``: install SIGINT/SIGTERM handling (main thread only).
@@ -131,7 +131,7 @@ async def serve(
         raise RuntimeError(f"serve(backend={backend!r}) called from a {running} event loop")
     if shutdown_grace_period < 0:
         raise ValueError("shutdown_grace_period must be >= 0")
-    token = shutdown if shutdown is not None else _fresh_default_shutdown_token()
+    token = shutdown if shutdown is not None else _run_token_for_server()
     config = _make_config(config, host, port)
     sockets = config.create_sockets()
     for sock in sockets.secure_sockets + sockets.insecure_sockets:

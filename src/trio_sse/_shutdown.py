@@ -19,7 +19,7 @@ from collections.abc import Callable
 import anyio
 import anyio.lowlevel
 
-from ._loop import current_loop_caller
+from ._asynclib import current_loop_caller
 
 __all__ = ["ShutdownToken", "current_shutdown_token", "default_shutdown_token"]
 
@@ -184,7 +184,14 @@ class _Watch:
 # taken by trigger(), so a signal handler can never deadlock on it.
 _accounting = threading.Lock()
 
+# The process-wide token: never replaced, and never triggered by a server of ours. Every
+# server run gets a child of it (``_run_token_for_server``), so triggering it by hand ends
+# every run's streams, and a run that drained leaves nothing spent for the next one.
 _default_token = ShutdownToken()
+
+# The token of the uvicorn run that ``_uvicorn.chain_uvicorn_signals`` chained last (set
+# there only). It stays after that run ended, until another run is chained.
+_run_token: ShutdownToken | None = None
 
 _current: contextvars.ContextVar[ShutdownToken] = contextvars.ContextVar("trio_sse_shutdown")
 # Set by trio_sse.serve for every task of the server it runs (tasks inherit the context).
@@ -197,22 +204,19 @@ def default_shutdown_token() -> ShutdownToken:
     """The token that responses created without ``shutdown=`` are bound to.
 
     Inside an app served by ``trio_sse.serve``/``run``, the token of that server (the one it
-    triggers on SIGINT/SIGTERM); elsewhere the process-wide token, which the uvicorn hook
-    triggers. An app may also trigger it by hand.
+    triggers on SIGINT/SIGTERM); under uvicorn, once its signals are chained (see
+    :func:`~trio_sse.chain_uvicorn_signals`), the token of that uvicorn run; elsewhere the
+    process-wide token. Each server run's token is a child of the process-wide one, which is
+    never replaced: triggering that one by hand ends the streams of every run. An app may
+    also trigger the token returned here by hand. Read it where it is used, not once at
+    import: a run's token is made when the run starts.
     """
-    return _server_token.get(None) or _default_token
+    return _server_token.get(None) or _run_token or _default_token
 
 
-def _fresh_default_shutdown_token() -> ShutdownToken:
-    """The default token, replaced by a new one first if it was already triggered.
-
-    A server run that starts after an earlier one drained (in tests, or an app that restarts
-    its server in-process) must not inherit a token that ends every stream at once.
-    """
-    global _default_token
-    if _default_token.triggered:
-        _default_token = ShutdownToken()
-    return _default_token
+def _run_token_for_server() -> ShutdownToken:
+    """A new token for one server run: a child of the process-wide default token."""
+    return _default_token.child()
 
 
 def current_shutdown_token() -> ShutdownToken:

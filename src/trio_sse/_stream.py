@@ -23,9 +23,7 @@ Shutdown needs no task either: the token calls back into this loop (see ``_shutd
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
 import logging
 import math
 import random
@@ -38,12 +36,11 @@ import anyio.lowlevel
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._asynclib import current_asynclib, running_under_trio, trio_channel_exceptions
 from ._channels import ParkingReceiveStream, producer_send_end
 from ._encoder import SEPARATORS
 from ._errors import SendTimeoutError
 from ._events import ServerSentEvent, encode_item
-from ._hooks import install_server_hooks
-from ._loop import running_under_trio
 from ._shutdown import ShutdownToken, _current, default_shutdown_token
 
 logger = logging.getLogger("trio_sse")
@@ -78,24 +75,7 @@ _BUSY_GAP = 0.001
 
 _PING = {sep: ServerSentEvent(comment="ping").encode(sep) for sep in SEPARATORS}
 
-_ASYNCIO_PASS = functools.partial(asyncio.sleep, 0)
-
 _NO_SCOPE = contextlib.nullcontext()
-
-
-def _backend_tools() -> tuple[Callable[[], float], Callable[[], Awaitable[None]], int]:
-    """The running backend's clock, its cheapest schedule point, and the quiet passes it needs.
-
-    The same clock and checkpoint that anyio uses, without anyio's per-call backend lookup
-    (the writer calls them once per batch). trio runs each batch of ready tasks in a random
-    order, so a producer that is still busy can look idle for one pass; asyncio's ready
-    queue is FIFO, so one quiet pass means it really has nothing more.
-    """
-    if running_under_trio():
-        import trio
-
-        return trio.current_time, trio.lowlevel.checkpoint, 2
-    return asyncio.get_running_loop().time, _ASYNCIO_PASS, 1
 
 
 class _ClientGone(Exception):
@@ -127,9 +107,7 @@ class Source:
 
     @classmethod
     def from_trio(cls, channel: Any) -> Source:
-        import trio
-
-        return cls(channel, trio.WouldBlock, (trio.EndOfChannel, trio.ClosedResourceError))
+        return cls(channel, *trio_channel_exceptions())
 
     def close(self) -> None:
         self.stream.close()
@@ -298,8 +276,8 @@ class Connection:
 
     async def _run(self, channel: MemoryObjectReceiveStream[Any] | None) -> None:
         spec = self._spec
-        install_server_hooks()  # first: it may replace a spent default token
-        self._clock, self._pass, self._quiet_passes = _backend_tools()
+        lib = current_asynclib()
+        self._clock, self._pass, self._quiet_passes = lib.clock, lib.schedule_pass, lib.quiet_passes
         if spec.ping_interval:
             self._next_ping = self._clock() + spec.ping_interval
         token = spec.shutdown if spec.shutdown is not None else default_shutdown_token()
@@ -590,7 +568,7 @@ class Connection:
         * after a send that came soon after the previous one (``_BUSY_GAP``), the writer lets
           the ready tasks run for one scheduling pass and looks again. If something arrived,
           the producer is busy: the writer keeps taking what each pass brings until a pass
-          (two under trio, see ``_backend_tools``) brings nothing, the batch reaches ~64 KiB
+          (two under trio: ``quiet_passes``) brings nothing, the batch reaches ~64 KiB
           or ``_MAX_PASSES`` passes went by, and sends it all as one body message;
         * otherwise it parks in the source's ``receive()``.
         """

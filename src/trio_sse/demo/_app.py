@@ -44,7 +44,7 @@ from trio_sse import (
     current_shutdown_token,
 )
 
-from .._loop import running_under_trio
+from .._asynclib import running_under_trio
 
 __all__ = [
     "MAX_BODY_BYTES",

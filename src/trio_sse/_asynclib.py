@@ -1,0 +1,232 @@
+"""The one place that tells trio from asyncio.
+
+Everything in trio_sse that must act differently under the two loops asks
+:func:`current_asynclib` once, where it starts (a connection, a parked stream, a shutdown
+watcher), and keeps the :class:`AsyncLib` it gets: the loop's clock, its cheapest scheduling
+pass, a thread-safe "run this callback in this loop" function, and a way to park the current
+task until something wakes it. Nothing else in the package asks "are we under trio?".
+
+trio is never imported here, nor by anything this module hands out under asyncio: the
+question is answered from ``sys.modules`` (a loop that runs under trio has imported it), so
+an app served by an asyncio server never loads trio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+__all__ = [
+    "AsyncLib",
+    "LoopCaller",
+    "Parker",
+    "current_asynclib",
+    "current_loop_caller",
+    "is_trio_channel",
+    "running_under_trio",
+    "trio_channel_exceptions",
+]
+
+LoopCaller = Callable[[Callable[[], None]], None]
+"""Runs a plain callback soon inside one loop; safe from any thread and signal handlers."""
+
+
+def running_under_trio() -> bool:
+    """True when called from inside ``trio.run`` (without importing trio if nobody did)."""
+    trio = sys.modules.get("trio")
+    return trio is not None and bool(trio.lowlevel.in_trio_run())
+
+
+def is_trio_channel(content: object) -> bool:
+    """Whether *content* is a trio ``MemoryReceiveChannel`` (never imports trio)."""
+    trio = sys.modules.get("trio")
+    return trio is not None and isinstance(content, trio.MemoryReceiveChannel)
+
+
+def trio_channel_exceptions() -> tuple[type[BaseException], tuple[type[BaseException], ...]]:
+    """trio's ``WouldBlock``, and what its receive channels raise at their end.
+
+    Only for a channel that :func:`is_trio_channel` recognised: trio is imported already.
+    """
+    trio = sys.modules["trio"]
+    return trio.WouldBlock, (trio.EndOfChannel, trio.ClosedResourceError)
+
+
+class Parker(Protocol):
+    """Parks one task at a time until :meth:`wake`; made by :meth:`AsyncLib.parker`.
+
+    ``await parker.wait()`` (awaited at once by the task to park: it registers the caller)
+    is a scheduling point, and where a cancellation is delivered. :meth:`wake` is sync,
+    never blocks, and says whether a parked task was woken.
+    """
+
+    def wait(self) -> Awaitable[Any]: ...
+
+    def wake(self) -> bool: ...
+
+
+class AsyncLib:
+    """The running loop's primitives, looked up once by :func:`current_asynclib`.
+
+    * ``name``: ``"trio"`` or ``"asyncio"``;
+    * ``clock()``: the loop's clock (the one anyio's ``current_time`` reads);
+    * ``schedule_pass()``: the cheapest awaitable that lets every ready task run once (a
+      checkpoint);
+    * ``quiet_passes``: how many passes that bring nothing mean "nothing more is coming".
+      trio runs each batch of ready tasks in a random order, so a busy task can look idle
+      for one pass; asyncio's ready queue is first-in first-out, so one quiet pass is enough;
+    * :meth:`loop_caller` and :meth:`parker`: see there.
+
+    Without anyio's per-call backend lookup: the stream loop calls these once per batch.
+    """
+
+    __slots__ = ("clock", "name", "quiet_passes", "schedule_pass")
+
+    name: str
+    clock: Callable[[], float]
+    schedule_pass: Callable[[], Awaitable[None]]
+    quiet_passes: int
+
+    def loop_caller(self) -> LoopCaller:
+        """A thread-safe "run this callback soon in this loop" function.
+
+        The caller swallows the error raised once the loop has finished: a wake-up for a loop
+        that is gone has nobody to wake. It keeps the loop referenced only while it is kept.
+        """
+        raise NotImplementedError
+
+    def parker(self) -> Parker:
+        """A new :class:`Parker` for tasks of this loop."""
+        raise NotImplementedError
+
+
+class _TrioLib(AsyncLib):
+    __slots__ = ("_trio",)
+
+    def __init__(self, trio: Any) -> None:
+        self._trio = trio
+        self.name = "trio"
+        self.clock = trio.current_time
+        self.schedule_pass = trio.lowlevel.checkpoint
+        self.quiet_passes = 2
+
+    def loop_caller(self) -> LoopCaller:
+        run_sync_soon = self._trio.lowlevel.current_trio_token().run_sync_soon
+        finished = self._trio.RunFinishedError
+
+        def call_trio(callback: Callable[[], None]) -> None:
+            try:
+                run_sync_soon(callback)
+            except finished:
+                pass
+
+        return call_trio
+
+    def parker(self) -> Parker:
+        return _TrioParker(self._trio.lowlevel)
+
+
+class _AsyncioLib(AsyncLib):
+    __slots__ = ("_loop",)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.name = "asyncio"
+        self.clock = loop.time
+        self.schedule_pass = _ASYNCIO_PASS
+        self.quiet_passes = 1
+
+    def loop_caller(self) -> LoopCaller:
+        call_soon_threadsafe = self._loop.call_soon_threadsafe
+
+        def call_asyncio(callback: Callable[[], None]) -> None:
+            try:
+                call_soon_threadsafe(callback)
+            except RuntimeError:  # the loop is closed
+                pass
+
+        return call_asyncio
+
+    def parker(self) -> Parker:
+        return _AsyncioParker(self._loop)
+
+
+_ASYNCIO_PASS = functools.partial(asyncio.sleep, 0)
+
+
+class _TrioParker:
+    """Parks with trio's ``wait_task_rescheduled``; woken by ``reschedule``."""
+
+    __slots__ = ("_abort_succeeded", "_current_task", "_reschedule", "_task", "_wait")
+
+    def __init__(self, lowlevel: Any) -> None:
+        self._task: Any = None
+        self._current_task = lowlevel.current_task
+        self._wait = lowlevel.wait_task_rescheduled
+        self._reschedule = lowlevel.reschedule
+        self._abort_succeeded = lowlevel.Abort.SUCCEEDED
+
+    def wait(self) -> Awaitable[Any]:
+        self._task = self._current_task()
+        return self._wait(self._abort)  # type: ignore[no-any-return]
+
+    def wake(self) -> bool:
+        task = self._task
+        if task is None:
+            return False
+        self._task = None
+        self._reschedule(task)
+        return True
+
+    def _abort(self, _: object) -> Any:
+        self._task = None  # cancelled: nobody to wake any more
+        return self._abort_succeeded
+
+
+class _AsyncioParker:
+    """Parks on a fresh future; woken by resolving it."""
+
+    __slots__ = ("_create_future", "_future")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._future: asyncio.Future[None] | None = None
+        self._create_future = loop.create_future
+
+    def wait(self) -> Awaitable[Any]:
+        future = self._future = self._create_future()
+        return future
+
+    def wake(self) -> bool:
+        future = self._future
+        if future is None:
+            return False
+        self._future = None
+        if future.done():  # cancelled while parked: nobody to wake any more
+            return False
+        future.set_result(None)
+        return True
+
+
+_trio_lib: _TrioLib | None = None
+
+
+def current_asynclib() -> AsyncLib:
+    """The :class:`AsyncLib` of the running loop. Must be called inside trio or asyncio.
+
+    Raises ``RuntimeError`` outside both. Keep the result for as long as the work that asked
+    lives in that loop (one connection, one stream): each call looks the loop up again.
+    """
+    global _trio_lib
+    if running_under_trio():
+        if _trio_lib is None:
+            _trio_lib = _TrioLib(sys.modules["trio"])
+        return _trio_lib
+    return _AsyncioLib(asyncio.get_running_loop())
+
+
+def current_loop_caller() -> LoopCaller:
+    """Shorthand for ``current_asynclib().loop_caller()``."""
+    return current_asynclib().loop_caller()

@@ -1,0 +1,128 @@
+"""uvicorn's SIGINT/SIGTERM handlers, chained to a shutdown token for the server's run.
+
+uvicorn installs its own handlers (``Server.handle_exit``, with ``signal.signal``) and, on a
+signal, stops accepting and then waits for every running request, including endless event
+streams, to finish. Nothing tells the app. :func:`chain_uvicorn_signals` wraps those handlers
+so that a signal first triggers a token for this server run, a child of the process-wide
+default token, and then runs uvicorn's own handler. Responses created without ``shutdown=``
+obey that token while the run lasts (see :func:`~trio_sse.default_shutdown_token`).
+
+By default every ``EventSourceResponse`` call does this at its edge (cheap once done: one
+``signal.getsignal``); :func:`set_uvicorn_chaining` turns that off. Nothing is patched at
+import time, nothing polls, the process-wide token is never replaced, and the chain goes when
+uvicorn restores the previous handlers as it exits. (``trio_sse.serve`` installs its own
+handlers and needs none of this.)
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from . import _shutdown
+from ._shutdown import ShutdownToken
+
+__all__ = ["chain_uvicorn_signals", "chain_uvicorn_signals_automatically", "set_uvicorn_chaining"]
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _ChainedHandler:
+    """Trigger the run's token, then run the server's own handler."""
+
+    __slots__ = ("original", "token")
+
+    def __init__(
+        self, original: Callable[[int, FrameType | None], Any], token: ShutdownToken
+    ) -> None:
+        self.original = original
+        self.token = token
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.token.trigger(signal.Signals(signum))
+        self.original(signum, frame)
+
+
+# The SIGTERM handler installed by the last chaining (compared by identity on the fast path),
+# and whether responses chain by themselves.
+_chained: _ChainedHandler | None = None
+_automatic = True
+_lock = threading.Lock()  # two threads chaining at once install one chain
+
+
+def _is_uvicorn_handler(handler: object) -> bool:
+    server: object = getattr(handler, "__self__", None)
+    if server is None or getattr(handler, "__name__", None) != "handle_exit":
+        return False
+    return type(server).__module__.startswith("uvicorn.")
+
+
+def chain_uvicorn_signals() -> ShutdownToken | None:
+    """Chain the running uvicorn server's signal handlers to a token for this run.
+
+    When the installed SIGTERM handler is a uvicorn ``Server``'s ``handle_exit``, wraps it
+    (and uvicorn's SIGINT handler): a signal triggers a new token, a child of the process-wide
+    default token, then runs uvicorn's handler as before. While that run lasts, the new token
+    is what :func:`~trio_sse.default_shutdown_token` returns outside ``trio_sse.serve``, so
+    responses without ``shutdown=`` drain on uvicorn's signal. Returns that token, or ``None``
+    when there is no uvicorn handler to chain (another server, no server, or not in the main
+    thread, where signal handlers cannot be installed and uvicorn installs none).
+
+    Synchronous, never blocks, not a checkpoint. Idempotent: calling it again during the same
+    run returns the same token and chains nothing twice. Responses call it themselves unless
+    :func:`set_uvicorn_chaining` turned that off; call it yourself (in the lifespan's startup,
+    say, where uvicorn's handlers are installed already) to have the token before the first
+    stream, or when automatic chaining is off.
+    """
+    current = signal.getsignal(signal.SIGTERM)
+    if current is _chained and isinstance(current, _ChainedHandler):
+        return current.token
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if not _is_uvicorn_handler(current):
+        return None
+    return _chain()
+
+
+def _chain() -> ShutdownToken | None:
+    global _chained
+    with _lock:
+        current = signal.getsignal(signal.SIGTERM)
+        if isinstance(current, _ChainedHandler):
+            return current.token  # chained by another caller meanwhile
+        if not _is_uvicorn_handler(current):
+            return None
+        token = _shutdown._run_token_for_server()
+        # The token first, then the handlers: a signal in between finds the new token bound.
+        _shutdown._run_token = token
+        for signum in _SIGNALS:
+            handler = signal.getsignal(signum)
+            if _is_uvicorn_handler(handler):
+                wrapped = _ChainedHandler(handler, token)  # type: ignore[arg-type]
+                signal.signal(signum, wrapped)
+                if signum == signal.SIGTERM:
+                    _chained = wrapped
+        return token
+
+
+def set_uvicorn_chaining(enabled: bool) -> None:
+    """Whether ``EventSourceResponse`` chains uvicorn's signals by itself (on by default).
+
+    Turn it off when the app handles uvicorn's shutdown its own way (its own signal handlers,
+    or its own tokens passed as ``shutdown=``); call it before the first stream starts. It
+    does not undo a chain already made, and :func:`chain_uvicorn_signals` called explicitly
+    still chains. Sync, process-wide.
+    """
+    global _automatic
+    if not isinstance(enabled, bool):
+        raise TypeError(f"enabled must be a bool, got {enabled!r}")
+    _automatic = enabled
+
+
+def chain_uvicorn_signals_automatically() -> None:
+    """What a response calls at its edge: :func:`chain_uvicorn_signals`, unless turned off."""
+    if _automatic:
+        chain_uvicorn_signals()
