@@ -1,14 +1,15 @@
 """Debian's chromium, headless, driven by playwright's sync API: the one way tests launch it.
 
 Playwright never downloads a browser here: ``.ci/run`` installs Debian's ``chromium`` and the
-tests point playwright at it. Without either, importing this module fails loudly (a skip
-would hide an untested browser path). The flags keep chromium off the network: the machine
+tests point playwright at it. chromium is looked up when a browser is launched, not at import:
+without it a browser test is skipped naming the package, or failed under ``CI=true``
+(``tests/services.py``; the tests are marked ``@pytest.mark.service("chromium")`` so that this
+is decided before their servers start). The flags keep chromium off the network: the machine
 has none, and chromium's background services would otherwise retry connections.
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,9 +18,7 @@ try:
 except ImportError as exc:  # pragma: no cover
     raise RuntimeError("the browser tests need playwright (pip install playwright)") from exc
 
-CHROMIUM = shutil.which("chromium")
-if CHROMIUM is None:  # pragma: no cover
-    raise RuntimeError("the browser tests need chromium (apt-get install chromium)")
+from .services import require
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -35,9 +34,10 @@ CHROMIUM_ARGS = [
 @contextmanager
 def chromium() -> Iterator[Browser]:
     """A headless chromium, closed on exit. Sync API: call it from a worker thread in async tests."""
+    executable = require("chromium")  # skips or fails the test when it is missing
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=15_000
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS, timeout=15_000
         )
         try:
             yield browser

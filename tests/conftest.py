@@ -1,11 +1,33 @@
-"""Shared fixtures: every anyio-marked test runs under trio and under asyncio."""
+"""Shared fixtures: every anyio-marked test runs under trio and under asyncio.
+
+``@pytest.mark.service("redis-server", ...)`` names the system programs a test needs: before
+its fixtures are set up, each is looked up on ``PATH`` (``tests/services.py``); a missing one
+skips the test naming its Debian package, or fails it under ``CI=true``.
+"""
 
 from __future__ import annotations
 
 import pytest
 
+from .services import PACKAGES, require
+
 # The shared broadcast suite is imported by two test modules: let pytest rewrite its asserts.
 pytest.register_assert_rewrite("tests.broadcast_suite")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "service(*programs): the test needs these programs on PATH "
+        f"(one of {', '.join(sorted(PACKAGES))}); skipped without them, failed under CI=true",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in item.iter_markers("service"):
+        for program in marker.args:
+            require(program)
 
 
 @pytest.fixture(params=["trio", "asyncio"])

@@ -2,13 +2,13 @@
 
 Started in its own process group, stopped by its pid; ready once it answers ``PING``.
 Debian's ``redis-server`` package provides the binary (``.ci/run`` installs it when missing);
-without it the Redis tests fail, saying so.
+without it a test that starts one is skipped, or failed under ``CI=true`` (``tests/services.py``;
+mark the test ``@pytest.mark.service("redis-server")`` so that it is decided before its fixtures).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -16,12 +16,9 @@ import time
 from pathlib import Path
 
 from .processes import free_port
+from .services import require
 
-__all__ = ["RedisServer", "free_port", "ping", "redis_server_binary"]
-
-
-def redis_server_binary() -> str | None:
-    return shutil.which("redis-server")
+__all__ = ["RedisServer", "free_port", "ping"]
 
 
 def ping(port: int, timeout: float = 0.5) -> bool:
@@ -51,9 +48,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> None:
-        binary = redis_server_binary()
-        if binary is None:
-            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        binary = require("redis-server")  # skips or fails the test when it is missing
         command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
         if self.data_dir is None:
             command += ["--appendonly", "no"]

@@ -38,23 +38,18 @@ from trio_sse.backends._resp import (
 from trio_sse.backends.redis import parse_stream_id
 
 from .broadcast_suite import BroadcastSuite, MakeHub, ids_of, take, topic_name
-from .redis_server import RedisServer, free_port, redis_server_binary
+from .redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.anyio
+# The tests that talk to a real Redis; the RESP parsing tests and the unreachable one do not.
+needs_redis = pytest.mark.service("redis-server")
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCE = Path(trio_sse.__file__).resolve().parent.parent  # src/, or site-packages
 
 
-def require_redis_server() -> None:
-    # A missing server is a failure, not a skip: a skip would hide an untested backend.
-    if redis_server_binary() is None:
-        pytest.fail("redis-server is not installed: apt-get install redis-server (.ci/run does)")
-
-
 @pytest.fixture(scope="module")
 def redis_server() -> Iterator[RedisServer]:
-    require_redis_server()
     server = RedisServer()
     server.start()
     try:
@@ -74,6 +69,7 @@ def make_hub(redis_server: RedisServer) -> MakeHub:
     return make
 
 
+@needs_redis
 class TestRedisBroadcast(BroadcastSuite):
     FOREIGN_ID = "99999999999999-0"  # a stream id far beyond anything published
 
@@ -93,6 +89,7 @@ async def redis_command(server: RedisServer, *args: str | bytes | int) -> Any:
 # -- Redis-only behaviour ----------------------------------------------------------------------
 
 
+@needs_redis
 async def test_hubs_share_topics_and_history_survives_a_hub_restart(make_hub: MakeHub) -> None:
     topic = topic_name()
     async with make_hub() as first, make_hub() as second, second.subscribe(topic) as events:
@@ -104,6 +101,7 @@ async def test_hubs_share_topics_and_history_survives_a_hub_restart(make_hub: Ma
         assert ids_of(await take(events, 3)) == [*ids[1:], live]
 
 
+@needs_redis
 async def test_ids_are_stream_ids_and_entries_hold_the_fields(
     redis_server: RedisServer, make_hub: MakeHub
 ) -> None:
@@ -118,6 +116,7 @@ async def test_ids_are_stream_ids_and_entries_hold_the_fields(
     ]
 
 
+@needs_redis
 async def test_own_ids_must_be_new_stream_ids(make_hub: MakeHub) -> None:
     topic = topic_name()
     async with make_hub() as hub:
@@ -130,6 +129,7 @@ async def test_own_ids_must_be_new_stream_ids(make_hub: MakeHub) -> None:
         assert await hub.publish(topic, "auto") == "99999999999990-6"
 
 
+@needs_redis
 @pytest.mark.parametrize(
     "last_event_id",
     [
@@ -152,6 +152,7 @@ async def test_odd_stream_ids_are_unknown(make_hub: MakeHub, last_event_id: str)
     assert event.id == event_id
 
 
+@needs_redis
 async def test_error_replies_raise_redis_reply_error(
     redis_server: RedisServer, make_hub: MakeHub
 ) -> None:
@@ -164,6 +165,7 @@ async def test_error_replies_raise_redis_reply_error(
         assert await hub.publish(topic_name(), "the pool still works")
 
 
+@needs_redis
 async def test_many_subscribers_few_connections(
     redis_server: RedisServer, make_hub: MakeHub
 ) -> None:
@@ -191,8 +193,8 @@ async def test_unreachable_redis_is_a_clear_error() -> None:
     assert "cannot connect to Redis" in str(info.value)
 
 
+@needs_redis
 async def test_hub_survives_a_redis_restart(tmp_path: Path) -> None:
-    require_redis_server()
     server = RedisServer(data_dir=tmp_path)
     await anyio.to_thread.run_sync(server.start)
     try:
@@ -364,6 +366,7 @@ async def post(client: httpx.AsyncClient, server: Server, topic: str, text: str)
     return response.text
 
 
+@needs_redis
 async def test_two_server_processes_share_a_topic_and_its_history(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -467,6 +470,7 @@ async def test_redis_url_parsing() -> None:
             parse_redis_url(bad)
 
 
+@needs_redis
 async def test_commands_and_errors_on_a_real_connection(redis_server: RedisServer) -> None:
     connection = await RedisConnection.open(parse_redis_url(redis_server.url))
     try:

@@ -5,8 +5,9 @@ The app (``tests/servers/client_app.py``) runs under hypercorn in the test's own
 needs asyncio, and the browser side does not depend on the server's backend). The page
 records every message, by type, into ``window.received``; the server ends the first stream
 once with ``retry: 500`` set and records when and with which ``Last-Event-ID`` the browser
-comes back. chromium is installed by ``.ci/run`` (``apt-get install chromium``); playwright
-comes from the test extras and is never asked to download a browser of its own.
+comes back. chromium is installed by ``.ci/run`` (``apt-get install chromium``); without it the
+test is skipped (failed under ``CI=true``). playwright comes from the test extras and is never
+asked to download a browser of its own.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .browser import chromium
 from .live import serving
 from .servers.client_app import make_app
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.service("chromium")]
 
 # The page's record of the first stream (see BROWSER_FIRST in the app) and of the second.
 EXPECTED = [

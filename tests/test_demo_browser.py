@@ -2,7 +2,8 @@
 
 ``python -m trio_sse.demo`` runs as a subprocess on a free port, under trio and under
 asyncio; playwright's sync API drives chromium (installed by ``.ci/run`` with
-``apt-get install chromium``; playwright never downloads a browser of its own). The test
+``apt-get install chromium``; without it the test is skipped, failed under ``CI=true``;
+playwright never downloads a browser of its own). The test
 checks what a person would in the first minute: the clock ticks, a message sent from one tab
 appears in the other, a dropped tab gets the messages it missed on reconnect (marked
 replayed), the statistics move, and Ctrl-C (SIGINT) puts the farewell banner on the page.
@@ -23,7 +24,7 @@ from playwright.sync_api import Locator, Page, expect
 from .browser import chromium
 from .processes import free_port, server_process
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.service("chromium")]
 
 WAIT_MS = 5_000  # the bound on every wait in the page
 REPLAYED = re.compile(r"\breplayed\b")  # one of the classes of a replayed message

@@ -199,11 +199,10 @@ def test_broadcast_chat_on_memory_resumes_with_last_event_id(tmp_path: Path) -> 
         assert chat.client.post(f"{chat.base}/rooms/lobby", content=b"not json").status_code == 400
 
 
+@pytest.mark.service("redis-server")
 def test_broadcast_redis_across_two_processes_survives_a_restart(tmp_path: Path) -> None:
-    from .redis_server import RedisServer, redis_server_binary
+    from .redis_server import RedisServer
 
-    if redis_server_binary() is None:
-        pytest.fail("redis-server is not installed: apt-get install redis-server (.ci/run does)")
     redis = RedisServer(data_dir=tmp_path)
     redis.start()
     try:

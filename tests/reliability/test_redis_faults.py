@@ -34,7 +34,7 @@ import pytest
 from trio_sse import Broadcaster
 from trio_sse.backends import RedisBackend, RedisConnectionError, RedisReplyError
 
-from ..redis_server import RedisServer, redis_server_binary
+from ..redis_server import RedisServer
 from ._support import report, until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -121,11 +121,10 @@ async def resuming(
             await anyio.sleep(0.05)
 
 
+@pytest.mark.service("redis-server")
 async def test_no_acknowledged_event_is_lost_when_redis_restarts(
     anyio_backend: str, tmp_path: Path
 ) -> None:
-    if redis_server_binary() is None:
-        pytest.fail("redis-server is not installed: apt-get install redis-server (.ci/run does)")
     redis = RedisServer(data_dir=tmp_path)
     await anyio.to_thread.run_sync(redis.start)
     prefix = f"faults-{uuid.uuid4().hex[:8]}:"
