@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> None:
     results = Results(settings=settings_dict)
     started = time.monotonic()
     results.meta = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),

@@ -27,7 +27,7 @@ from trio_sse import EventSourceResponse, ServerSentEvent
 async def clock(send: MemoryObjectSendStream[ServerSentEvent]) -> None:
     async with send:
         while True:
-            now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+            now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
             await send.send(ServerSentEvent(now, event="tick"))
             await asyncio.sleep(1)
 

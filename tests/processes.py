@@ -98,12 +98,13 @@ def server_process(
 
 
 async def wait_accepting(
-    port: int, process: subprocess.Popen[bytes], log: Callable[[], str], timeout: float
+    port: int, process: subprocess.Popen[bytes], log: Callable[[], str], seconds: float
 ) -> None:
-    """Async form of the start-up wait: until *port* accepts, failing if *process* exits first."""
+    """Async form of the start-up wait: until *port* accepts within *seconds*, failing if
+    *process* exits first (the bound is the caller's, as an ``anyio.fail_after``)."""
     import anyio
 
-    with anyio.fail_after(timeout):
+    with anyio.fail_after(seconds):
         while True:
             assert process.poll() is None, f"the server exited early:\n{log()}"
             try:
