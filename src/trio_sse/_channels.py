@@ -10,7 +10,7 @@ attribute names taken, ``send`` going through ``send_nowait``, every way of clos
 bounded below its next major version for it. (Re-classing has a cost of its own: CPython 3.11+
 no longer specialises attribute reads on an instance whose class was swapped, so anyio's
 ``send_nowait``/``receive_nowait`` run slower on these streams than on plain ones; composition
-over ``anyio.abc`` measured faster, see issue 12's closing note.) Only the awaiting methods
+over ``anyio.abc`` measured faster in a micro-benchmark.) Only the awaiting methods
 change, and only in what they cost:
 
 * :class:`ProducerSendStream` is the send end a producer function gets (issue #4). anyio's
