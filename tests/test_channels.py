@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import AsyncIterator, Iterator, MutableMapping
@@ -322,3 +323,95 @@ async def test_a_generator_that_works_between_events_has_each_one_sent_before_th
         assert per_body == [1] * 5
     else:
         assert max(per_body) <= 2  # trio's random order within a batch, as above
+
+
+# -- what re-classing anyio's streams relies on (anyio is bounded to 4.x for it) -------------------
+#
+# ``producer_send_end`` and ``parking_pair`` swap the ``__class__`` of streams that
+# ``anyio.create_memory_object_stream`` made and give them attributes of their own. These tests
+# fail if an anyio release breaks what that needs; then raise the bound only once they pass.
+
+OUR_ATTRIBUTES = {"_scopes", "_yield_by", "_parker", "_wake_pending", "_receiver"}
+ANYIO_CLASSES = (MemoryObjectSendStream, MemoryObjectReceiveStream)
+
+
+def test_anyio_streams_have_no_slots_and_keep_a_dict() -> None:
+    # A ``__slots__`` in anyio's classes (or a dict-less layout) makes the ``__class__`` swap
+    # a TypeError and our own attributes impossible.
+    for cls in ANYIO_CLASSES:
+        assert "__slots__" not in vars(cls), cls
+        assert cls.__dictoffset__ != 0, cls
+    send, receive = parking_pair(1)
+    fast_send, plain_receive = anyio.create_memory_object_stream[int](1)
+    with send, receive, fast_send, plain_receive:
+        producer_send_end(fast_send, ())
+        for stream in (send, receive, fast_send):
+            assert type(stream).__mro__[1] in ANYIO_CLASSES  # ours sits right on anyio's
+            assert "__slots__" not in vars(type(stream))
+
+
+def test_our_attributes_do_not_collide_with_anyios() -> None:
+    for cls in ANYIO_CLASSES:
+        names = set(dir(cls)) | {field.name for field in dataclasses.fields(cls)}
+        assert not names & OUR_ATTRIBUTES, (cls, names & OUR_ATTRIBUTES)
+
+
+async def test_anyio_send_goes_through_send_nowait() -> None:
+    # WakingSendStream wakes its reader in ``send_nowait``, which anyio's ``send`` must use.
+    calls: list[int] = []
+
+    class Counting(MemoryObjectSendStream[int]):
+        def send_nowait(self, item: int) -> None:
+            calls.append(item)
+            super().send_nowait(item)
+
+    send, receive = anyio.create_memory_object_stream[int](1)
+    send.__class__ = Counting
+    with send, receive:
+        await send.send(1)
+        assert calls == [1]
+        assert receive.receive_nowait() == 1
+
+
+async def test_anyio_exit_and_aclose_go_through_close() -> None:
+    # Both of our ends wake the reader in ``close``: every way of closing must reach it.
+    closed: list[str] = []
+
+    class SendEnd(MemoryObjectSendStream[int]):
+        def close(self) -> None:
+            closed.append("send")
+            super().close()
+
+    class ReceiveEnd(MemoryObjectReceiveStream[int]):
+        def close(self) -> None:
+            closed.append("receive")
+            super().close()
+
+    send, receive = anyio.create_memory_object_stream[int](1)
+    send.__class__ = SendEnd
+    receive.__class__ = ReceiveEnd
+    with send:
+        pass
+    await receive.aclose()
+    assert closed == ["send", "receive"]
+    other_send, other_receive = anyio.create_memory_object_stream[int](1)
+    other_send.__class__ = SendEnd
+    other_receive.__class__ = ReceiveEnd
+    async with other_send, other_receive:
+        pass
+    assert closed == ["send", "receive", "receive", "send"]
+
+
+def test_anyio_clones_are_anyios_plain_streams() -> None:
+    # A clone of our ends must not be one of ours: it would lack our attributes.
+    send, receive = parking_pair(1)
+    fast_send, plain_receive = anyio.create_memory_object_stream[int](1)
+    producer_send_end(fast_send, ())
+    with send, receive, fast_send, plain_receive:
+        for stream, base in (
+            (send, MemoryObjectSendStream),
+            (receive, MemoryObjectReceiveStream),
+            (fast_send, MemoryObjectSendStream),
+        ):
+            with stream.clone() as clone:
+                assert type(clone) is base
