@@ -1,4 +1,4 @@
-"""``trio_sse.testing``: what a test sees when the app under test fails, and the app's lifespan.
+"""``trio_sse.testing``: what a test sees when the app under test fails; the app's lifespan.
 
 Errors come out as themselves, never in an exception group (``pytest.raises(ValueError)`` does
 not match a group holding one), on trio and on asyncio.
@@ -6,17 +6,20 @@ not match a group holding one), on trio and on asyncio.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import pytest
 from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
+from starlette.types import Receive, Send
 
-from trio_sse import EventSourceResponse
-from trio_sse.testing import open_event_stream
+from trio_sse import Broadcaster, EventSourceResponse
+from trio_sse.testing import open_app, open_event_stream
 
 pytestmark = pytest.mark.anyio
 
@@ -131,3 +134,178 @@ async def test_a_timeout_still_cancels_an_app_that_never_responds() -> None:
 
     with pytest.raises(TimeoutError):
         await open_with_a_deadline()
+
+
+# -- the app's lifespan: open_app --------------------------------------------------------------
+
+
+def chat_app(log: list[str]) -> Starlette:
+    """The README's "Broadcaster in the lifespan" pattern; *log* records startup and shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        async with Broadcaster(history=10) as hub:
+            log.append("startup")
+            try:
+                yield {"hub": hub, "shared": []}
+            finally:
+                log.append("shutdown")
+
+    async def events(request: Request) -> EventSourceResponse:
+        hub = request.state.hub
+        request.state.shared.append(request.path_params["room"])
+        request.state.mine = "per request"
+        return EventSourceResponse(hub.stream(request.path_params["room"], request))
+
+    return Starlette(routes=[Route("/chat/{room}", events)], lifespan=lifespan)
+
+
+async def test_without_open_app_the_lifespan_pattern_answers_500() -> None:
+    with anyio.fail_after(5):
+        with pytest.raises(AttributeError, match="hub"):
+            async with open_event_stream(chat_app([]), "/chat/lobby") as stream:
+                assert stream.status_code == 500
+
+
+async def test_open_app_runs_startup_shares_the_state_and_awaits_shutdown() -> None:
+    log: list[str] = []
+    with anyio.fail_after(5):
+        async with open_app(chat_app(log)) as running:
+            assert log == ["startup"]
+            hub = running.state["hub"]
+            async with open_event_stream(running, "/chat/lobby") as stream:
+                assert stream.status_code == 200
+                event_id = await hub.publish("lobby", "hello")
+                [event] = await stream.read_events(1)
+                assert (event.id, event.data) == (event_id, "hello")
+            assert log == ["startup"]
+            # The state's values are shared; each request's state is its own shallow copy.
+            assert running.state["shared"] == ["lobby"]
+            assert "mine" not in running.state
+        assert log == ["startup", "shutdown"]
+
+
+async def test_shutdown_runs_when_the_block_raises_and_the_error_is_unwrapped() -> None:
+    log: list[str] = []
+
+    async def fail_inside() -> None:
+        async with open_app(chat_app(log)):
+            raise KeyError("from the test")
+
+    with anyio.fail_after(5):
+        with pytest.raises(KeyError, match="from the test"):
+            await fail_inside()
+    assert log == ["startup", "shutdown"]
+
+
+async def test_the_running_app_refuses_requests_after_the_block() -> None:
+    with anyio.fail_after(5):
+        async with open_app(chat_app([])) as running:
+            pass
+        with pytest.raises(RuntimeError, match="lifespan has ended"):
+            async with open_event_stream(running, "/chat/lobby"):
+                pass
+
+
+def lifespan_app(on_lifespan: Callable[[Receive, Send], Awaitable[None]]) -> Any:
+    """A raw ASGI app: *on_lifespan* handles the lifespan scope, requests get "ok"."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await on_lifespan(receive, send)
+            return
+        await PlainTextResponse("ok")(scope, receive, send)
+
+    return app
+
+
+async def test_an_app_that_raises_on_the_lifespan_scope_raises_on_entering() -> None:
+    async def unsupported(receive: Receive, send: Send) -> None:
+        raise AssertionError("http only")
+
+    with anyio.fail_after(5):
+        with pytest.raises(AssertionError, match="http only"):
+            async with open_app(lifespan_app(unsupported)):
+                pass
+
+
+async def test_an_app_that_returns_on_the_lifespan_scope_runs_without_one() -> None:
+    async def ignored(receive: Receive, send: Send) -> None:
+        pass
+
+    with anyio.fail_after(5):
+        async with open_app(lifespan_app(ignored)) as running:
+            assert running.state == {}
+            async with open_event_stream(running) as stream:
+                assert stream.status_code == 200
+                assert [chunk async for chunk in stream.iter_bytes()] == [b"ok"]
+
+
+async def test_a_failing_startup_raises_the_app_error_unwrapped() -> None:
+    problems = ["no database"]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if problems:  # always: an async generator that raises before its first yield
+            raise AppError(problems[0])
+        yield
+
+    with anyio.fail_after(5):
+        with pytest.raises(AppError, match="no database"):
+            async with open_app(Starlette(lifespan=lifespan)):
+                pass
+
+
+@pytest.mark.parametrize("phase", ["startup", "shutdown"])
+async def test_a_failed_message_without_an_exception_is_a_runtime_error(phase: str) -> None:
+    async def fails(receive: Receive, send: Send) -> None:
+        for name in ("startup", "shutdown"):
+            assert (await receive())["type"] == f"lifespan.{name}"
+            outcome = "failed" if name == phase else "complete"
+            await send({"type": f"lifespan.{name}.{outcome}", "message": "broken"})
+            if name == phase:
+                return
+
+    with anyio.fail_after(5):
+        with pytest.raises(RuntimeError, match=f"lifespan {phase} failed: .*'broken'"):
+            async with open_app(lifespan_app(fails)):
+                pass
+
+
+async def test_a_shutdown_error_is_raised_on_leaving_with_the_block_error_as_context() -> None:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        raise AppError("shutdown broke")
+
+    async def fail_inside() -> None:
+        async with open_app(Starlette(lifespan=lifespan)):
+            raise KeyError("from the test")
+
+    with anyio.fail_after(5):
+        with pytest.raises(AppError, match="shutdown broke") as info:
+            await fail_inside()
+    assert isinstance(info.value.__context__, KeyError)
+
+
+async def test_a_cancelled_block_cancels_the_lifespan_without_a_shutdown() -> None:
+    received: list[str] = []
+    cancelled: list[bool] = []
+
+    async def records(receive: Receive, send: Send) -> None:
+        received.append((await receive())["type"])
+        await send({"type": "lifespan.startup.complete"})
+        try:
+            received.append((await receive())["type"])
+        except anyio.get_cancelled_exc_class():
+            cancelled.append(True)
+            raise
+
+    with anyio.fail_after(5):
+        with anyio.CancelScope() as scope:
+            async with open_app(lifespan_app(records)):
+                scope.cancel()
+                await anyio.sleep_forever()
+    assert scope.cancelled_caught
+    assert received == ["lifespan.startup"]
+    assert cancelled == [True]

@@ -245,6 +245,9 @@ async def open_event_stream(
 ) -> AsyncIterator[EventStream]:
     """Call *app* with a request for *path* and yield an :class:`EventStream` once it responds.
 
+    The app's lifespan is not run: to run it (and share its state with the request), pass
+    the :class:`~trio_sse.testing.RunningApp` of :func:`~trio_sse.testing.open_app` as *app*.
+
     Entering waits for ``http.response.start`` (a checkpoint); an exception the app raises
     before that is raised here, as itself. Leaving disconnects, reads and drops whatever the
     app still sends, and waits for the app to return; an exception the app raised is re-raised
