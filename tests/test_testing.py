@@ -6,11 +6,15 @@ not match a group holding one), on trio and on asyncio.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -20,6 +24,8 @@ from starlette.types import Receive, Send
 
 from trio_sse import Broadcaster, EventSourceResponse
 from trio_sse.testing import open_app, open_event_stream
+
+from .processes import child_env
 
 pytestmark = pytest.mark.anyio
 
@@ -160,6 +166,12 @@ def chat_app(log: list[str]) -> Starlette:
     return Starlette(routes=[Route("/chat/{room}", events)], lifespan=lifespan)
 
 
+async def subscribed(hub: Broadcaster, topic: str) -> None:
+    """Until the stream has subscribed (it does once the response has started)."""
+    while not hub.stats().subscribers.get(topic):
+        await anyio.lowlevel.checkpoint()
+
+
 async def test_without_open_app_the_lifespan_pattern_answers_500() -> None:
     with anyio.fail_after(5):
         with pytest.raises(AttributeError, match="hub"):
@@ -175,6 +187,7 @@ async def test_open_app_runs_startup_shares_the_state_and_awaits_shutdown() -> N
             hub = running.state["hub"]
             async with open_event_stream(running, "/chat/lobby") as stream:
                 assert stream.status_code == 200
+                await subscribed(hub, "lobby")
                 event_id = await hub.publish("lobby", "hello")
                 [event] = await stream.read_events(1)
                 assert (event.id, event.data) == (event_id, "hello")
@@ -309,3 +322,116 @@ async def test_a_cancelled_block_cancels_the_lifespan_without_a_shutdown() -> No
     assert scope.cancelled_caught
     assert received == ["lifespan.startup"]
     assert cancelled == [True]
+
+
+# -- the pytest plugin (trio_sse.testing._plugin), in a child pytest -------------------------
+
+PLUGIN_TESTS = """
+import anyio
+import pytest
+import trio
+from contextlib import asynccontextmanager
+from starlette.applications import Starlette
+from starlette.routing import Route
+from trio.testing import MockClock
+
+from trio_sse import Broadcaster, EventSourceResponse
+
+pytestmark = pytest.mark.anyio
+log = []
+
+
+@asynccontextmanager
+async def lifespan(app):
+    async with Broadcaster() as hub:
+        log.append("startup")
+        yield {"hub": hub}
+    log.append("shutdown")
+
+
+async def chat(request):
+    return EventSourceResponse(request.state.hub.stream("lobby", request))
+
+
+async def quiet(request):
+    async def producer(send):
+        async with send:
+            await anyio.sleep_forever()
+
+    return EventSourceResponse(producer, ping=15)
+
+
+@pytest.fixture
+def sse_app():
+    return Starlette(routes=[Route("/chat", chat), Route("/quiet", quiet)], lifespan=lifespan)
+
+
+@pytest.fixture(params=["trio", "asyncio"])
+def anyio_backend(request):
+    return request.param
+
+
+async def test_streams_with_the_lifespan_on_the_backend(sse_stream, sse_running_app, anyio_backend):
+    assert log[-1:] == ["startup"]
+    hub = sse_running_app.state["hub"]
+    with anyio.fail_after(5):
+        async with sse_stream("/chat", headers={"x-test": "1"}) as stream:
+            assert stream.status_code == 200
+            while not hub.stats().subscribers.get("lobby"):
+                await anyio.sleep(0)
+            await hub.publish("lobby", "hi")
+            [event] = await stream.read_events(1)
+    assert event.data == "hi"
+    assert anyio_backend == ("trio" if trio.lowlevel.in_trio_run() else "asyncio")
+
+
+def test_the_lifespan_was_shut_down_after_each_test():
+    assert log == ["startup", "shutdown"] * 2
+
+
+class TestMockClock:
+    @pytest.fixture
+    def anyio_backend(self):
+        return ("trio", {"clock": MockClock(autojump_threshold=0)})
+
+    async def test_pings_in_virtual_time(self, sse_stream):
+        with anyio.fail_after(100):  # virtual seconds
+            async with sse_stream("/quiet", comments=True) as stream:
+                start = trio.current_time()
+                pings = await stream.read_events(2)
+                assert trio.current_time() - start == pytest.approx(30)
+        assert [event.comment for event in pings] == ["ping", "ping"]
+"""
+
+NO_APP_TEST = """
+import pytest
+
+
+@pytest.mark.anyio
+async def test_needs_an_app(sse_stream):
+    pass
+"""
+
+
+def run_plugin_tests(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "test_plugin_use.py").write_text(source)
+    # Plugins are named explicitly (autoload off), so the run is the same before and after the
+    # package registers its entry point.
+    env = child_env({"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    command = [sys.executable, "-m", "pytest", "-p", "anyio", "-p", "trio_sse.testing._plugin"]
+    command += ["-W", "error", "-p", "no:cacheprovider", "-q", "-rA", "test_plugin_use.py"]
+    return subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_the_plugin_streams_an_app_with_its_lifespan_on_each_backend(tmp_path: Path) -> None:
+    result = run_plugin_tests(tmp_path, PLUGIN_TESTS)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "4 passed" in result.stdout, result.stdout
+
+
+def test_the_plugin_says_when_the_app_fixture_is_missing(tmp_path: Path) -> None:
+    result = run_plugin_tests(tmp_path, NO_APP_TEST)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "define a fixture named 'sse_app' that returns it" in result.stdout, result.stdout
