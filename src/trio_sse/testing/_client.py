@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream
 from starlette.datastructures import Headers
 
 from .._decoder import EventDecoder
@@ -158,6 +158,77 @@ def _build_scope(
     }
 
 
+class _Exchange:
+    """The server's side of one request: the app's ``receive``/``send`` and its outcome."""
+
+    def __init__(self, app: ASGIApp, scope: dict[str, Any], body: bytes, buffered: int) -> None:
+        self._app = app
+        self._scope = scope
+        self._body = body
+        self._request_sent = False
+        self._send_stream, self.messages = anyio.create_memory_object_stream[Message](buffered)
+        self.disconnected = anyio.Event()
+        self.failure: Exception | None = None
+
+    async def _receive(self) -> Message:
+        if not self._request_sent:
+            self._request_sent = True
+            return {"type": "http.request", "body": self._body, "more_body": False}
+        await self.disconnected.wait()
+        return {"type": "http.disconnect"}
+
+    async def _send(self, message: Message) -> None:
+        if self.disconnected.is_set():
+            return  # like a server whose client has gone: the message is dropped
+        try:
+            await self._send_stream.send(dict(message))
+        except anyio.BrokenResourceError:
+            pass
+
+    async def run_app(self) -> None:
+        """Call the app; keep its exception for the host (a task never raises an ``Exception``,
+        so the task group has nothing to wrap). Closes the send side when the app returns."""
+        async with self._send_stream:
+            try:
+                await self._app(self._scope, self._receive, self._send)
+            except Exception as exc:
+                self.failure = exc
+
+    async def first_message(self) -> Message | None:
+        """The app's first message, ``None`` if it returned without one. A checkpoint."""
+        try:
+            return await self.messages.receive()
+        except anyio.EndOfStream:
+            return None
+
+    async def finish(self) -> None:
+        """Disconnect, then read and drop what the app still sends until it returns."""
+        self.disconnected.set()
+        async for _ in self.messages:
+            pass
+
+    def raise_outcome(self, start: Message | None, body_error: Exception | None) -> None:
+        """Raise what the caller should see, never in an exception group.
+
+        The app's exception first (with the ``async with`` body's exception, if any, as its
+        ``__context__``, as if it had been raised while handling it), then the body's, then
+        "the app did not start a response".
+        """
+        failure, self.failure = self.failure, None
+        if failure is not None:
+            if body_error is not None and body_error is not failure:
+                failure.__context__ = body_error
+            raise failure
+        if body_error is not None:
+            raise body_error
+        if not _is_response_start(start):
+            raise RuntimeError(f"the app did not start a response (first message: {start!r})")
+
+
+def _is_response_start(message: Message | None) -> bool:
+    return message is not None and str(message["type"]).endswith("http.response.start")
+
+
 @asynccontextmanager
 async def open_event_stream(
     app: ASGIApp,
@@ -174,65 +245,40 @@ async def open_event_stream(
 ) -> AsyncIterator[EventStream]:
     """Call *app* with a request for *path* and yield an :class:`EventStream` once it responds.
 
-    Entering waits for ``http.response.start`` (an exception the app raises before that is
-    raised here). Leaving disconnects, reads and drops whatever the app still sends, and waits
-    for the app to return; an exception the app raised is re-raised then (never wrapped in an
-    exception group). The app's ``send`` blocks once ``max_buffered_messages`` messages are
-    unread, as a socket would for a client that stops reading.
+    The app's lifespan is not run: to run it (and share its state with the request), pass
+    the :class:`~trio_sse.testing.RunningApp` of :func:`~trio_sse.testing.open_app` as *app*.
+
+    Entering waits for ``http.response.start`` (a checkpoint); an exception the app raises
+    before that is raised here, as itself. Leaving disconnects, reads and drops whatever the
+    app still sends, and waits for the app to return; an exception the app raised is re-raised
+    then, as itself (never wrapped in an exception group; an exception of the ``async with``
+    body is its ``__context__``). An exception of the body alone propagates unwrapped too.
+    The app's ``send`` blocks once ``max_buffered_messages`` messages are unread, as a socket
+    would for a client that stops reading. The app runs in a task of this context manager,
+    which owns and closes both ends of the message channel.
 
     Guard every use with a timeout (``anyio.fail_after``): an app that never responds or never
     stops would otherwise hang the test.
     """
-    send_stream: MemoryObjectSendStream[Message]
-    receive_stream: MemoryObjectReceiveStream[Message]
-    send_stream, receive_stream = anyio.create_memory_object_stream[Message](max_buffered_messages)
-    disconnected = anyio.Event()
-    request_sent = False
-    failure: list[BaseException] = []
     scope = _build_scope(path, method, headers, scheme, client, scope_type)
-
-    async def receive() -> Message:
-        nonlocal request_sent
-        if not request_sent:
-            request_sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await disconnected.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        if disconnected.is_set():
-            return  # like a server whose client has gone: the message is dropped
-        try:
-            await send_stream.send(dict(message))
-        except anyio.BrokenResourceError:
-            pass
-
-    async def run_app() -> None:
-        async with send_stream:
+    exchange = _Exchange(app, scope, body, max_buffered_messages)
+    stream = EventStream(exchange.messages, exchange.disconnected, EventDecoder(comments=comments))
+    body_error: Exception | None = None
+    # Nothing but cancellation is raised inside the task group: errors are raised after it.
+    async with anyio.create_task_group() as group, exchange.messages:
+        group.start_soon(exchange.run_app)
+        start = await exchange.first_message()
+        if _is_response_start(start):
+            assert start is not None
+            stream.status_code = start["status"]
+            stream.headers = Headers(raw=list(start.get("headers", [])))
             try:
-                await app(scope, receive, send)
+                yield stream
             except Exception as exc:
-                failure.append(exc)
-
-    stream = EventStream(receive_stream, disconnected, EventDecoder(comments=comments))
-    async with anyio.create_task_group() as group, receive_stream:
-        group.start_soon(run_app)
-        try:
-            start = await receive_stream.receive()
-        except anyio.EndOfStream:
-            start = None
-        if start is None or not start["type"].endswith("http.response.start"):
-            disconnected.set()
-            if failure:
-                raise failure[0]
-            raise RuntimeError(f"the app did not start a response (first message: {start!r})")
-        stream.status_code = start["status"]
-        stream.headers = Headers(raw=list(start.get("headers", [])))
-        try:
-            yield stream
-        finally:
-            disconnected.set()
-            async for _ in receive_stream:
-                pass
-    if failure:
-        raise failure[0]
+                body_error = exc
+            finally:
+                await exchange.finish()
+        else:
+            exchange.disconnected.set()
+            group.cancel_scope.cancel()  # an app that sent something else first is stopped
+    exchange.raise_outcome(start, body_error)
