@@ -31,10 +31,6 @@ SUPPORTED = ["3.11", "3.12", "3.13", "3.14"]
 # starlette >= 0.49.1, FastAPI a recent starlette): not installed by `lowest`, and the test
 # modules that import them are left out of that run.
 LOWEST_LEFT_OUT = ("sse-starlette",)
-# anyio's pytest plugin runs Hypothesis tests that are methods only from 4.15 on (before, it
-# passes `self` twice: "TestRunner._call_in_runner_task() got multiple values for argument
-# 'self'"); the library itself is fine on 4.5. Those tests do not run at the lowest anyio.
-LOWEST_DESELECT = "not test_resume_from_every_position"
 
 
 def _interpreter(version: str) -> str | None:
@@ -115,7 +111,7 @@ def lowest(session: nox.Session) -> None:
     session.install("-c", str(constraints), *_test_requirements(leave_out=LOWEST_LEFT_OUT))
     ignored = [f"--ignore={path}" for path in _modules_importing(*LOWEST_LEFT_OUT)]
     session.run("python", "-m", "pip", "list")
-    session.run("python", "-m", "pytest", *ignored, "-k", LOWEST_DESELECT, *session.posargs)
+    session.run("python", "-m", "pytest", *ignored, *session.posargs)
 
 
 @nox.session
