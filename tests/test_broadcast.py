@@ -9,16 +9,9 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from starlette.datastructures import Headers, QueryParams
 
 from trio_sse import EventSourceResponse, ServerSentEvent
-from trio_sse._broadcast import (
-    Broadcaster,
-    BroadcastStats,
-    Overflow,
-    _parse_last_event_id,
-    last_event_id_from,
-)
+from trio_sse._broadcast import Broadcaster, BroadcastStats, Overflow
 from trio_sse._channels import DirectSource
 from trio_sse.backends import MemoryBackend
 from trio_sse.testing import open_event_stream
@@ -254,40 +247,7 @@ async def test_overflow_names() -> None:
     assert isinstance(Broadcaster().stats(), BroadcastStats)
 
 
-# -- Last-Event-ID parsing -------------------------------------------------------------------
-
-
-class FakeRequest:
-    def __init__(self, headers: dict[str, str], query: str = "") -> None:
-        self.headers = Headers(
-            raw=[(key.lower().encode(), value.encode("latin-1")) for key, value in headers.items()]
-        )
-        self.query_params = QueryParams(query)
-
-
-async def test_last_event_id_from_requests_and_values() -> None:
-    assert last_event_id_from(None) is None
-    assert last_event_id_from("7") == "7"
-    assert last_event_id_from(b"7") == b"7"
-    assert last_event_id_from(FakeRequest({"Last-Event-ID": "a"}, "lastEventId=b")) == "a"
-    assert last_event_id_from(FakeRequest({}, "lastEventId=b%20c")) == "b c"
-    assert last_event_id_from(FakeRequest({"last-event-id": ""}, "lastEventId=q")) == "q"
-    assert last_event_id_from(FakeRequest({})) is None
-    # A UTF-8 header value, which Starlette decodes as latin-1, is read back as UTF-8.
-    utf8 = "é-1".encode().decode("latin-1")
-    assert last_event_id_from(FakeRequest({"last-event-id": utf8})) == "é-1"
-    latin = "\xe9"  # not valid UTF-8 as bytes: kept as it is
-    assert last_event_id_from(FakeRequest({"last-event-id": latin})) == latin
-
-
-async def test_last_event_id_limits() -> None:
-    assert _parse_last_event_id(None) is None
-    assert _parse_last_event_id("") is None
-    assert _parse_last_event_id(b"") is None
-    assert _parse_last_event_id("x" * 256) == ("x" * 256, "x" * 256)
-    assert _parse_last_event_id("x" * 257) == (None, None)
-    assert _parse_last_event_id(12) == ("12", "12")
-    assert _parse_last_event_id("a\nb") == (None, "a\nb")
+# -- memory publishing -----------------------------------------------------------------------
 
 
 async def test_memory_publish_delivers_before_its_scheduling_pass() -> None:
