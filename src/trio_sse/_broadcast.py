@@ -15,6 +15,7 @@ How the pieces fit (issue #5; the rooms split in issue #12):
 from __future__ import annotations
 
 import functools
+import reprlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -83,9 +84,9 @@ class BroadcastStats:
 
 def _check_topic(topic: object) -> str:
     if not isinstance(topic, str):
-        raise TypeError(f"topic must be a str, got {type(topic).__name__}")
+        raise TypeError(f"topic must be a str, got {type(topic).__name__} {reprlib.repr(topic)}")
     if not topic:
-        raise ValueError("topic must not be empty")
+        raise ValueError("topic must not be empty, got ''")
     return topic
 
 

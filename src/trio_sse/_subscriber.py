@@ -97,8 +97,21 @@ class Options(NamedTuple):
 
 
 def check_options(max_buffer_size: object, on_overflow: object, block_timeout: object) -> Options:
+    """Check ``subscribe()``'s options: a wrong type is ``TypeError``, a bad value ``ValueError``.
+
+    Each message names the argument and shows the value. Every type is checked before any
+    value, so a wrong type is a ``TypeError`` whatever the other arguments are.
+    """
     if isinstance(max_buffer_size, bool) or not isinstance(max_buffer_size, int):
         raise TypeError(f"max_buffer_size must be an int, got {max_buffer_size!r}")
+    if not isinstance(on_overflow, str):  # an Overflow is a str
+        raise TypeError(
+            f"on_overflow must be a trio_sse.Overflow or its value (a str), got {on_overflow!r}"
+        )
+    if block_timeout is not None and (
+        isinstance(block_timeout, bool) or not isinstance(block_timeout, (int, float))
+    ):
+        raise TypeError(f"block_timeout must be a number of seconds, got {block_timeout!r}")
     if max_buffer_size < 1:
         raise ValueError(
             f"max_buffer_size must be >= 1 (subscriber buffers are bounded), got {max_buffer_size}"
@@ -111,18 +124,15 @@ def check_options(max_buffer_size: object, on_overflow: object, block_timeout: o
             f"on_overflow must be one of {choices} (or a trio_sse.Overflow), got {on_overflow!r}"
         ) from None
     if block_timeout is None:
-        timeout = DEFAULT_BLOCK_TIMEOUT
-    else:
-        if overflow is not Overflow.BLOCK:
-            raise ValueError(
-                f"block_timeout only applies to on_overflow='block', not {overflow.value!r}"
-            )
-        if isinstance(block_timeout, bool) or not isinstance(block_timeout, (int, float)):
-            raise TypeError(f"block_timeout must be a number of seconds, got {block_timeout!r}")
-        if math.isnan(block_timeout) or block_timeout <= 0:
-            raise ValueError(f"block_timeout must be > 0 seconds, got {block_timeout!r}")
-        timeout = float(block_timeout)
-    return Options(max_buffer_size, overflow, timeout)
+        return Options(max_buffer_size, overflow, DEFAULT_BLOCK_TIMEOUT)
+    if overflow is not Overflow.BLOCK:
+        raise ValueError(
+            f"block_timeout only applies to on_overflow='block', not {overflow.value!r} "
+            f"(got block_timeout={block_timeout!r})"
+        )
+    if math.isnan(block_timeout) or block_timeout <= 0:
+        raise ValueError(f"block_timeout must be > 0 seconds, got {block_timeout!r}")
+    return Options(max_buffer_size, overflow, float(block_timeout))
 
 
 _NO_PENDING: deque[tuple[Position | None, ServerSentEvent]] = deque(maxlen=0)
