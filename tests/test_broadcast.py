@@ -9,16 +9,9 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from starlette.datastructures import Headers, QueryParams
 
 from trio_sse import EventSourceResponse, ServerSentEvent
-from trio_sse._broadcast import (
-    Broadcaster,
-    BroadcastStats,
-    Overflow,
-    _parse_last_event_id,
-    last_event_id_from,
-)
+from trio_sse._broadcast import Broadcaster, BroadcastStats, Overflow
 from trio_sse._channels import DirectSource
 from trio_sse.backends import MemoryBackend
 from trio_sse.testing import open_event_stream
@@ -201,10 +194,18 @@ async def test_outer_cancellation_closes_the_hub() -> None:
         ({"max_buffer_size": True}, TypeError, "max_buffer_size must be an int"),
         ({"max_buffer_size": 2.5}, TypeError, "max_buffer_size"),
         ({"max_buffer_size": math.inf}, TypeError, "max_buffer_size"),
+        ({"max_buffer_size": "8"}, TypeError, "max_buffer_size must be an int, got '8'"),
+        ({"max_buffer_size": None}, TypeError, "max_buffer_size must be an int, got None"),
         ({"on_overflow": "explode"}, ValueError, "'disconnect', 'drop_oldest', 'block'"),
-        ({"on_overflow": None}, ValueError, "on_overflow"),
-        ({"block_timeout": 1}, ValueError, "only applies to on_overflow='block'"),
+        # The wrong type is a TypeError (issue 12), whatever the other arguments are.
+        ({"on_overflow": None}, TypeError, "on_overflow must be a trio_sse.Overflow .*got None"),
+        ({"on_overflow": 5}, TypeError, "on_overflow .*got 5"),
+        ({"max_buffer_size": 0, "on_overflow": 5}, TypeError, "on_overflow"),
+        ({"block_timeout": "1"}, TypeError, "block_timeout must be a number .*got '1'"),
+        ({"block_timeout": True}, TypeError, "block_timeout"),
+        ({"block_timeout": 1}, ValueError, "only applies to on_overflow='block'.*block_timeout=1"),
         ({"on_overflow": "block", "block_timeout": 0}, ValueError, "block_timeout must be > 0"),
+        ({"on_overflow": "block", "block_timeout": -1}, ValueError, "block_timeout .*got -1"),
         ({"on_overflow": "block", "block_timeout": math.nan}, ValueError, "block_timeout"),
         ({"on_overflow": "block", "block_timeout": "1"}, TypeError, "block_timeout"),
         ({"last_event_id": 1.5}, TypeError, "last_event_id"),
@@ -222,11 +223,43 @@ async def test_subscribe_checks_its_arguments(
             hub.stream("t", None, **stream_options)
 
 
+@pytest.mark.parametrize(
+    ("history", "error", "match"),
+    [
+        (0, ValueError, "history must be >= 1 .*got 0"),
+        (-5, ValueError, "history must be >= 1 .*got -5"),
+        (True, TypeError, "history must be an int, got True"),
+        (1.5, TypeError, "history must be an int, got 1.5"),
+        ("10", TypeError, "history must be an int, got '10'"),
+        (None, TypeError, "history must be an int, got None"),
+    ],
+)
+async def test_history_is_checked(history: object, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        Broadcaster(history=history)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("topic", "error", "match"),
+    [
+        ("", ValueError, "topic must not be empty"),
+        (None, TypeError, "topic must be a str, got NoneType None"),
+        (b"t", TypeError, "topic must be a str, got bytes b't'"),
+        (7, TypeError, "topic must be a str, got int 7"),
+    ],
+)
+async def test_topic_is_checked(topic: object, error: type[Exception], match: str) -> None:
+    hub = Broadcaster()
+    with pytest.raises(error, match=match):
+        hub.subscribe(topic)  # type: ignore[arg-type]
+    with pytest.raises(error, match=match):
+        hub.stream(topic, None)  # type: ignore[arg-type]
+    async with hub:
+        with pytest.raises(error, match=match):
+            await hub.publish(topic, "x")  # type: ignore[arg-type]
+
+
 async def test_other_argument_checks() -> None:
-    with pytest.raises(ValueError, match="history must be >= 1"):
-        Broadcaster(history=0)
-    with pytest.raises(TypeError, match="history must be an int"):
-        Broadcaster(history=True)
     with pytest.raises(TypeError, match="lacks"):
         Broadcaster(backend=object())  # type: ignore[arg-type]
     hub = Broadcaster()
@@ -254,40 +287,7 @@ async def test_overflow_names() -> None:
     assert isinstance(Broadcaster().stats(), BroadcastStats)
 
 
-# -- Last-Event-ID parsing -------------------------------------------------------------------
-
-
-class FakeRequest:
-    def __init__(self, headers: dict[str, str], query: str = "") -> None:
-        self.headers = Headers(
-            raw=[(key.lower().encode(), value.encode("latin-1")) for key, value in headers.items()]
-        )
-        self.query_params = QueryParams(query)
-
-
-async def test_last_event_id_from_requests_and_values() -> None:
-    assert last_event_id_from(None) is None
-    assert last_event_id_from("7") == "7"
-    assert last_event_id_from(b"7") == b"7"
-    assert last_event_id_from(FakeRequest({"Last-Event-ID": "a"}, "lastEventId=b")) == "a"
-    assert last_event_id_from(FakeRequest({}, "lastEventId=b%20c")) == "b c"
-    assert last_event_id_from(FakeRequest({"last-event-id": ""}, "lastEventId=q")) == "q"
-    assert last_event_id_from(FakeRequest({})) is None
-    # A UTF-8 header value, which Starlette decodes as latin-1, is read back as UTF-8.
-    utf8 = "é-1".encode().decode("latin-1")
-    assert last_event_id_from(FakeRequest({"last-event-id": utf8})) == "é-1"
-    latin = "\xe9"  # not valid UTF-8 as bytes: kept as it is
-    assert last_event_id_from(FakeRequest({"last-event-id": latin})) == latin
-
-
-async def test_last_event_id_limits() -> None:
-    assert _parse_last_event_id(None) is None
-    assert _parse_last_event_id("") is None
-    assert _parse_last_event_id(b"") is None
-    assert _parse_last_event_id("x" * 256) == ("x" * 256, "x" * 256)
-    assert _parse_last_event_id("x" * 257) == (None, None)
-    assert _parse_last_event_id(12) == ("12", "12")
-    assert _parse_last_event_id("a\nb") == (None, "a\nb")
+# -- memory publishing -----------------------------------------------------------------------
 
 
 async def test_memory_publish_delivers_before_its_scheduling_pass() -> None:

@@ -1,9 +1,9 @@
-"""The sans-IO core (_events, _encoder, _decoder) imports the standard library only.
+"""The sans-IO core (_events, _encoder, _decoder, _resume) imports the standard library only.
 
 Importing ``trio_sse._decoder`` the ordinary way would first run ``trio_sse/__init__.py``,
 which re-exports the I/O parts too.  So a fresh interpreter registers a bare stand-in for the
 ``trio_sse`` package (its ``__path__`` pointing at the real source directory, its
-``__init__`` not run) and imports the three modules under it: what they pull in is then
+``__init__`` not run) and imports the core modules under it: what they pull in is then
 exactly what they import themselves.
 """
 
@@ -16,7 +16,7 @@ import sys
 import textwrap
 
 FORBIDDEN = ("anyio", "trio", "starlette", "sniffio", "httpx", "httpcore", "hypercorn")
-SANS_IO = ("trio_sse._events", "trio_sse._encoder", "trio_sse._decoder")
+SANS_IO = ("trio_sse._events", "trio_sse._encoder", "trio_sse._decoder", "trio_sse._resume")
 
 _SCRIPT = textwrap.dedent(
     """
@@ -34,17 +34,21 @@ _SCRIPT = textwrap.dedent(
     import trio_sse._decoder
     import trio_sse._encoder
     import trio_sse._events
+    import trio_sse._resume
 
     # The modules loaded are the real files, and they work on their own.
     event = trio_sse._events.ServerSentEvent("a\\nb", id="1")
     decoded = trio_sse._decoder.EventDecoder().feed(event.encode())
     assert decoded == [event], decoded
+    resume = trio_sse._resume.parse_last_event_id(b"a\\xff")
+    assert resume == ("a\\ufffd", "a\\ufffd"), resume
+    assert trio_sse._resume.reset_event("expired", None).event == "reset"
 
     print(json.dumps({
         "new": sorted(set(sys.modules) - before - {"trio_sse"}),
         "files": {
             name: sys.modules[name].__file__
-            for name in ("trio_sse._events", "trio_sse._encoder", "trio_sse._decoder")
+            for name in sys.argv[2:]
         },
         "stdlib": sorted(sys.stdlib_module_names),
     }))
@@ -65,7 +69,7 @@ def _run_isolated() -> dict[str, object]:
     package_dir = _package_dir()
     # -I: isolated mode, so no PYTHONPATH, user site or current directory gets involved.
     result = subprocess.run(
-        [sys.executable, "-I", "-c", _SCRIPT, package_dir],
+        [sys.executable, "-I", "-c", _SCRIPT, package_dir, *SANS_IO],
         capture_output=True,
         text=True,
         check=False,

@@ -1,36 +1,48 @@
-"""``Broadcaster``: topics, bounded subscribers, history, and ``Last-Event-ID`` replay.
+"""``Broadcaster``: the hub. Its lifetime, publishing, fan-out, subscribing, ``stream()``, stats.
 
-How the pieces fit (issue #5):
+How the pieces fit (issue #5; the rooms split in issue #12):
 
 * a **backend** (``backends/``) stores each topic's history and hands live events to
   :meth:`Broadcaster._deliver`, per topic in position order and one at a time;
-* each **subscriber** owns a bounded anyio memory channel; delivery never waits for it except
-  under the ``block`` policy, so one slow subscriber does not hold back the others;
-* a **resuming** subscriber is registered for live events *before* the history is read: live
-  events arriving meanwhile are queued (bounded, same overflow policy), then the replay is
-  sent, then the queue minus what the replay already covered (compared by position), and only
-  then does the subscriber go live. No gap, no duplicate, no reordering.
+* each **subscriber** (``_subscriber``) owns a bounded channel; delivery never waits for it
+  except under the ``block`` policy, so one slow subscriber does not hold back the others. It
+  is given the hub's counters and callables, never the hub;
+* a **resuming** subscriber is registered for live events *before* the history is read (see
+  ``_subscriber``); what it asks for, and the reset event it may get first, come from the pure
+  parsing of untrusted ids in ``_resume``.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import logging
-import math
+import reprlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from enum import Enum
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any
 
 import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._channels import DirectSource, parking_pair
+from ._channels import DirectSource
 from ._events import ServerSentEvent, event_from_mapping
+from ._resume import (
+    MAX_LAST_EVENT_ID_LENGTH,
+    Resume,
+    last_event_id_from,
+    parse_last_event_id,
+    reset_event,
+)
+from ._subscriber import (
+    DEFAULT_BLOCK_TIMEOUT,
+    Counters,
+    Options,
+    Overflow,
+    Subscriber,
+    check_options,
+)
 from .backends._base import Backend, Entry, Position
 from .backends.memory import MemoryBackend
 
@@ -41,43 +53,11 @@ __all__ = [
     "Broadcaster",
     "Overflow",
     "Subscription",
+    "last_event_id_from",
+    "reset_event",
 ]
 
-logger = logging.getLogger("trio_sse")
-
-MAX_LAST_EVENT_ID_LENGTH = 256
-"""A longer ``Last-Event-ID`` is not looked up: it is treated as unknown (a reset event)."""
-
-DEFAULT_BLOCK_TIMEOUT = 5.0
-
-_BAD_ID_CHARACTERS = ("\r", "\n", "\0")  # no event id can contain them (WHATWG "id" field)
-
 Producer = Callable[[MemoryObjectSendStream[Any]], Awaitable[None]]
-
-
-class Overflow(str, Enum):
-    """What happens when a subscriber's buffer is full and another event arrives.
-
-    * ``DISCONNECT`` (``"disconnect"``, the default): the subscriber is dropped. Its channel
-      ends once it has read what is already buffered; an SSE client then reconnects with its
-      ``Last-Event-ID`` and the history fills the gap, as a Mercure hub does. Lossless as long
-      as the client comes back before the history moves past it (else it gets a ``reset``).
-    * ``DROP_OLDEST`` (``"drop_oldest"``): the oldest buffered event is dropped to make room;
-      the subscriber stays connected and keeps the newest events (lossy, for "latest value"
-      feeds such as prices or positions).
-    * ``BLOCK`` (``"block"``): delivery waits for room, up to the subscription's
-      ``block_timeout``, then disconnects the subscriber as ``DISCONNECT`` does. While it
-      waits, the events after it wait too: on the memory backend ``publish`` on that topic
-      does not return, on Redis the hub's reader pauses (every topic of that process). Use it
-      for a few trusted, usually fast consumers, never for the public.
-    """
-
-    DISCONNECT = "disconnect"
-    DROP_OLDEST = "drop_oldest"
-    BLOCK = "block"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
@@ -102,46 +82,11 @@ class BroadcastStats:
         return sum(self.subscribers.values())
 
 
-class _Options(NamedTuple):
-    max_buffer_size: int
-    overflow: Overflow
-    block_timeout: float
-
-
-def _check_options(max_buffer_size: object, on_overflow: object, block_timeout: object) -> _Options:
-    if isinstance(max_buffer_size, bool) or not isinstance(max_buffer_size, int):
-        raise TypeError(f"max_buffer_size must be an int, got {max_buffer_size!r}")
-    if max_buffer_size < 1:
-        raise ValueError(
-            f"max_buffer_size must be >= 1 (subscriber buffers are bounded), got {max_buffer_size}"
-        )
-    try:
-        overflow = Overflow(on_overflow)
-    except ValueError:
-        choices = ", ".join(repr(policy.value) for policy in Overflow)
-        raise ValueError(
-            f"on_overflow must be one of {choices} (or a trio_sse.Overflow), got {on_overflow!r}"
-        ) from None
-    if block_timeout is None:
-        timeout = DEFAULT_BLOCK_TIMEOUT
-    else:
-        if overflow is not Overflow.BLOCK:
-            raise ValueError(
-                f"block_timeout only applies to on_overflow='block', not {overflow.value!r}"
-            )
-        if isinstance(block_timeout, bool) or not isinstance(block_timeout, (int, float)):
-            raise TypeError(f"block_timeout must be a number of seconds, got {block_timeout!r}")
-        if math.isnan(block_timeout) or block_timeout <= 0:
-            raise ValueError(f"block_timeout must be > 0 seconds, got {block_timeout!r}")
-        timeout = float(block_timeout)
-    return _Options(max_buffer_size, overflow, timeout)
-
-
 def _check_topic(topic: object) -> str:
     if not isinstance(topic, str):
-        raise TypeError(f"topic must be a str, got {type(topic).__name__}")
+        raise TypeError(f"topic must be a str, got {type(topic).__name__} {reprlib.repr(topic)}")
     if not topic:
-        raise ValueError("topic must not be empty")
+        raise ValueError("topic must not be empty, got ''")
     return topic
 
 
@@ -158,345 +103,6 @@ def _as_event(item: object) -> ServerSentEvent:
     return ServerSentEvent(item)
 
 
-class _Resume(NamedTuple):
-    lookup: str | None  # the id to look up; None: not a possible id, replay everything
-    echo: str | None  # shown in the reset event; None when too long to echo
-
-
-def _parse_last_event_id(value: object) -> _Resume | None:
-    """Untrusted ``Last-Event-ID`` -> what to look up. Never raises for str or bytes input."""
-    if value is None:
-        return None
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        raw = bytes(value)
-        if len(raw) > 4 * MAX_LAST_EVENT_ID_LENGTH:
-            return _Resume(None, None)
-        text = raw.decode("utf-8", "replace")
-    elif isinstance(value, str):
-        text = value
-    elif isinstance(value, int) and not isinstance(value, bool):
-        text = str(value)
-    else:
-        raise TypeError(f"last_event_id must be a str, bytes or None, got {type(value).__name__}")
-    if not text:
-        return None  # what a browser sends when it has no id: not a resume (WHATWG 9.2.4)
-    if len(text) > MAX_LAST_EVENT_ID_LENGTH:
-        return _Resume(None, None)
-    # The echo must be encodable: a lone surrogate would break the stream's UTF-8 encoding.
-    echo = text.encode("utf-8", "replace").decode("utf-8")
-    if any(character in text for character in _BAD_ID_CHARACTERS):
-        return _Resume(None, echo)
-    return _Resume(text, echo)
-
-
-def reset_event(reason: str, last_event_id: str | None) -> ServerSentEvent:
-    """The event sent first to a subscriber whose ``Last-Event-ID`` cannot be resumed."""
-    data = json.dumps(
-        {"reason": reason, "last_event_id": last_event_id},
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    return ServerSentEvent(data, event="reset")
-
-
-def _header_text(value: str) -> str:
-    # ASGI servers hand header bytes to Starlette, which decodes them as latin-1; browsers send
-    # a non-ASCII Last-Event-ID as UTF-8. Undo the mix-up so such ids can be found again.
-    if value.isascii():
-        return value
-    try:
-        return value.encode("latin-1").decode("utf-8")
-    except UnicodeError:
-        return value
-
-
-def last_event_id_from(source: object) -> str | bytes | None:
-    """The ``Last-Event-ID`` a request carries, or *source* itself when it is an id or ``None``.
-
-    For a request (anything with ``headers``, such as a Starlette ``Request``): the
-    ``Last-Event-ID`` header, else the ``lastEventId`` query parameter (for clients that cannot
-    set headers; the header wins because a browser's ``EventSource`` sends the newest id in the
-    header on reconnection while its URL still holds the first one).
-    """
-    if source is None or isinstance(source, (str, bytes)):
-        return source
-    headers = getattr(source, "headers", None)
-    if headers is None:
-        raise TypeError(
-            "expected a request (with .headers), a Last-Event-ID str or bytes, or None; "
-            f"got {type(source).__name__}"
-        )
-    header = headers.get("last-event-id")
-    if header:
-        return _header_text(str(header))
-    query = getattr(source, "query_params", None)
-    if query is not None:
-        value = query.get("lastEventId")
-        if value:
-            return str(value)
-    return None
-
-
-_NO_PENDING: deque[tuple[Position | None, ServerSentEvent]] = deque(maxlen=0)
-_NO_BACKLOG: deque[Entry] = deque(maxlen=0)
-
-
-class _Subscriber:
-    """One subscriber's buffer and its state machine: replaying -> live -> closed."""
-
-    __slots__ = (
-        "backlog",
-        "block_timeout",
-        "closed",
-        "hub",
-        "last",
-        "max_buffer_size",
-        "overflow",
-        "pending",
-        "receive",
-        "replay_scope",
-        "replaying",
-        "send",
-        "space",
-        "topic",
-    )
-
-    def __init__(self, hub: Broadcaster, topic: str, options: _Options, *, replaying: bool) -> None:
-        self.hub = hub
-        self.topic = topic
-        self.max_buffer_size = options.max_buffer_size
-        self.overflow = options.overflow
-        self.block_timeout = options.block_timeout
-        # Its reader parks, and each send wakes it: a thousand subscribers are woken once
-        # each per event (see ``_channels``).
-        self.send, self.receive = parking_pair(options.max_buffer_size)
-        self.replaying = replaying
-        # The replay still to send, and the live events that arrived during it. A live-only
-        # subscriber (most of them) never uses either: it shares one empty deque, never
-        # appended to (only a replaying subscriber appends), rather than keeping two of its
-        # own (~0.6 KiB each) for its whole life.
-        self.pending: deque[tuple[Position | None, ServerSentEvent]] = (
-            deque() if replaying else _NO_PENDING
-        )
-        self.backlog: deque[Entry] = deque() if replaying else _NO_BACKLOG
-        # The position of the last event sent by the replay; live events up to it are skipped.
-        self.last: Position | None = None
-        self.space: anyio.Event | None = None  # set when the backlog gets room
-        self.replay_scope: anyio.CancelScope | None = None
-        self.closed = False
-
-    # -- delivery of live events (called by the hub, in position order, one at a time) --------
-
-    def offer(self, entry: Entry) -> bool:
-        """Deliver without waiting. ``False``: full under ``block``, call :meth:`wait_and_offer`."""
-        if self.closed:
-            return True
-        if self.replaying:
-            if len(self.backlog) < self.max_buffer_size:
-                self.backlog.append(entry)
-                return True
-            if self.overflow is Overflow.DROP_OLDEST:
-                self.backlog.popleft()
-                self.backlog.append(entry)
-                self.hub._dropped += 1
-                return True
-            if self.overflow is Overflow.DISCONNECT:
-                self.disconnect()
-                return True
-            return False
-        if self._replayed(entry):
-            return True
-        try:
-            self.send.send_nowait(entry.event)
-        except anyio.WouldBlock:
-            if self.overflow is Overflow.DISCONNECT:
-                self.disconnect()
-                return True
-            if self.overflow is Overflow.BLOCK:
-                return False
-            return self._replace_oldest(entry)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            self.end()  # the consumer closed its receive end: nobody is listening
-            return True
-        self.hub._delivered += 1
-        return True
-
-    def _replayed(self, entry: Entry) -> bool:
-        """Live, after a replay: was *entry* already sent by the replay?
-
-        A reader that lags behind the replay (Redis: the replay read the stream further than
-        the reader had delivered) still brings events the replay sent; they are skipped until
-        the live events pass the replay's end.
-        """
-        last = self.last
-        if last is None:
-            return False
-        if entry.position <= last:
-            return True
-        self.last = None
-        return False
-
-    def _replace_oldest(self, entry: Entry) -> bool:
-        try:
-            self.receive.receive_nowait()
-        except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-            pass
-        else:
-            self.hub._dropped += 1
-        try:
-            self.send.send_nowait(entry.event)
-        except anyio.WouldBlock:
-            self.hub._dropped += 1
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            self.end()
-        else:
-            self.hub._delivered += 1
-        return True
-
-    async def wait_and_offer(self, entry: Entry, deadline: float) -> None:
-        """Wait for room until *deadline* (``block`` policy), else disconnect. A checkpoint."""
-        with anyio.CancelScope(deadline=deadline) as scope:
-            while not self.closed:
-                if self.replaying:
-                    if len(self.backlog) < self.max_buffer_size:
-                        self.backlog.append(entry)
-                        return
-                    space = self.space = anyio.Event()
-                    await space.wait()
-                    continue
-                if self._replayed(entry):
-                    return
-                try:
-                    await self.send.send(entry.event)
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    self.end()
-                    return
-                self.hub._delivered += 1
-                return
-        if scope.cancelled_caught:
-            logger.info(
-                "trio_sse: a subscriber of %r did not read for %s s: disconnected",
-                self.topic,
-                self.block_timeout,
-            )
-            self.disconnect()
-
-    # -- replay ------------------------------------------------------------------------------
-
-    def begin_replay(
-        self, items: deque[tuple[Position | None, ServerSentEvent]], after: Position | None
-    ) -> None:
-        """Send *items*, then the queued live events after them, then go live. Never blocks.
-
-        What fits in the buffer is sent now; if something is left, a task in the hub's task
-        group sends the rest as the consumer reads (cancelled when the subscription ends).
-        """
-        if self.closed:
-            return
-        self.pending = items
-        self.last = after
-        if self._catch_up_nowait():
-            return
-        self.replay_scope = anyio.CancelScope()
-        self.hub._start_task(self._catch_up)
-
-    def _next_item(self) -> tuple[Position | None, ServerSentEvent] | None:
-        """The next item to send while replaying, dropping queued live events already sent."""
-        if self.pending:
-            return self.pending[0]
-        backlog = self.backlog
-        last = self.last
-        while backlog:
-            entry = backlog[0]
-            if last is None or entry.position > last:
-                return entry
-            backlog.popleft()
-            self._room()
-        return None
-
-    def _pop_item(self) -> None:
-        if self.pending:
-            self.pending.popleft()
-        else:
-            self.backlog.popleft()
-            self._room()
-
-    def _sent(self, position: Position | None) -> None:
-        if position is not None:
-            self.last = position
-        self.hub._delivered += 1
-
-    def _catch_up_nowait(self) -> bool:
-        """Move replay and queued items into the channel while it has room. ``True``: live now.
-
-        No checkpoint inside: going live happens in the same step as finding both queues empty,
-        so no live event can slip between the queue and the channel.
-        """
-        send_nowait = self.send.send_nowait
-        while True:
-            item = self._next_item()
-            if item is None:
-                self.replaying = False
-                self._room()
-                return True
-            try:
-                send_nowait(item[1])
-            except anyio.WouldBlock:
-                return False
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                self.end()
-                return True
-            self._pop_item()
-            self._sent(item[0])
-
-    async def _catch_up(self) -> None:
-        scope = self.replay_scope
-        assert scope is not None
-        with scope:
-            try:
-                while not self._catch_up_nowait():
-                    item = self._next_item()
-                    assert item is not None
-                    # Taken off the queue before waiting: a drop_oldest on the queue during
-                    # the wait then drops the next one, never the one being sent.
-                    self._pop_item()
-                    await self.send.send(item[1])
-                    self._sent(item[0])
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                self.end()
-            except Exception:
-                logger.exception("trio_sse: replay to a subscriber of %r failed", self.topic)
-                self.end()
-
-    def _room(self) -> None:
-        space = self.space
-        if space is not None:
-            self.space = None
-            space.set()
-
-    # -- ending ------------------------------------------------------------------------------
-
-    def disconnect(self) -> None:
-        """End this subscriber because of its overflow policy (counted in the stats)."""
-        if not self.closed:
-            self.hub._disconnected += 1
-            self.end()
-
-    def end(self) -> None:
-        """Stop delivering and close the send end: the consumer reads what is buffered, then
-        its channel ends (``EndOfStream``; ``async for`` stops). Idempotent; never blocks."""
-        if self.closed:
-            return
-        self.closed = True
-        if self.replay_scope is not None:
-            self.replay_scope.cancel()
-        self.send.close()  # wakes the reader: it reads what is buffered, then EndOfStream
-        self.pending.clear()
-        self.backlog.clear()
-        self._room()
-        self.hub._unregister(self)
-
-
 class Subscription:
     """``async with hub.subscribe(topic, ...) as events:``, see :meth:`Broadcaster.subscribe`.
 
@@ -509,13 +115,13 @@ class Subscription:
     __slots__ = ("_hub", "_options", "_resume", "_subscriber", "_topic", "_watching")
 
     def __init__(
-        self, hub: Broadcaster, topic: str, resume: _Resume | None, options: _Options
+        self, hub: Broadcaster, topic: str, resume: Resume | None, options: Options
     ) -> None:
         self._hub = hub
         self._topic = topic
         self._resume = resume
         self._options = options
-        self._subscriber: _Subscriber | None = None
+        self._subscriber: Subscriber | None = None
         self._watching = False
 
     async def __aenter__(self) -> MemoryObjectReceiveStream[ServerSentEvent]:
@@ -525,11 +131,10 @@ class Subscription:
         hub._check_open()
         topic = self._topic
         resume = self._resume
-        subscriber = _Subscriber(hub, topic, self._options, replaying=resume is not None)
-        self._subscriber = subscriber
         # Registered for live events before anything else: whatever is published from now on
         # reaches this subscriber, live or queued behind the replay.
-        hub._register(subscriber)
+        subscriber = hub._add_subscriber(topic, self._options, replaying=resume is not None)
+        self._subscriber = subscriber
         try:
             await hub._backend.watch(topic)
             self._watching = True
@@ -539,7 +144,7 @@ class Subscription:
                 if replay.status != "found":
                     items.append((None, reset_event(replay.status, resume.echo)))
                 items.extend(replay.entries)
-                subscriber.begin_replay(items, replay.after)
+                subscriber.begin_replay(items, replay.after, hub._start_task)
         except BaseException:
             self._close()
             raise
@@ -615,13 +220,14 @@ class Broadcaster:
                 )
         self._backend: Backend = backend if backend is not None else MemoryBackend()
         self.history = history
-        self._topics: dict[str, dict[_Subscriber, None]] = {}
+        self._topics: dict[str, dict[Subscriber, None]] = {}
         self._group: anyio.abc.TaskGroup | None = None
         self._state = "new"
-        self._published = 0
-        self._delivered = 0
-        self._dropped = 0
-        self._disconnected = 0
+        # The hub's counters, incremented by its subscribers (and by publish); and the one
+        # bound method that every subscriber keeps to unregister itself (a reference each,
+        # not a bound method of its own).
+        self._counters = Counters()
+        self._unregister_hook: Callable[[Subscriber], None] = self._unregister
 
     @property
     def backend(self) -> Backend:
@@ -681,13 +287,18 @@ class Broadcaster:
         assert self._group is not None
         self._group.start_soon(function)
 
-    def _register(self, subscriber: _Subscriber) -> None:
-        subscribers = self._topics.get(subscriber.topic)
+    def _add_subscriber(self, topic: str, options: Options, *, replaying: bool) -> Subscriber:
+        """A new subscriber of *topic*, registered for live events from now on. Never blocks."""
+        subscriber = Subscriber(
+            topic, options, self._counters, self._unregister_hook, replaying=replaying
+        )
+        subscribers = self._topics.get(topic)
         if subscribers is None:
-            subscribers = self._topics[subscriber.topic] = {}
+            subscribers = self._topics[topic] = {}
         subscribers[subscriber] = None
+        return subscriber
 
-    def _unregister(self, subscriber: _Subscriber) -> None:
+    def _unregister(self, subscriber: Subscriber) -> None:
         subscribers = self._topics.get(subscriber.topic)
         if subscribers is not None:
             subscribers.pop(subscriber, None)
@@ -722,7 +333,7 @@ class Broadcaster:
         except UnicodeEncodeError as exc:
             raise ValueError(f"the event cannot be encoded as UTF-8: {exc.reason}") from exc
         event_id = await self._backend.publish(topic, built)
-        self._published += 1
+        self._counters.published += 1
         return event_id
 
     async def _deliver(self, topic: str, entry: Entry) -> None:
@@ -735,7 +346,7 @@ class Broadcaster:
         subscribers = self._topics.get(topic)
         if not subscribers:
             return
-        blocked: deque[_Subscriber] | None = None
+        blocked: deque[Subscriber] | None = None
         for subscriber in tuple(subscribers):
             if not subscriber.offer(entry):
                 if blocked is None:
@@ -783,8 +394,8 @@ class Broadcaster:
 
         Arguments are checked here (``TypeError``/``ValueError``), not when entering.
         """
-        options = _check_options(max_buffer_size, on_overflow, block_timeout)
-        return Subscription(self, _check_topic(topic), _parse_last_event_id(last_event_id), options)
+        options = check_options(max_buffer_size, on_overflow, block_timeout)
+        return Subscription(self, _check_topic(topic), parse_last_event_id(last_event_id), options)
 
     def stream(
         self,
@@ -811,18 +422,19 @@ class Broadcaster:
         (``await producer(send)``), it forwards the events into *send* and closes it.
         """
         _check_topic(topic)
-        resume = _parse_last_event_id(last_event_id_from(request_or_last_event_id))
-        options = _check_options(max_buffer_size, on_overflow, block_timeout)
+        resume = parse_last_event_id(last_event_id_from(request_or_last_event_id))
+        options = check_options(max_buffer_size, on_overflow, block_timeout)
         return DirectSource(functools.partial(Subscription, self, topic, resume, options))
 
     # -- statistics ---------------------------------------------------------------------------
 
     def stats(self) -> BroadcastStats:
         """A snapshot of the counters (see :class:`BroadcastStats`). Never blocks."""
+        counters = self._counters
         return BroadcastStats(
             subscribers={topic: len(subscribers) for topic, subscribers in self._topics.items()},
-            published=self._published,
-            delivered=self._delivered,
-            dropped=self._dropped,
-            disconnected=self._disconnected,
+            published=counters.published,
+            delivered=counters.delivered,
+            dropped=counters.dropped,
+            disconnected=counters.disconnected,
         )

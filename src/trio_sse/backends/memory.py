@@ -17,6 +17,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from .._events import ServerSentEvent
+from .._resume import parse_memory_id
 from ._base import Deliver, Entry, Replay
 
 __all__ = ["MemoryBackend"]
@@ -120,13 +121,12 @@ class MemoryBackend:
         if sequence is not None:
             start = bisect.bisect_right(entries, sequence, key=lambda entry: entry.position[0])
             return Replay("found", (sequence, 0), entries[start:])
-        epoch, _, number = last_event_id.partition("-")
+        parsed = parse_memory_id(last_event_id)
         if (
-            epoch == self.epoch
-            and number.isdigit()
-            and number.isascii()
+            parsed is not None
+            and parsed[0] == self.epoch
             and entries
-            and int(number) < entries[0].position[0]
+            and parsed[1] < entries[0].position[0]
         ):
             return Replay("expired", None, entries)
         return Replay("unknown-id", None, entries)

@@ -26,6 +26,7 @@ import anyio
 import anyio.abc
 
 from .._events import ServerSentEvent
+from .._resume import MAX_STREAM_ID_PART, parse_stream_id
 from ._base import Deliver, Entry, Position, Replay
 from ._resp import (
     RedisConnection,
@@ -37,42 +38,17 @@ from ._resp import (
     parse_redis_url,
 )
 
-__all__ = ["RedisBackend"]
+__all__ = ["RedisBackend", "parse_stream_id"]
 
 logger = logging.getLogger("trio_sse")
 
 _PAGE = 1000  # entries per XRANGE call when replaying
 _WAKE_ATTEMPTS = 50
-_MAX_U64 = 2**64 - 1
-
-
-def parse_stream_id(text: str) -> Position | None:
-    """``"1718000000000-3"`` -> ``(1718000000000, 3)``; ``None`` unless canonical.
-
-    Canonical means exactly what Redis itself returns (no sign, no leading zero, both parts),
-    so an id given back to us is never silently read as a different one.
-    """
-    ms, dash, seq = text.partition("-")
-    if not dash or not _canonical_number(ms) or not _canonical_number(seq):
-        return None
-    position = (int(ms), int(seq))
-    if position[0] > _MAX_U64 or position[1] > _MAX_U64:
-        return None
-    return position
-
-
-def _canonical_number(text: str) -> bool:
-    return (
-        0 < len(text) <= 20
-        and text.isascii()
-        and text.isdigit()
-        and (text == "0" or text[0] != "0")
-    )
 
 
 def _next_id(position: Position) -> str:
     ms, seq = position
-    return f"{ms}-{seq + 1}" if seq < _MAX_U64 else f"{ms + 1}-0"
+    return f"{ms}-{seq + 1}" if seq < MAX_STREAM_ID_PART else f"{ms + 1}-0"
 
 
 def _text(value: RespValue) -> str:
