@@ -18,7 +18,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import Callable, Coroutine
-from enum import Enum
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 import anyio
@@ -45,7 +45,7 @@ StartTask = Callable[[Callable[[], Coroutine[Any, Any, None]]], None]
 """``start_task(function)``: run ``await function()`` in a task group that outlives the call."""
 
 
-class Overflow(str, Enum):
+class Overflow(StrEnum):
     """What happens when a subscriber's buffer is full and another event arrives.
 
     * ``DISCONNECT`` (``"disconnect"``, the default): the subscriber is dropped. Its channel
@@ -65,9 +65,6 @@ class Overflow(str, Enum):
     DISCONNECT = "disconnect"
     DROP_OLDEST = "drop_oldest"
     BLOCK = "block"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class Counters:
