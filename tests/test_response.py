@@ -500,3 +500,24 @@ async def test_ping_none_means_the_default_fifteen_seconds() -> None:
     assert EventSourceResponse(three_events, ping=None).ping_interval == 15
     assert EventSourceResponse(three_events).ping_interval == 15
     assert EventSourceResponse(three_events, ping=0).ping_interval == 0
+
+
+async def test_data_sender_callable_beside_an_async_generator() -> None:
+    # Issue 12: the pump and the data sender entered the same cancel scope, so no event was
+    # sent and the call ended in an ExceptionGroup.
+    ran = anyio.Event()
+
+    async def numbers() -> AsyncIterator[int]:
+        for number in range(3):
+            yield number
+
+    async def data_sender() -> None:
+        ran.set()
+
+    app = sse_app(numbers, data_sender_callable=data_sender)
+    with anyio.fail_after(5):
+        async with open_event_stream(app) as stream:
+            data = [event.data async for event in stream]
+    assert data == ["0", "1", "2"]
+    assert stream.complete
+    assert ran.is_set()

@@ -201,6 +201,7 @@ class Connection:
         "_quiet_passes",
         "_receive",
         "_send",
+        "_sender_scope",
         "_shutdown_requested",
         "_spec",
         "_stop_listening",
@@ -233,6 +234,7 @@ class Connection:
         # Created only when there is a producer (or a data sender) to cancel: every scope is
         # memory that an idle connection keeps for its whole life.
         self._producer_scope: anyio.CancelScope | None = None
+        self._sender_scope: anyio.CancelScope | None = None  # the data sender's
         self._finished = False
         self._closing = False
         # The listener's current wait (one scope at a time, bounded by the ping deadline);
@@ -289,16 +291,16 @@ class Connection:
             async with anyio.create_task_group() as group:
                 self._group = group
                 group.start_soon(self._listen)
-                if feed is not None or spec.data_sender is not None:
-                    self._producer_scope = anyio.CancelScope()
-                if send_stream is not None:
-                    assert self._producer_scope is not None
-                    # The stream's own cancellations, noticed by every send without a pass.
-                    producer_send_end(send_stream, (self._producer_scope, group.cancel_scope))
                 if feed is not None:
-                    group.start_soon(self._run_in_producer_scope, feed)
+                    scope = self._producer_scope = anyio.CancelScope()
+                    if send_stream is not None:
+                        # The stream's own cancellations, noticed by every send without a pass.
+                        producer_send_end(send_stream, (scope, group.cancel_scope))
+                    group.start_soon(_run_in_scope, scope, feed, "the stream's producer")
                 if spec.data_sender is not None:
-                    group.start_soon(self._run_in_producer_scope, spec.data_sender)
+                    # A scope of its own: one cancel scope cannot be entered by two tasks.
+                    scope = self._sender_scope = anyio.CancelScope()
+                    group.start_soon(_run_in_scope, scope, spec.data_sender, "data_sender_callable")
                 with token._watch(self._on_shutdown):
                     try:
                         outcome = await self._write(source)
@@ -316,10 +318,12 @@ class Connection:
                         # before the token's wake-up reached this loop (under trio it runs in
                         # a later batch than the trigger): the stream still ends for shutdown.
                         self._on_shutdown()
-                    if outcome != _END and self._producer_scope is not None:
+                    if outcome != _END:
                         # Shutdown grace over, or a bad item: the producer is cancelled. At a
                         # normal end it closed its channel itself and may still be cleaning up.
-                        self._producer_scope.cancel()
+                        for task_scope in (self._producer_scope, self._sender_scope):
+                            if task_scope is not None:
+                                task_scope.cancel()
                     try:
                         await self._finish_body()
                     except SendTimeoutError as exc:
@@ -408,17 +412,6 @@ class Connection:
                 await self._pump_sync(spec.content, send_stream)
 
         return Source.from_anyio(receive_stream), feed, send_stream
-
-    async def _run_in_producer_scope(self, function: Callable[[], Awaitable[None]]) -> None:
-        scope = self._producer_scope
-        assert scope is not None
-        with scope:
-            try:
-                await function()
-            except Exception:
-                # The stream still ends cleanly: the writer sends what was produced before the
-                # error, then finishes the body; the browser will reconnect.
-                logger.exception("trio_sse: the stream's producer raised; ending the stream")
 
     async def _pump_async(
         self, iterable: AsyncIterable[Any], send_stream: MemoryObjectSendStream[Any]
@@ -740,6 +733,19 @@ def _drain(source: Source, sep: str, batch: list[bytes], size: int) -> tuple[str
         logger.exception("trio_sse: a stream item could not be encoded; ending the stream")
         return _FAILED, size
     return None, size
+
+
+async def _run_in_scope(
+    scope: anyio.CancelScope, function: Callable[[], Awaitable[None]], what: str
+) -> None:
+    """Run *function* (the producer, or the data sender) in *scope*; log what it raises."""
+    with scope:
+        try:
+            await function()
+        except Exception:
+            # The stream still ends cleanly: the writer sends what was produced before the
+            # error, then finishes the body; the browser will reconnect.
+            logger.exception("trio_sse: %s raised; ending the stream", what)
 
 
 def _timeout(value: float | None) -> float:
