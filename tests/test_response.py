@@ -521,3 +521,59 @@ async def test_data_sender_callable_beside_an_async_generator() -> None:
     assert data == ["0", "1", "2"]
     assert stream.complete
     assert ran.is_set()
+
+
+@pytest.mark.parametrize("kind", ["channel", "generator", "producer"])
+async def test_data_sender_is_cancelled_when_the_content_ends(kind: str) -> None:
+    # Issue 12: content that ended while the data sender still ran completed the body, but the
+    # ASGI call never returned. As in sse-starlette, the data sender is cancelled at the end.
+    started = anyio.Event()
+    cancelled = anyio.Event()
+
+    async def data_sender() -> None:
+        try:
+            started.set()
+            await anyio.sleep_forever()
+        finally:
+            cancelled.set()
+
+    async def numbers() -> AsyncIterator[int]:
+        await started.wait()
+        for number in range(2):
+            yield number
+
+    async def producer(send: Send) -> None:
+        async with send:
+            await started.wait()
+            await send.send(0)
+            await send.send(1)
+
+    def content() -> Any:
+        if kind == "generator":
+            return numbers()
+        if kind == "producer":
+            return producer
+        send, receive = anyio.create_memory_object_stream[int](2)
+        send.send_nowait(0)
+        send.send_nowait(1)
+        send.close()
+        return receive
+
+    response = EventSourceResponse(content(), data_sender_callable=data_sender)
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> MutableMapping[str, Any]:
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    async def asgi_send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    with anyio.fail_after(5):
+        await response(
+            {"type": "http", "method": "GET", "path": "/", "headers": []}, receive, asgi_send
+        )
+    assert cancelled.is_set()
+    assert sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    body = b"".join(message.get("body", b"") for message in sent)
+    assert body == b"data: 0\r\n\r\ndata: 1\r\n\r\n"

@@ -318,12 +318,14 @@ class Connection:
                         # before the token's wake-up reached this loop (under trio it runs in
                         # a later batch than the trigger): the stream still ends for shutdown.
                         self._on_shutdown()
-                    if outcome != _END:
+                    if outcome != _END and self._producer_scope is not None:
                         # Shutdown grace over, or a bad item: the producer is cancelled. At a
                         # normal end it closed its channel itself and may still be cleaning up.
-                        for task_scope in (self._producer_scope, self._sender_scope):
-                            if task_scope is not None:
-                                task_scope.cancel()
+                        self._producer_scope.cancel()
+                    if self._sender_scope is not None:
+                        # The data sender has nothing to feed once the content ended (as in
+                        # sse-starlette, whose task group ends with the stream).
+                        self._sender_scope.cancel()
                     try:
                         await self._finish_body()
                     except SendTimeoutError as exc:
