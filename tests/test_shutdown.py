@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import MutableMapping
 from typing import Any
 
 import anyio
@@ -312,3 +313,67 @@ async def test_farewell_is_sent_when_the_producer_ends_on_seeing_the_token() -> 
                 token.trigger()
                 rest = [event async for event in stream]
             assert rest == [farewell]
+
+
+async def test_disconnect_after_the_token_triggered_is_shutdown_not_the_client_leaving() -> None:
+    # Issue 12: uvicorn 0.43-0.44 deliver http.disconnect to running responses at shutdown.
+    # One that arrives after the token triggered starts the cooperative phase and the stream
+    # ends with its farewell, instead of being cut as if the client had left.
+    token = ShutdownToken()
+    farewell = ServerSentEvent("bye", event="shutdown")
+    first_body = anyio.Event()
+    disconnect = anyio.Event()
+    producer_cancelled = anyio.Event()
+    closed: list[dict[str, Any]] = []
+    receive_calls = 0
+
+    async def producer(send: Send) -> None:
+        async with send:
+            await send.send("up")
+            try:
+                await anyio.sleep_forever()  # ignores the token: cancelled after the grace
+            finally:
+                producer_cancelled.set()
+
+    async def on_close(message: dict[str, Any]) -> None:
+        closed.append(message)
+
+    response = EventSourceResponse(
+        producer,
+        shutdown=token,
+        shutdown_grace_period=0.2,
+        farewell=farewell,
+        farewell_retry=3000,
+        client_close_handler_callable=on_close,
+    )
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> MutableMapping[str, Any]:
+        nonlocal receive_calls
+        receive_calls += 1
+        await disconnect.wait()
+        return {"type": "http.disconnect"}  # as uvicorn: again at every later call
+
+    async def asgi_send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+        if message.get("body"):
+            first_body.set()
+
+    async def server_shutdown() -> None:
+        await first_body.wait()
+        token.trigger("server stopping")
+        disconnect.set()
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(server_shutdown)
+            await response(
+                {"type": "http", "method": "GET", "path": "/", "headers": []}, receive, asgi_send
+            )
+    bodies = [message["body"] for message in sent[1:]]
+    assert bodies[0] == b"data: up\r\n\r\n"
+    assert bodies[-1] == farewell.encode() + b"retry: 3000\r\n\r\n"
+    assert sent[-1]["more_body"] is False
+    assert producer_cancelled.is_set()
+    assert closed == []  # not a client leaving
+    assert receive_calls == 1  # no second receive: it would return the disconnect at once

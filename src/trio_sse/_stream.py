@@ -290,7 +290,7 @@ class Connection:
         try:
             async with anyio.create_task_group() as group:
                 self._group = group
-                group.start_soon(self._listen)
+                group.start_soon(self._listen, token)
                 if feed is not None:
                     scope = self._producer_scope = anyio.CancelScope()
                     if send_stream is not None:
@@ -461,7 +461,7 @@ class Connection:
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(close)
 
-    async def _listen(self) -> None:
+    async def _listen(self, token: ShutdownToken) -> None:
         """Wait for ``http.disconnect``; meanwhile keep the ping timer.
 
         The ping deadline lives here rather than around the writer's every wait: this task
@@ -469,8 +469,13 @@ class Connection:
         listener's deadline moves at most twice per ping interval instead of once per event.
         When a ping is due and the writer is parked, the listener wakes it; a writer that is
         busy is sending data, which resets the timer anyway.
+
+        An ``http.disconnect`` that comes once *token* is triggered is the server shutting
+        down (uvicorn 0.43-0.44 send one to every running response), not the client leaving:
+        it starts the shutdown phase as the token does, and the listener stops receiving
+        (such a server answers every later ``receive`` at once) but keeps the ping timer.
         """
-        receive = self._receive
+        receive: Receive | None = self._receive
         interval = self._spec.ping_interval
         clock = self._clock
         while True:
@@ -486,9 +491,15 @@ class Connection:
             scope = anyio.CancelScope(deadline=deadline)
             self._listener_scope = scope
             with scope:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    break
+                if receive is None:
+                    await anyio.sleep_forever()  # the server said it is going: pings only
+                else:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        if not token.triggered:
+                            break
+                        receive = None
+                        self._on_shutdown()
         if self._closing:
             # Not a disconnect: cancelling now would cut the server's own bookkeeping of
             # the final send short (hypercorn-trio then never restarts the keep-alive
