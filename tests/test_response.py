@@ -577,3 +577,102 @@ async def test_data_sender_is_cancelled_when_the_content_ends(kind: str) -> None
     assert sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
     body = b"".join(message.get("body", b"") for message in sent)
     assert body == b"data: 0\r\n\r\ndata: 1\r\n\r\n"
+
+
+async def _pulled_against_a_stuck_client(content: Any, counter: list[int], **options: Any) -> int:
+    """Stream *content* to a server that accepts the first body, then blocks every send.
+
+    Returns how many items the stream took from *content* (``counter[0]``, counted by the
+    iterable) beyond those in the body the server accepted, once no more are taken.
+    """
+    response = EventSourceResponse(content, ping=0, **options)
+    accepted = 0
+    blocked = anyio.Event()
+    gone = anyio.Event()
+
+    async def receive() -> MutableMapping[str, Any]:
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def asgi_send(message: MutableMapping[str, Any]) -> None:
+        nonlocal accepted
+        if message["type"] != "http.response.body":
+            return
+        if accepted:
+            blocked.set()
+            await anyio.sleep_forever()  # a client that reads nothing more
+        accepted = message["body"].count(b"data:")
+
+    async def wait_until_settled() -> None:
+        await blocked.wait()
+        # Let the pump take all it will: it has no reason to wait for the (stuck) client.
+        while True:
+            before = counter[0]
+            await anyio.sleep(0.05)
+            if counter[0] == before:
+                break
+        gone.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(wait_until_settled)
+        await response(
+            {"type": "http", "method": "GET", "path": "/", "headers": []}, receive, asgi_send
+        )
+    assert accepted >= 1
+    return counter[0] - accepted
+
+
+def _counting_iterables(counter: list[int]) -> dict[str, Any]:
+    async def agen() -> AsyncIterator[int]:
+        while True:
+            counter[0] += 1
+            yield counter[0]
+
+    def gen() -> Iterator[int]:
+        while True:
+            counter[0] += 1
+            yield counter[0]
+
+    return {"async": agen(), "sync": gen()}
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+@pytest.mark.parametrize("max_prefetch", [None, 1, 5])
+async def test_an_iterable_is_pulled_at_most_max_prefetch_ahead_of_the_server(
+    kind: str, max_prefetch: int | None
+) -> None:
+    # Issue 12: against a client that reads nothing, hundreds of items were taken from a
+    # generator (and lost at the disconnect). Items taken = sent and accepted + at most
+    # max_prefetch (default 16) in flight: the pump's, the channel's and the unsent batch.
+    counter = [0]
+    content = _counting_iterables(counter)[kind]
+    options = {} if max_prefetch is None else {"max_prefetch": max_prefetch}
+    with anyio.fail_after(10):
+        ahead = await _pulled_against_a_stuck_client(content, counter, **options)
+    # Exactly the bound: nothing in the loop waits for the client before that.
+    assert ahead == (16 if max_prefetch is None else max_prefetch)
+
+
+async def test_a_producer_function_keeps_its_bounded_channel() -> None:
+    counter = [0]
+
+    async def producer(send: Send) -> None:
+        async with send:
+            while True:
+                counter[0] += 1
+                await send.send(counter[0])
+
+    with anyio.fail_after(10):
+        ahead = await _pulled_against_a_stuck_client(
+            producer, counter, max_buffer_size=40, max_prefetch=1
+        )
+    # The channel's 40, the item the producer holds and one batch: not bound by max_prefetch.
+    assert ahead > 40
+
+
+@pytest.mark.parametrize(
+    ("value", "error"), [(0, ValueError), (-3, ValueError), ("16", TypeError), (True, TypeError)]
+)
+async def test_bad_max_prefetch_is_refused(value: Any, error: type[Exception]) -> None:
+    with pytest.raises(error, match="max_prefetch"):
+        EventSourceResponse(["x"], max_prefetch=value)

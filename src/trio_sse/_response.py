@@ -20,6 +20,7 @@ from ._channels import DirectSource
 from ._encoder import check_sep
 from ._events import DEFAULT_SEPARATOR, ServerSentEvent
 from ._limit import StreamLimit, limit_from_scope
+from ._prefetch import DEFAULT_MAX_PREFETCH as DEFAULT_MAX_PREFETCH
 from ._shutdown import ShutdownToken
 from ._stream import (
     ANYIO_CHANNEL,
@@ -145,6 +146,10 @@ class EventSourceResponse(Response):
       all reconnect at the same instant.
     * ``max_buffer_size``: capacity of the producer's channel (and of the buffer behind an
       iterable); ``cleanup_timeout``: the limit on closing an async iterable.
+    * ``max_prefetch``: an iterable is never pulled more than this many items (default 16,
+      ``DEFAULT_MAX_PREFETCH``) ahead of what the server accepted, so a disconnect loses at
+      most that many; it also caps the events sent in one body message. Not for producer
+      functions or channels, whose bound is their channel.
     * ``stream_limit``: a :class:`~trio_sse.StreamLimit` to count this stream against (default:
       the one :class:`~trio_sse.StreamLimitMiddleware` put in the scope, if any). When it is
       full the client is turned away (503 with ``Retry-After``, or a ``retry:`` hint, see
@@ -175,8 +180,14 @@ class EventSourceResponse(Response):
         farewell: object = None,
         farewell_retry: int | tuple[int, int] | None = None,
         stream_limit: StreamLimit | None = None,
+        max_prefetch: int = DEFAULT_MAX_PREFETCH,
     ) -> None:
         kind = _classify(content, args)
+        if isinstance(max_prefetch, bool) or not isinstance(max_prefetch, int):
+            raise TypeError(f"max_prefetch must be an int, got {type(max_prefetch).__name__}")
+        if max_prefetch < 1:
+            raise ValueError(f"max_prefetch must be >= 1, got {max_prefetch!r}")
+        self.max_prefetch = max_prefetch
         if stream_limit is not None and not isinstance(stream_limit, StreamLimit):
             raise TypeError(
                 f"stream_limit must be a trio_sse.StreamLimit, got {type(stream_limit).__name__}"
@@ -248,6 +259,7 @@ class EventSourceResponse(Response):
             cleanup_timeout=_check_seconds("cleanup_timeout", cleanup_timeout, allow_none=True),
             farewell=farewell,
             farewell_retry=self.farewell_retry,
+            max_prefetch=max_prefetch,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

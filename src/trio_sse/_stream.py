@@ -16,7 +16,11 @@ owns, so nothing outlives the response:
   anyway, so the ping costs one timer per interval rather than one per event;
 * the **producer** (a producer function, or a pump for an iterable) feeds a bounded memory
   channel, whose send end yields only when full or once per time slice
-  (``_channels.ProducerSendStream``); a receive channel given as content needs no task.
+  (``_channels.ProducerSendStream``); a receive channel given as content needs no task. A
+  pump also takes a credit from a ``_prefetch.PrefetchGate`` before each item, which the
+  writer gives back once the server accepted it: at most ``max_prefetch`` items ahead;
+* the **data sender** (``data_sender_callable``), if any, in a cancel scope of its own,
+  cancelled when the writer stops.
 
 Shutdown needs no task either: the token calls back into this loop (see ``_shutdown``).
 """
@@ -41,6 +45,7 @@ from ._channels import ParkingReceiveStream, producer_send_end
 from ._encoder import SEPARATORS
 from ._errors import SendTimeoutError
 from ._events import ServerSentEvent, encode_item
+from ._prefetch import DEFAULT_MAX_PREFETCH, PrefetchGate
 from ._shutdown import ShutdownToken, _current, default_shutdown_token
 
 logger = logging.getLogger("trio_sse")
@@ -86,24 +91,30 @@ class Source:
     """What the writer reads: a memory channel, and the exceptions its receive raises.
 
     Normalises anyio's (``WouldBlock``/``EndOfStream``) and trio's (``WouldBlock``/
-    ``EndOfChannel``) exceptions so that the writer loop is written once.
+    ``EndOfChannel``) exceptions so that the writer loop is written once. ``gate`` is the
+    iterable's :class:`PrefetchGate` (the writer returns a credit per item the server
+    accepted), ``None`` for other content.
     """
 
-    __slots__ = ("end", "stream", "would_block")
+    __slots__ = ("end", "gate", "stream", "would_block")
 
     def __init__(
         self,
         stream: Any,
         would_block: type[BaseException],
         end: tuple[type[BaseException], ...],
+        gate: PrefetchGate | None = None,
     ) -> None:
         self.stream = stream
         self.would_block = would_block
         self.end = end
+        self.gate = gate
 
     @classmethod
-    def from_anyio(cls, stream: MemoryObjectReceiveStream[Any]) -> Source:
-        return cls(stream, anyio.WouldBlock, (anyio.EndOfStream, anyio.ClosedResourceError))
+    def from_anyio(
+        cls, stream: MemoryObjectReceiveStream[Any], gate: PrefetchGate | None = None
+    ) -> Source:
+        return cls(stream, anyio.WouldBlock, (anyio.EndOfStream, anyio.ClosedResourceError), gate)
 
     @classmethod
     def from_trio(cls, channel: Any) -> Source:
@@ -126,6 +137,7 @@ class StreamSpec:
         "farewell_retry",
         "kind",
         "max_buffer_size",
+        "max_prefetch",
         "ping_bytes",
         "ping_factory",
         "ping_interval",
@@ -155,8 +167,10 @@ class StreamSpec:
         cleanup_timeout: float | None,
         farewell: object = None,
         farewell_retry: int | tuple[int, int] | None = None,
+        max_prefetch: int = DEFAULT_MAX_PREFETCH,
     ) -> None:
         self.kind = kind
+        self.max_prefetch = max_prefetch
         self.farewell = farewell
         self.farewell_retry = farewell_retry
         self.content = content
@@ -403,30 +417,44 @@ class Connection:
                 async with send_stream:
                     await spec.content(send_stream, *spec.args)
 
-        elif kind == ASYNC_ITERABLE:
+            return Source.from_anyio(receive_stream), feed, send_stream
+        # An iterable: pulled only as far ahead of the server as the gate lets it.
+        gate = PrefetchGate(spec.max_prefetch)
+        if kind == ASYNC_ITERABLE:
 
             async def feed() -> None:
-                await self._pump_async(spec.content, send_stream)
+                await self._pump_async(spec.content, send_stream, gate)
 
         else:
 
             async def feed() -> None:
-                await self._pump_sync(spec.content, send_stream)
+                await self._pump_sync(spec.content, send_stream, gate)
 
-        return Source.from_anyio(receive_stream), feed, send_stream
+        return Source.from_anyio(receive_stream, gate), feed, send_stream
 
     async def _pump_async(
-        self, iterable: AsyncIterable[Any], send_stream: MemoryObjectSendStream[Any]
+        self,
+        iterable: AsyncIterable[Any],
+        send_stream: MemoryObjectSendStream[Any],
+        gate: PrefetchGate,
     ) -> None:
         iterator = aiter(iterable)
         send = send_stream.send
+        acquire = gate.acquire
+        pull = iterator.__anext__
         try:
             async with send_stream:
-                async for item in iterator:
-                    # The iterator's own awaits are its schedule points; the send end's ``send``
-                    # adds one only when the buffer is full or a time slice is over (see
-                    # ``_channels``), so the items an iterator makes without waiting reach the
-                    # writer together, as one body message.
+                while True:
+                    # A credit before each pull: at most ``max_prefetch`` items taken and not
+                    # yet accepted by the server. The iterator's own awaits are its schedule
+                    # points; the send end's ``send`` adds one only when the buffer is full or
+                    # a time slice is over (see ``_channels``), so the items an iterator makes
+                    # without waiting reach the writer together, as one body message.
+                    await acquire()
+                    try:
+                        item = await pull()
+                    except StopAsyncIteration:
+                        break
                     await send(item)
         finally:
             # Cancelled while the generator sat at a ``yield``: it is suspended, not finished,
@@ -441,13 +469,14 @@ class Connection:
                     logger.warning("trio_sse: closing the stream's async iterator timed out")
 
     async def _pump_sync(
-        self, iterable: Iterable[Any], send_stream: MemoryObjectSendStream[Any]
+        self, iterable: Iterable[Any], send_stream: MemoryObjectSendStream[Any], gate: PrefetchGate
     ) -> None:
         iterator = iter(iterable)
         done = object()
         try:
             async with send_stream:
                 while True:
+                    await gate.acquire()  # as in ``_pump_async``
                     # One worker-thread call per item: a blocking iterator never blocks the loop.
                     # The call is not abandoned on cancellation (the thread would keep running
                     # the iterator), so a disconnect waits for the current next() to return.
@@ -593,6 +622,10 @@ class Connection:
         ping = spec.ping_interval
         batch: list[bytes] = []
         size = 0
+        # An iterable's gate: a credit back per item the server accepted; and no use waiting
+        # for more items than the gate lets the pump take.
+        gate = source.gate
+        max_items = gate.limit if gate is not None else _BATCH_BYTES
 
         item: object = _NOTHING
         last_send = -math.inf
@@ -623,14 +656,18 @@ class Connection:
                     # meanwhile as one message, not one message per event.
                     if status is None:  # else: the look before parking found the end
                         status, size = _drain(source, sep, batch, size)
-                    if busy and status is None and size < _BATCH_BYTES:
+                    if busy and status is None and size < _BATCH_BYTES and len(batch) < max_items:
                         quiet = 0
                         quiet_needed = self._quiet_passes
                         for _ in range(_MAX_PASSES):
                             await self._pass()
                             count = len(batch)
                             status, size = _drain(source, sep, batch, size)
-                            if status is not None or size >= _BATCH_BYTES:
+                            if (
+                                status is not None
+                                or size >= _BATCH_BYTES
+                                or len(batch) >= max_items
+                            ):
                                 break
                             if len(batch) == count:
                                 quiet += 1
@@ -641,7 +678,8 @@ class Connection:
                     full = size >= _BATCH_BYTES
                     recent = False
                     if batch:
-                        body = batch[0] if len(batch) == 1 else b"".join(batch)
+                        items = len(batch)
+                        body = batch[0] if items == 1 else b"".join(batch)
                         batch.clear()
                         size = 0
                         message = {"type": "http.response.body", "body": body, "more_body": True}
@@ -652,6 +690,8 @@ class Connection:
                                 await send(message)
                             except OSError as exc:
                                 raise _ClientGone from exc
+                        if gate is not None:
+                            gate.release(items)  # the server accepted them
                         now = clock()
                         recent = now - last_send < _BUSY_GAP
                         last_send = now

@@ -1,0 +1,56 @@
+"""How far an iterable may be pulled ahead of the server: a count of credits (issue 12).
+
+An iterable given as content (the sse-starlette path) is pulled by a pump task into the
+stream's channel. Without a bound, against a client that reads nothing, the pump would fill
+the channel and the writer's batch (hundreds of items), and every item taken from a generator
+that reads a queue would be lost at the disconnect. :class:`PrefetchGate` holds
+``max_prefetch`` credits: the pump takes one before it pulls an item, the writer gives back
+one per item once the ``send`` that carried it returned (the server accepted it). So the
+items taken from the iterable and not yet accepted, wherever they are (held by the pump, in
+the channel, in the batch being sent), are never more than ``max_prefetch``.
+
+Producer functions and channels have no gate: their bounded channel is their own bound.
+"""
+
+from __future__ import annotations
+
+from ._asynclib import Parker, current_asynclib
+
+__all__ = ["DEFAULT_MAX_PREFETCH", "PrefetchGate"]
+
+# Items an iterable may be pulled ahead of what the server accepted: enough for a body message
+# of several events when the client keeps up, few enough to lose little at a disconnect.
+DEFAULT_MAX_PREFETCH = 16
+
+
+class PrefetchGate:
+    """``max_prefetch`` credits shared by one pump (which takes) and one writer (which returns).
+
+    Both run in the same loop. :meth:`acquire` is a checkpoint only when it must wait;
+    :meth:`release` never blocks.
+    """
+
+    __slots__ = ("_credit", "_parker", "limit")
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"max_prefetch must be >= 1, got {limit!r}")
+        self.limit = limit  # also the most items worth gathering into one body message
+        self._credit = limit
+        self._parker: Parker | None = None  # made at the first wait, from the running loop
+
+    async def acquire(self) -> None:
+        """Take one credit, waiting (parked, cancellable) until the writer returns some."""
+        while self._credit <= 0:
+            parker = self._parker
+            if parker is None:
+                parker = self._parker = current_asynclib().parker()
+            await parker.wait()
+        self._credit -= 1
+
+    def release(self, count: int) -> None:
+        """Give back *count* credits (items the server accepted); wake the pump if it waits."""
+        self._credit += count
+        parker = self._parker
+        if parker is not None:
+            parker.wake()
