@@ -12,6 +12,7 @@ import importlib.util
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -238,3 +239,85 @@ def test_the_lowest_constraints_pin_every_runtime_lower_bound() -> None:
     }
     with pytest.raises(SystemExit, match=r"trio has two lower bounds: 0\.29 and 0\.30"):
         lowest_constraints.lowest(conflicting)
+
+
+# -- the pytest plugin, found through its entry point ---------------------------------------
+
+PLUGIN_USER_TEST = """
+import anyio
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from trio_sse import EventSourceResponse
+
+
+async def numbers(request):
+    async def producer(send):
+        async with send:
+            for number in range(3):
+                await send.send(number)
+
+    return EventSourceResponse(producer)
+
+
+@pytest.fixture
+def sse_app():
+    return Starlette(routes=[Route("/", numbers)])
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_streams(sse_stream):
+    with anyio.fail_after(5):
+        async with sse_stream("/") as stream:
+            assert [event.data async for event in stream] == ["0", "1", "2"]
+"""
+
+
+def run_child_pytest(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """pytest in *tmp_path*, a project with one test module and no conftest or pytest config."""
+    (tmp_path / "test_user.py").write_text(PLUGIN_USER_TEST)
+    env = {k: v for k, v in child_env().items() if k != "PYTEST_DISABLE_PLUGIN_AUTOLOAD"}
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *options]
+    return subprocess.run(
+        [*command, "test_user.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _plugin_entry_point() -> importlib.metadata.EntryPoint:
+    try:
+        distribution = importlib.metadata.distribution("trio_sse")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("trio_sse is not installed (only on PYTHONPATH)")
+    plugins = [entry for entry in distribution.entry_points if entry.group == "pytest11"]
+    assert plugins, "no pytest11 entry point: reinstall trio_sse (pip install -e .)"
+    (plugin,) = plugins
+    return plugin
+
+
+def test_the_plugin_is_an_entry_point_whose_fixtures_a_project_gets_by_installing(
+    tmp_path: Path,
+) -> None:
+    plugin = _plugin_entry_point()
+    assert (plugin.name, plugin.value) == ("trio_sse", "trio_sse.testing._plugin")
+    result = run_child_pytest(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout, result.stdout
+
+
+def test_the_plugin_can_be_turned_off_by_its_entry_point_name(tmp_path: Path) -> None:
+    _plugin_entry_point()
+    result = run_child_pytest(tmp_path, "-p", "no:trio_sse")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "fixture 'sse_stream' not found" in result.stdout, result.stdout
