@@ -146,6 +146,6 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict over src, tests and examples."""
-    session.install("-e", ".[test,bench]", "mypy>=1.11")
+    """mypy --strict over src, tests, examples, benchmarks, tools and this noxfile."""
+    session.install("-e", ".[test,bench]", "mypy>=1.11", "nox>=2024.4")  # nox: for noxfile.py
     session.run("mypy", "--strict")
