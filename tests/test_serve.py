@@ -25,6 +25,7 @@ from trio_sse import (
     serve,
 )
 
+from ._backends import BACKENDS
 from .helpers import sse_app
 from .processes import REPO, child_env, free_port, kill_group, port_accepts
 
@@ -255,14 +256,14 @@ def _serve_output(tmp_path: Path, backend: str, log_level: str) -> str:
     return out.read_text() + err.read_text()
 
 
-@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_serve_log_level_warning_is_quiet(tmp_path: Path, backend: str) -> None:
     output = _serve_output(tmp_path, backend, "warning")
     assert "Running on" not in output
     assert "serving on" not in output
 
 
-@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_serve_log_level_info_says_running_on_once(tmp_path: Path, backend: str) -> None:
     output = _serve_output(tmp_path, backend, "info")
     assert output.count("Running on") == 1, output
