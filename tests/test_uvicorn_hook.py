@@ -145,6 +145,85 @@ def test_other_handlers_are_left_alone(fresh_state: ShutdownToken) -> None:
     assert default_shutdown_token() is fresh_state
 
 
+class _NotUvicorn:
+    def handle_exit(self, signum: int, frame: object) -> None:  # pragma: no cover
+        pass
+
+
+class _Unreadable:
+    """A callable whose attributes raise: ``getattr(handler, name, default)`` does not help."""
+
+    def __call__(self, signum: int, frame: object) -> None:  # pragma: no cover
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"no {name} here")
+
+
+# What signal.getsignal may return besides uvicorn's handler (None: see the next test).
+NOT_UVICORN: dict[str, Any] = {
+    "SIG_DFL": signal.SIG_DFL,
+    "SIG_IGN": signal.SIG_IGN,
+    "C function": signal.default_int_handler,
+    "function": _ignore,
+    "other handle_exit": _NotUvicorn().handle_exit,
+    "unreadable": _Unreadable(),
+}
+
+
+@pytest.mark.parametrize("handler", NOT_UVICORN.values(), ids=NOT_UVICORN.keys())
+def test_any_other_sigterm_handler_is_left_alone(handler: Any, fresh_state: ShutdownToken) -> None:
+    import uvicorn  # noqa: F401 - loaded, as in a process uvicorn runs
+
+    signal.signal(signal.SIGTERM, handler)
+    assert chain_uvicorn_signals() is None
+    assert signal.getsignal(signal.SIGTERM) is handler
+    assert default_shutdown_token() is fresh_state
+
+
+def test_a_handler_not_installed_from_python_is_left_alone(
+    monkeypatch: pytest.MonkeyPatch, fresh_state: ShutdownToken
+) -> None:
+    # getsignal() says None for a handler installed by C code: the SIGTERM case...
+    getsignal = signal.getsignal
+    with uvicorn_run() as server:
+        monkeypatch.setattr(signal, "getsignal", lambda signum: None)
+        assert chain_uvicorn_signals() is None
+        # ... and the SIGINT case, with uvicorn's handler on SIGTERM: only SIGTERM is chained.
+        monkeypatch.setattr(
+            signal,
+            "getsignal",
+            lambda signum: None if signum == signal.SIGINT else getsignal(signum),
+        )
+        token = chain_uvicorn_signals()
+        monkeypatch.setattr(signal, "getsignal", getsignal)
+        assert token is not None
+        assert isinstance(signal.getsignal(signal.SIGTERM), uvicorn_module._ChainedHandler)
+        assert signal.getsignal(signal.SIGINT) == server.handle_exit
+
+
+def test_sigterm_is_chained_alone_when_sigint_is_not_uvicorns() -> None:
+    with uvicorn_run() as server:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        token = chain_uvicorn_signals()
+        assert token is not None
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        signal.raise_signal(signal.SIGTERM)
+        assert token.reason == signal.SIGTERM
+        assert server.should_exit
+
+
+def test_without_uvicorn_loaded_no_handler_is_even_looked_at(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def getsignal(signum: int) -> Any:
+        raise AssertionError("looked at a handler")
+
+    monkeypatch.delitem(sys.modules, "uvicorn", raising=False)
+    monkeypatch.setattr(signal, "getsignal", getsignal)
+    assert chain_uvicorn_signals() is None
+
+
 def test_nothing_is_chained_outside_the_main_thread() -> None:
     results: list[ShutdownToken | None] = []
     with uvicorn_run() as server:

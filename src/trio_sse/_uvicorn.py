@@ -17,10 +17,11 @@ handlers and needs none of this.)
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import Any, TypeGuard
 
 from . import _shutdown
 from ._shutdown import ShutdownToken
@@ -29,15 +30,16 @@ __all__ = ["chain_uvicorn_signals", "chain_uvicorn_signals_automatically", "set_
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
+Handler = Callable[[int, FrameType | None], Any]
+"""A Python signal handler (what ``signal.signal`` takes besides SIG_DFL and SIG_IGN)."""
+
 
 class _ChainedHandler:
     """Trigger the run's token, then run the server's own handler."""
 
     __slots__ = ("original", "token")
 
-    def __init__(
-        self, original: Callable[[int, FrameType | None], Any], token: ShutdownToken
-    ) -> None:
+    def __init__(self, original: Handler, token: ShutdownToken) -> None:
         self.original = original
         self.token = token
 
@@ -53,11 +55,22 @@ _automatic = True
 _lock = threading.Lock()  # two threads chaining at once install one chain
 
 
-def _is_uvicorn_handler(handler: object) -> bool:
-    server: object = getattr(handler, "__self__", None)
-    if server is None or getattr(handler, "__name__", None) != "handle_exit":
+def _is_uvicorn_handler(handler: object) -> TypeGuard[Handler]:
+    """Whether *handler* (what ``signal.getsignal`` returned) is a uvicorn ``handle_exit``.
+
+    ``getsignal`` may return ``None`` (a handler not installed from Python), ``SIG_DFL`` or
+    ``SIG_IGN`` (ints), a C function (``signal.default_int_handler``) or any callable: all
+    but a method ``handle_exit`` of an object of a ``uvicorn.*`` class answer ``False``, and
+    so does a handler whose attributes cannot be read.
+    """
+    try:
+        server: object = getattr(handler, "__self__", None)
+        if server is None or getattr(handler, "__name__", None) != "handle_exit":
+            return False
+        module = getattr(type(server), "__module__", None)
+        return callable(handler) and isinstance(module, str) and module.startswith("uvicorn.")
+    except Exception:  # an object whose __getattr__ raises: not uvicorn's
         return False
-    return type(server).__module__.startswith("uvicorn.")
 
 
 def chain_uvicorn_signals() -> ShutdownToken | None:
@@ -77,12 +90,14 @@ def chain_uvicorn_signals() -> ShutdownToken | None:
     say, where uvicorn's handlers are installed already) to have the token before the first
     stream, or when automatic chaining is off.
     """
+    if "uvicorn" not in sys.modules:  # uvicorn is not running this process: nothing to chain
+        return None
     current = signal.getsignal(signal.SIGTERM)
     if current is _chained and isinstance(current, _ChainedHandler):
         return current.token
-    if threading.current_thread() is not threading.main_thread():
-        return None
     if not _is_uvicorn_handler(current):
+        return None
+    if threading.current_thread() is not threading.main_thread():
         return None
     return _chain()
 
@@ -101,7 +116,7 @@ def _chain() -> ShutdownToken | None:
         for signum in _SIGNALS:
             handler = signal.getsignal(signum)
             if _is_uvicorn_handler(handler):
-                wrapped = _ChainedHandler(handler, token)  # type: ignore[arg-type]
+                wrapped = _ChainedHandler(handler, token)
                 signal.signal(signum, wrapped)
                 if signum == signal.SIGTERM:
                     _chained = wrapped
