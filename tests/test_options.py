@@ -7,13 +7,15 @@ option, and checks that the stream obeys the new value.
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
 import pytest
-import sse_starlette
 from anyio.streams.memory import MemoryObjectSendStream
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -51,12 +53,34 @@ async def forever(send: Send) -> None:
 
 # -- the class attributes ----------------------------------------------------------------------
 
+# Read in a child interpreter: importing sse_starlette patches uvicorn's Server.handle_exit for
+# the whole process, which would change how later tests' uvicorn servers shut down.
+_SSE_STARLETTE_FACTS = """
+import json
+from sse_starlette import EventSourceResponse as R
+instance = R(iter([]))
+print(json.dumps({
+    "defaults": [R.DEFAULT_PING_INTERVAL, R.DEFAULT_SEPARATOR, R.DEFAULT_CLEANUP_TIMEOUT],
+    "public": sorted(name for name in dir(instance) if not name.startswith("_")),
+}))
+"""
 
-def test_default_class_attributes_match_sse_starlette() -> None:
-    theirs = sse_starlette.EventSourceResponse
-    assert EventSourceResponse.DEFAULT_PING_INTERVAL == theirs.DEFAULT_PING_INTERVAL == 15
-    assert EventSourceResponse.DEFAULT_SEPARATOR == theirs.DEFAULT_SEPARATOR == "\r\n"
-    assert EventSourceResponse.DEFAULT_CLEANUP_TIMEOUT == theirs.DEFAULT_CLEANUP_TIMEOUT
+
+@pytest.fixture(scope="module")
+def sse_starlette_facts() -> dict[str, Any]:
+    command = [sys.executable, "-c", _SSE_STARLETTE_FACTS]
+    result = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60)
+    facts: dict[str, Any] = json.loads(result.stdout)
+    return facts
+
+
+def test_default_class_attributes_match_sse_starlette(sse_starlette_facts: dict[str, Any]) -> None:
+    ours = [
+        EventSourceResponse.DEFAULT_PING_INTERVAL,
+        EventSourceResponse.DEFAULT_SEPARATOR,
+        EventSourceResponse.DEFAULT_CLEANUP_TIMEOUT,
+    ]
+    assert ours == sse_starlette_facts["defaults"] == [15, "\r\n", 30.0]
     assert EventSourceResponse.DEFAULT_MAX_BUFFER_SIZE == 256
 
 
@@ -70,16 +94,15 @@ def test_a_subclass_changes_the_defaults_as_in_sse_starlette() -> None:
     assert Quick(forever, ping=7, sep="\r").ping_interval == 7
 
 
-def test_sse_starlette_public_attributes_exist() -> None:
+def test_sse_starlette_public_attributes_exist(sse_starlette_facts: dict[str, Any]) -> None:
     """Every public attribute of sse-starlette's response exists here too, but three.
 
     ``body_iterator`` and ``active`` are the state of sse-starlette's own loop (trio_sse's
     content may be a producer or a channel, not an iterator); ``enable_compression`` only
     raises ``NotImplementedError`` there. The README's migration table names them.
     """
-    theirs = sse_starlette.EventSourceResponse(iter([]))
     ours = EventSourceResponse([])
-    missing = {name for name in dir(theirs) if not name.startswith("_") and not hasattr(ours, name)}
+    missing = {name for name in sse_starlette_facts["public"] if not hasattr(ours, name)}
     assert missing == {"body_iterator", "active", "enable_compression"}
 
 
