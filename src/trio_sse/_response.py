@@ -14,7 +14,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ._asynclib import is_trio_channel
+from ._asynclib import is_trio_channel, running_under_trio
 from ._channels import DirectSource
 from ._events import DEFAULT_SEPARATOR, ServerSentEvent
 from ._limit import StreamLimit, limit_from_scope
@@ -257,7 +257,16 @@ class EventSourceResponse(Response):
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one ASGI call. Returns when the stream is over and all its tasks finished."""
+        """Serve one ASGI call. Returns when the stream is over and all its tasks finished.
+
+        A trio channel given as content under asyncio raises ``RuntimeError`` before anything
+        is sent: the server answers 500, not a 200 whose body breaks off.
+        """
+        if self._kind == TRIO_CHANNEL and not running_under_trio():
+            raise RuntimeError(
+                "a trio MemoryReceiveChannel can only be streamed under trio; "
+                "use anyio.create_memory_object_stream() for code that runs on asyncio"
+            )
         chain_uvicorn_signals_automatically()  # see trio_sse.chain_uvicorn_signals
         limit = None
         if scope["type"] == "http":
