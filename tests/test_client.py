@@ -444,8 +444,13 @@ async def test_one_task_at_a_time_and_one_use_per_source() -> None:
 async def test_options_are_checked_when_connecting(http_lib: Any) -> None:
     async with http_lib.AsyncClient() as http:
         url = "http://127.0.0.1:9/"
-        with pytest.raises(ValueError, match="max_attempts"):
+        with pytest.raises(ValueError, match="max_attempts must be >= 1, got 0"):
             connect(http, url, max_attempts=0)
+        # A wrong type is a TypeError (issue 12), as for the other options.
+        with pytest.raises(TypeError, match=r"max_attempts must be an int or None, got 1.5"):
+            connect(http, url, max_attempts=1.5)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="max_attempts must be an int or None, got True"):
+            connect(http, url, max_attempts=True)
         with pytest.raises(ValueError, match="jitter"):
             connect(http, url, jitter=2)
         with pytest.raises(ValueError, match="backoff"):

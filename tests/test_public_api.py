@@ -8,6 +8,7 @@ import typing
 import trio_sse
 import trio_sse.backends
 import trio_sse.client
+import trio_sse.sse
 import trio_sse.testing
 
 CONTRACT = [
@@ -39,7 +40,7 @@ def public_names(module: object) -> list[str]:
 
 def test_every_public_name_has_a_docstring() -> None:
     undocumented = []
-    for module in (trio_sse, trio_sse.backends, trio_sse.client, trio_sse.testing):
+    for module in (trio_sse, trio_sse.backends, trio_sse.client, trio_sse.sse, trio_sse.testing):
         for name in public_names(module):
             value = getattr(module, name)
             if not (inspect.isclass(value) or inspect.isfunction(value)):
@@ -70,3 +71,20 @@ def test_the_sse_starlette_option_names_are_accepted() -> None:
         "cleanup_timeout",
     ):
         assert option in parameters, option
+
+
+def test_the_sse_starlette_import_module_exports_the_contract_names() -> None:
+    """``from sse_starlette.sse import ...`` lines become ``from trio_sse.sse import ...``."""
+    for name in (
+        "EventSourceResponse",
+        "ServerSentEvent",
+        "JSONServerSentEvent",
+        "SendTimeoutError",
+    ):
+        assert name in trio_sse.sse.__all__
+        assert getattr(trio_sse.sse, name) is getattr(trio_sse, name)
+    assert set(trio_sse.sse.__all__) == set(public_names(trio_sse.sse))
+
+
+def test_default_ping_interval_is_a_class_attribute() -> None:
+    assert trio_sse.EventSourceResponse.DEFAULT_PING_INTERVAL == 15

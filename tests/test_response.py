@@ -131,6 +131,40 @@ async def test_trio_channel_streams_under_trio_and_is_refused_under_asyncio(
                     [event async for event in stream]
 
 
+async def test_trio_channel_under_asyncio_is_refused_before_the_response_starts(
+    anyio_backend: str,
+) -> None:
+    """Refused before ``http.response.start``: the server answers 500, not a broken 200."""
+    import trio
+
+    send_end, receive_end = trio.open_memory_channel[Any](1)
+    send_end.send_nowait("x")
+    send_end.close()
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> MutableMapping[str, Any]:
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    response = EventSourceResponse(receive_end)
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+    with anyio.fail_after(5):
+        if anyio_backend == "trio":
+            await response(scope, receive, send)
+        else:
+            with pytest.raises(RuntimeError, match="only be streamed under trio"):
+                await response(scope, receive, send)
+    if anyio_backend == "trio":
+        assert sent[0]["type"] == "http.response.start"
+        assert b"".join(message.get("body", b"") for message in sent) == b"data: x\r\n\r\n"
+        assert sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    else:
+        assert sent == []
+
+
 async def test_async_generator_is_streamed() -> None:
     async def numbers() -> AsyncIterator[dict[str, Any]]:
         for number in range(3):

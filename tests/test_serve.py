@@ -23,6 +23,7 @@ from trio_sse import (
     ServerSentEvent,
     ShutdownToken,
     current_shutdown_token,
+    run,
     serve,
 )
 
@@ -181,6 +182,31 @@ async def test_cancelled_from_outside_still_ends_the_body_cleanly() -> None:
     last = messages[-1]
     assert last["more_body"] is False
     assert last["body"] == FAREWELL.encode() + b"retry: 1500\r\n\r\n"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"shutdown_grace_period": "5"}, TypeError, "shutdown_grace_period must be a number .*'5'"),
+        ({"shutdown_grace_period": -1}, ValueError, r"shutdown_grace_period must be >= 0 .*got -1"),
+        ({"backend": 1}, TypeError, "backend must be one of 'trio', 'asyncio' .*got 1"),
+        ({"backend": "curio"}, ValueError, "backend must be one of 'trio', 'asyncio', got 'curio'"),
+        ({"shutdown": "now"}, TypeError, "shutdown must be a ShutdownToken or None, got 'now'"),
+    ],
+)
+async def test_serve_checks_its_options_before_listening(
+    options: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    with anyio.fail_after(5), pytest.raises(error, match=match):
+        await serve(sse_app(lambda: ticking), port=0, handle_signals=False, **options)
+
+
+def test_run_checks_the_backend_name() -> None:
+    with pytest.raises(TypeError, match=r"backend must be one of .*got None"):
+        run(sse_app(lambda: ticking), backend=None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="backend must be one of 'trio', 'asyncio', got 'curio'"):
+        run(sse_app(lambda: ticking), backend="curio")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("value", [-1, (5, 1), (0, -1), (-2, -1)])

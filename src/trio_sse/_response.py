@@ -14,11 +14,17 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ._asynclib import is_trio_channel
+from ._asynclib import is_trio_channel, running_under_trio
 from ._channels import DirectSource
-from ._encoder import check_sep
 from ._events import DEFAULT_SEPARATOR, ServerSentEvent
 from ._limit import StreamLimit, limit_from_scope
+from ._options import (
+    Option,
+    check_event,
+    check_farewell,
+    check_retry_range,
+    check_sep_or_default,
+)
 from ._prefetch import DEFAULT_MAX_PREFETCH as DEFAULT_MAX_PREFETCH
 from ._shutdown import ShutdownToken
 from ._stream import (
@@ -34,13 +40,11 @@ from ._stream import (
 )
 from ._uvicorn import chain_uvicorn_signals_automatically
 from ._validate import (
-    is_int,
     non_negative_int,
     optional_callable,
     optional_instance,
     positive_int,
     seconds,
-    shown,
 )
 
 __all__ = ["EventSourceResponse"]
@@ -85,33 +89,20 @@ def _classify(content: object, args: tuple[Any, ...]) -> str:
     return kind
 
 
-def _check_retry_range(value: object) -> int | tuple[int, int] | None:
-    what = "milliseconds (an int >= 0) or a (low, high) range of them, or None"
-    if value is None or is_int(value):
-        return None if value is None else non_negative_int("farewell_retry", value, what=what)
-    if not isinstance(value, tuple) or len(value) != 2 or not all(map(is_int, value)):
-        raise TypeError(f"farewell_retry must be {what}, got {shown(value)}")
-    low, high = value
-    if not 0 <= low <= high:
-        raise ValueError(f"farewell_retry must be a range 0 <= low <= high, got {shown(value)}")
-    return (low, high)
+def _optional_seconds(name: str, value: object) -> float | None:
+    return seconds(name, value, allow_none=True)
 
 
-def _check_farewell(value: object) -> object:
-    if value is None or isinstance(value, (ServerSentEvent, str, bytes, Mapping)):
-        return value
-    raise TypeError(
-        f"farewell must be a ServerSentEvent, a dict, a str, bytes or None, got {shown(value)}"
-    )
+def _optional_positive_seconds(name: str, value: object) -> float | None:
+    return seconds(name, value, allow_none=True, positive=True)
 
 
-def _check_event(name: str, value: object) -> anyio.Event | None:
-    # Duck-typed: the response only calls ``set()`` (an anyio, trio or asyncio event will do).
-    if value is None or callable(getattr(value, "set", None)):
-        return value  # type: ignore[return-value]
-    raise TypeError(
-        f"{name} must be an anyio.Event (anything with set()) or None, got {shown(value)}"
-    )
+def _check_token(name: str, value: object) -> ShutdownToken | None:
+    return optional_instance(name, value, ShutdownToken, "a ShutdownToken")
+
+
+def _check_limit(name: str, value: object) -> StreamLimit | None:
+    return optional_instance(name, value, StreamLimit, "a trio_sse.StreamLimit")
 
 
 class EventSourceResponse(Response):
@@ -134,7 +125,12 @@ class EventSourceResponse(Response):
     An item that cannot be encoded, or a producer that raises, is logged on the ``trio_sse``
     logger and ends the stream with a clean end of body.
 
-    Options, with sse-starlette's names and meanings:
+    Options, with sse-starlette's names and meanings. Each is also an attribute (``ping`` is
+    ``ping_interval``), readable and settable after construction and checked on set as in the
+    constructor (a wrong type is a ``TypeError``, a bad value a ``ValueError``, naming the
+    option); the stream reads them when its ASGI call starts. ``DEFAULT_PING_INTERVAL``,
+    ``DEFAULT_SEPARATOR`` and ``DEFAULT_CLEANUP_TIMEOUT`` are class attributes, as in
+    sse-starlette (a subclass may change them):
 
     * ``ping``: seconds of silence after which a keep-alive comment is sent (``None``: 15;
       ``0``: never). Pings are a deadline in the writer, not a task; any data resets the timer.
@@ -166,6 +162,35 @@ class EventSourceResponse(Response):
 
     media_type = "text/event-stream"
 
+    DEFAULT_PING_INTERVAL = DEFAULT_PING_INTERVAL
+    """Seconds between pings when ``ping`` is ``None`` (15, as in sse-starlette)."""
+    DEFAULT_SEPARATOR = DEFAULT_SEPARATOR
+    """The line end when ``sep`` is ``None``: ``"\\r\\n"``."""
+    DEFAULT_CLEANUP_TIMEOUT = DEFAULT_CLEANUP_TIMEOUT
+    """The default ``cleanup_timeout``, in seconds."""
+    DEFAULT_MAX_BUFFER_SIZE = DEFAULT_MAX_BUFFER_SIZE
+    """The default ``max_buffer_size``."""
+
+    # The options, readable and settable after construction (as in sse-starlette), checked on
+    # set like in the constructor; the stream reads them when its ASGI call starts.
+    sep: Option[str] = Option(check_sep_or_default)
+    ping_interval: Option[float] = Option(seconds)
+    ping_message_factory: Option[Callable[[], ServerSentEvent] | None] = Option(optional_callable)
+    send_timeout: Option[float | None] = Option(_optional_positive_seconds)
+    data_sender_callable: Option[Callable[[], Awaitable[None]] | None] = Option(optional_callable)
+    client_close_handler_callable: Option[Callable[[Message], Awaitable[None]] | None] = Option(
+        optional_callable
+    )
+    shutdown: Option[ShutdownToken | None] = Option(_check_token)
+    shutdown_event: Option[anyio.Event | None] = Option(check_event)
+    shutdown_grace_period: Option[float] = Option(seconds)
+    max_buffer_size: Option[int] = Option(non_negative_int)
+    cleanup_timeout: Option[float | None] = Option(_optional_seconds)
+    farewell: Option[object] = Option(check_farewell)
+    farewell_retry: Option[int | tuple[int, int] | None] = Option(check_retry_range)
+    stream_limit: Option[StreamLimit | None] = Option(_check_limit)
+    max_prefetch: Option[int] = Option(positive_int)
+
     def __init__(
         self,
         content: Any,
@@ -190,35 +215,29 @@ class EventSourceResponse(Response):
         stream_limit: StreamLimit | None = None,
         max_prefetch: int = DEFAULT_MAX_PREFETCH,
     ) -> None:
-        kind = _classify(content, args)
-        self.max_prefetch = positive_int("max_prefetch", max_prefetch)
-        self.stream_limit = optional_instance(
-            "stream_limit", stream_limit, StreamLimit, "a trio_sse.StreamLimit"
-        )
-        self.sep = DEFAULT_SEPARATOR if sep is None else check_sep(sep)
-        interval = seconds("ping", DEFAULT_PING_INTERVAL if ping is None else ping)
-        self.ping_interval = interval
-        timeout = seconds("send_timeout", send_timeout, allow_none=True, positive=True)
-        self.send_timeout = timeout
-        grace = seconds("shutdown_grace_period", shutdown_grace_period)
-        shutdown = optional_instance("shutdown", shutdown, ShutdownToken, "a ShutdownToken")
-        non_negative_int("max_buffer_size", max_buffer_size)
-        optional_callable("ping_message_factory", ping_message_factory)
-        optional_callable("data_sender_callable", data_sender_callable)
-        optional_callable("client_close_handler_callable", client_close_handler_callable)
-        shutdown_event = _check_event("shutdown_event", shutdown_event)
+        self._kind = _classify(content, args)
+        self._content = content
+        self._args = args
+        # Each option is checked by its descriptor (see ``_options``). ``ping`` is stored as
+        # ``ping_interval`` (sse-starlette's attribute) but an error names the argument given.
+        self._ping_interval = seconds("ping", self.DEFAULT_PING_INTERVAL if ping is None else ping)
+        self.sep = self.DEFAULT_SEPARATOR if sep is None else sep
+        self.ping_message_factory = ping_message_factory
+        self.send_timeout = send_timeout
+        self.data_sender_callable = data_sender_callable
+        self.client_close_handler_callable = client_close_handler_callable
+        self.shutdown = shutdown
+        self.shutdown_event = shutdown_event
+        self.shutdown_grace_period = shutdown_grace_period
+        self.max_buffer_size = max_buffer_size
+        self.cleanup_timeout = cleanup_timeout
+        self.farewell = farewell
+        self.farewell_retry = farewell_retry
+        self.stream_limit = stream_limit
+        self.max_prefetch = max_prefetch
         self.status_code = status_code
         self.media_type = self.media_type if media_type is None else media_type
         self.background = background
-        self.data_sender_callable = data_sender_callable
-        self.client_close_handler_callable = client_close_handler_callable
-        self.ping_message_factory = ping_message_factory
-        self.shutdown = shutdown
-        self.shutdown_event = shutdown_event
-        self.shutdown_grace_period = grace
-        self.max_buffer_size = max_buffer_size
-        self.farewell = _check_farewell(farewell)
-        self.farewell_retry = _check_retry_range(farewell_retry)
 
         merged = MutableHeaders()
         if headers is not None:
@@ -230,28 +249,39 @@ class EventSourceResponse(Response):
         merged["X-Accel-Buffering"] = "no"
         self.init_headers(merged)
 
-        self._spec = StreamSpec(
-            kind=kind,
-            content=content,
-            args=args,
+    def _stream_spec(self) -> StreamSpec:
+        """The stream's spec, from the options as they are now (when an ASGI call starts)."""
+        return StreamSpec(
+            kind=self._kind,
+            content=self._content,
+            args=self._args,
             sep=self.sep,
-            ping_interval=interval,
-            ping_factory=ping_message_factory,
-            send_timeout=timeout,
-            data_sender=data_sender_callable,
-            client_close_handler=client_close_handler_callable,
-            shutdown=shutdown,
-            shutdown_event=shutdown_event,
-            shutdown_grace_period=grace,
-            max_buffer_size=max_buffer_size,
-            cleanup_timeout=seconds("cleanup_timeout", cleanup_timeout, allow_none=True),
-            farewell=farewell,
+            ping_interval=self.ping_interval,
+            ping_factory=self.ping_message_factory,
+            send_timeout=self.send_timeout,
+            data_sender=self.data_sender_callable,
+            client_close_handler=self.client_close_handler_callable,
+            shutdown=self.shutdown,
+            shutdown_event=self.shutdown_event,
+            shutdown_grace_period=self.shutdown_grace_period,
+            max_buffer_size=self.max_buffer_size,
+            cleanup_timeout=self.cleanup_timeout,
+            farewell=self.farewell,
             farewell_retry=self.farewell_retry,
-            max_prefetch=max_prefetch,
+            max_prefetch=self.max_prefetch,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one ASGI call. Returns when the stream is over and all its tasks finished."""
+        """Serve one ASGI call. Returns when the stream is over and all its tasks finished.
+
+        A trio channel given as content under asyncio raises ``RuntimeError`` before anything
+        is sent: the server answers 500, not a 200 whose body breaks off.
+        """
+        if self._kind == TRIO_CHANNEL and not running_under_trio():
+            raise RuntimeError(
+                "a trio MemoryReceiveChannel can only be streamed under trio; "
+                "use anyio.create_memory_object_stream() for code that runs on asyncio"
+            )
         chain_uvicorn_signals_automatically()  # see trio_sse.chain_uvicorn_signals
         limit = None
         if scope["type"] == "http":
@@ -303,7 +333,7 @@ class EventSourceResponse(Response):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             await self._discard_content()
             return None
-        return Connection(self._spec, receive, send)  # type: ignore[arg-type]
+        return Connection(self._stream_spec(), receive, send)  # type: ignore[arg-type]
 
     async def _turn_away(self, limit: StreamLimit, scope: Scope, send: Send) -> None:
         """The stream limit is full: answer at once (see ``StreamLimit.on_full``), never stream."""
@@ -337,8 +367,8 @@ class EventSourceResponse(Response):
         await self._discard_content()
 
     async def _discard_content(self) -> None:
-        content = self._spec.content
-        kind = self._spec.kind
+        content = self._content
+        kind = self._kind
         if kind in (ANYIO_CHANNEL, TRIO_CHANNEL):
             content.close()
         elif kind == ASYNC_ITERABLE:

@@ -23,12 +23,14 @@ from starlette.types import ASGIApp
 from ._asynclib import running_under_trio
 from ._extras import require
 from ._shutdown import ShutdownToken, _run_token_for_server, _server_token
+from ._validate import choice, optional_instance, seconds
 
 __all__ = ["run", "serve"]
 
 logger = logging.getLogger("trio_sse")
 
 Backend = Literal["trio", "asyncio"]
+_BACKENDS = ("trio", "asyncio")
 
 
 # Beyond hypercorn's documented API this relies on ``hypercorn.trio.run.worker_serve`` and
@@ -125,12 +127,14 @@ async def serve(
     on once the sockets accept connections. Returns after hypercorn stopped; cancelling it
     stops the server at once (streams still end their bodies cleanly).
     """
+    if backend is not None:
+        choice("backend", backend, _BACKENDS)
+    shutdown_grace_period = seconds("shutdown_grace_period", shutdown_grace_period)
+    optional_instance("shutdown", shutdown, ShutdownToken, "a ShutdownToken")
     under_trio = running_under_trio()
     running: Backend = "trio" if under_trio else "asyncio"
     if backend is not None and backend != running:
         raise RuntimeError(f"serve(backend={backend!r}) called from a {running} event loop")
-    if shutdown_grace_period < 0:
-        raise ValueError("shutdown_grace_period must be >= 0")
     token = shutdown if shutdown is not None else _run_token_for_server()
     config = _make_config(config, host, port)
     sockets = config.create_sockets()
@@ -215,7 +219,6 @@ def check_installed(
 
 def run(app: ASGIApp, *, backend: Backend = "trio", **options: Any) -> None:
     """Blocking form of :func:`serve`: ``trio.run`` or ``asyncio.run`` it until shut down."""
-    if backend not in ("trio", "asyncio"):
-        raise ValueError(f"backend must be 'trio' or 'asyncio', got {backend!r}")
+    choice("backend", backend, _BACKENDS)
     check_installed(backend)
     anyio.run(functools.partial(serve, app, backend=backend, **options), backend=backend)

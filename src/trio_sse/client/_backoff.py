@@ -6,6 +6,8 @@ import math
 import random
 from collections.abc import Callable
 
+from .._validate import positive_int
+
 __all__ = ["check_policy", "reconnect_delay"]
 
 
@@ -58,10 +60,8 @@ def check_policy(
     jitter: float,
 ) -> tuple[int | None, float, float, float, float]:
     """Validate the reconnection options, naming the bad one. Returns them normalised."""
-    if max_attempts is not None and (
-        isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
-    ):
-        raise ValueError(f"max_attempts must be an int >= 1 or None, got {max_attempts!r}")
+    if max_attempts is not None:
+        positive_int("max_attempts", max_attempts, what="an int or None")
     backoff = _seconds("backoff", backoff)
     max_backoff = _seconds("max_backoff", max_backoff)
     if isinstance(backoff_factor, bool) or not isinstance(backoff_factor, (int, float)):
