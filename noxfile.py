@@ -4,7 +4,7 @@
 * ``notrio``: the suite without trio installed (the asyncio half; trio's tests skip);
 * ``lowest``: every declared lower bound installed exactly (tools/lowest_constraints.py);
 * ``wheel``: a wheel built from a clean clone, installed into an empty venv, the demo
-  started from it and fetched (tools/wheel_check.py; also run by .ci/run);
+  started from it and fetched (tools/wheel_check.py; tests/test_wheel.py runs it in the suite);
 * ``coverage``: the suite under coverage (branch), reported against ``fail_under``;
 * ``lint``, ``typecheck``, ``bench`` (``-- --quick`` for a smoke run).
 
@@ -146,6 +146,6 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict over src, tests and examples."""
-    session.install("-e", ".[test,bench]", "mypy>=1.11")
+    """mypy --strict over src, tests, examples, benchmarks, tools and this noxfile."""
+    session.install("-e", ".[test,bench]", "mypy>=1.11", "nox>=2024.4")  # nox: for noxfile.py
     session.run("mypy", "--strict")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from ._backends import BACKENDS
 from .services import PACKAGES, require
 
 # The shared broadcast suite is imported by two test modules: let pytest rewrite its asserts.
@@ -30,6 +31,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             require(program)
 
 
-@pytest.fixture(params=["trio", "asyncio"])
+@pytest.fixture(params=BACKENDS)
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

@@ -20,6 +20,7 @@ from trio_sse._asynclib import (
     trio_channel_exceptions,
 )
 
+from ._backends import BACKENDS
 from .processes import child_env
 
 
@@ -76,7 +77,7 @@ async def test_the_loop_caller_runs_a_callback_in_its_loop_from_another_thread()
     assert ran_in == [loop_thread]
 
 
-@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_the_loop_caller_of_a_finished_loop_does_nothing(backend: str) -> None:
     async def get_caller() -> Any:
         return current_loop_caller()

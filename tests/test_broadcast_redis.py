@@ -37,6 +37,7 @@ from trio_sse.backends._resp import (
 )
 from trio_sse.backends.redis import parse_stream_id
 
+from ._backends import requires_trio
 from .broadcast_suite import BroadcastSuite, MakeHub, ids_of, take, topic_name
 from .redis_server import RedisServer, free_port
 
@@ -367,6 +368,7 @@ async def post(client: httpx.AsyncClient, server: Server, topic: str, text: str)
 
 
 @needs_redis
+@requires_trio  # one of the two servers runs hypercorn's trio worker
 async def test_two_server_processes_share_a_topic_and_its_history(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:

@@ -24,9 +24,9 @@ import trio_sse
 from trio_sse import EventDecoder, ServerSentEvent
 from trio_sse.demo._app import MAX_BODY_BYTES, MAX_NAME_LENGTH, MAX_TEXT_LENGTH
 
+from ._backends import BACKENDS
 from .processes import free_port
 
-BACKENDS = ["trio", "asyncio"]
 START_TIMEOUT = 15.0
 READ_TIMEOUT = 5.0
 EXIT_TIMEOUT = 5.0

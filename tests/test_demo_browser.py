@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from ._backends import BACKENDS
 from .browser import chromium
 from .processes import free_port, server_process
 
@@ -45,7 +46,7 @@ def message(page: Page, text: str) -> Locator:
     return page.locator("#room-list li.msg", has=page.locator(".text", has_text=text))
 
 
-@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_demo_in_chromium(backend: str, tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import pickle
+import re
 from typing import Any
 
 import pytest
@@ -31,29 +32,46 @@ def test_id_with_line_break_or_nul_rejected(bad: str) -> None:
         ServerSentEvent("x", id=bad)
 
 
-@pytest.mark.parametrize("bad", [-1, -1000, True, False, 1.0, 1.5, math.nan, "5", "", b"5"])
-def test_bad_retry_rejected_by_name(bad: object) -> None:
-    with pytest.raises(ValueError, match="retry"):
+@pytest.mark.parametrize("bad", [-1, -1000])
+def test_negative_retry_is_a_value_error_by_name(bad: int) -> None:
+    with pytest.raises(ValueError, match=f"^retry must be >= 0, got {bad}$"):
+        ServerSentEvent("x", retry=bad)
+
+
+@pytest.mark.parametrize("bad", ["ten", True, False, 1.0, 1.5, math.nan, "5", "", b"5", [1]])
+def test_retry_of_wrong_type_is_a_type_error_by_name(bad: object) -> None:
+    # sse-starlette and Python's convention: a wrong type is a TypeError (issue 12).
+    with pytest.raises(TypeError, match=r"^retry must be an int \(milliseconds\), got "):
         ServerSentEvent("x", retry=bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="retry"):
+        JSONServerSentEvent({"a": 1}, retry=bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("bad", [1, 1.5, b"e", ["e"]])
 def test_event_of_wrong_type_rejected(bad: object) -> None:
-    with pytest.raises(TypeError, match="event"):
+    with pytest.raises(TypeError, match="^" + re.escape(f"event must be a str, got {bad!r}") + "$"):
         ServerSentEvent("x", event=bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("bad", [True, 1.5, b"1", ["1"]])
 def test_id_of_wrong_type_rejected(bad: object) -> None:
-    with pytest.raises(TypeError, match="id"):
+    with pytest.raises(TypeError, match=r"^id must be a str or an int, got "):
         ServerSentEvent("x", id=bad)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("bad", ["", " ", "\n\n", "\r\n\r\n", "\n\r", "x", b"\n", 10, ["\n"], {}])
-def test_bad_sep_rejected(bad: object) -> None:
-    with pytest.raises(ValueError, match="sep"):
+@pytest.mark.parametrize("bad", ["", " ", "\n\n", "\r\n\r\n", "\n\r", "x"])
+def test_bad_sep_rejected(bad: str) -> None:
+    with pytest.raises(ValueError, match=r"^sep must be one of"):
+        ServerSentEvent("x", sep=bad)
+    with pytest.raises(ValueError, match=r"^sep must be one of"):
+        ServerSentEvent("x").encode(bad)
+
+
+@pytest.mark.parametrize("bad", [b"\n", 10, ["\n"], {}])
+def test_sep_of_wrong_type_is_a_type_error(bad: object) -> None:
+    with pytest.raises(TypeError, match=r"^sep must be one of .* \(a str\), got "):
         ServerSentEvent("x", sep=bad)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="sep"):
+    with pytest.raises(TypeError, match=r"^sep must be"):
         ServerSentEvent("x").encode(bad)  # type: ignore[arg-type]
 
 
@@ -326,12 +344,12 @@ def test_json_event_escapes_newlines_in_strings() -> None:
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, [1.0, math.nan]])
 def test_json_event_refuses_nan_and_infinity(bad: object) -> None:
-    with pytest.raises(ValueError, match="JSON"):
+    with pytest.raises(ValueError, match=r"^data must be valid JSON .*, got "):
         JSONServerSentEvent(bad)
 
 
 def test_json_event_refuses_unserialisable() -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"^data must be JSON serialisable .*, got <object object"):
         JSONServerSentEvent(object())
 
 

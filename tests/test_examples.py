@@ -13,9 +13,34 @@ import pytest
 
 from trio_sse import EventDecoder, ServerSentEvent
 
+from ._backends import requires_trio
 from .processes import REPO, free_port, server_process
 
 EXAMPLES = REPO / "examples"
+# The examples that serve with trio_sse.run's default, hypercorn under trio (or trio itself):
+# skipped where trio is not installed (``nox -s notrio``).
+TRIO_EXAMPLES = {
+    "basic_starlette",
+    "broadcast_chat",
+    "broadcast_redis",
+    "cooperative_shutdown",
+    "custom_ping",
+    "database_streaming",
+    "json_events",
+    "producer_channel",
+    "receive_channel",
+    "trio_hypercorn",
+}
+
+
+def cases(*cases: tuple[object, ...]) -> list[object]:
+    """parametrize values, each a tuple whose first item names the example."""
+    return [
+        pytest.param(*case, marks=requires_trio)
+        if case[0] in TRIO_EXAMPLES
+        else pytest.param(*case)
+        for case in cases
+    ]
 
 
 def read_events(
@@ -41,7 +66,7 @@ def example(name: str, tmp_path: Path) -> tuple[list[str], int, Path]:
 
 @pytest.mark.parametrize(
     ("name", "path", "expected"),
-    [
+    cases(
         ("basic_starlette", "/numbers", [("number", str(n)) for n in range(10)]),
         ("fastapi_route", "/countdown/3", [("countdown", str(n)) for n in (3, 2, 1, 0)]),
         ("producer_channel", "/squares?upto=4", [("square", str(n * n)) for n in range(1, 5)]),
@@ -68,7 +93,7 @@ def example(name: str, tmp_path: Path) -> tuple[list[str], int, Path]:
             ],
         ),
         ("trio_hypercorn", "/trio", [("trio", str(n)) for n in range(10)]),
-    ],
+    ),
 )
 def test_finite_examples_stream_every_event_and_end_cleanly(
     name: str, path: str, expected: list[tuple[str, str]], tmp_path: Path
@@ -80,6 +105,7 @@ def test_finite_examples_stream_every_event_and_end_cleanly(
     assert ended
 
 
+@requires_trio
 def test_producer_cleanup_runs_when_the_client_leaves(tmp_path: Path) -> None:
     command, port, log = example("producer_channel", tmp_path)
     with server_process(command, port, log, env={"PORT": str(port)}):
@@ -94,6 +120,7 @@ def test_producer_cleanup_runs_when_the_client_leaves(tmp_path: Path) -> None:
     assert "squares(1000) finished or cancelled: cleanup ran" in log.read_text()
 
 
+@requires_trio
 def test_receive_channel_example_streams_json_readings(tmp_path: Path) -> None:
     command, port, log = example("receive_channel", tmp_path)
     with server_process(command, port, log, env={"PORT": str(port)}):
@@ -103,6 +130,7 @@ def test_receive_channel_example_streams_json_readings(tmp_path: Path) -> None:
     assert all(event.id == str(event.json()["sequence"]) for event in events)
 
 
+@requires_trio
 def test_custom_ping_sends_named_heartbeats_when_quiet(tmp_path: Path) -> None:
     command, port, log = example("custom_ping", tmp_path)
     with server_process(command, port, log, env={"PORT": str(port)}):
@@ -132,7 +160,7 @@ def test_send_timeout_drops_a_client_that_stops_reading(tmp_path: Path) -> None:
     assert "SendTimeoutError" in text
 
 
-@pytest.mark.parametrize("name", ["cooperative_shutdown", "asyncio_uvicorn"])
+@pytest.mark.parametrize("name", cases(("cooperative_shutdown",), ("asyncio_uvicorn",)))
 def test_shutdown_examples_say_goodbye_on_sigterm(name: str, tmp_path: Path) -> None:
     path = "/work" if name == "cooperative_shutdown" else "/clock"
     command, port, log = example(name, tmp_path)
@@ -185,6 +213,7 @@ def texts(events: list[ServerSentEvent]) -> list[str]:
     return [event.json()["text"] for event in events]
 
 
+@requires_trio
 def test_broadcast_chat_on_memory_resumes_with_last_event_id(tmp_path: Path) -> None:
     command, port, log = example("broadcast_chat", tmp_path)
     with (
@@ -199,6 +228,7 @@ def test_broadcast_chat_on_memory_resumes_with_last_event_id(tmp_path: Path) -> 
         assert chat.client.post(f"{chat.base}/rooms/lobby", content=b"not json").status_code == 400
 
 
+@requires_trio
 @pytest.mark.service("redis-server")
 def test_broadcast_redis_across_two_processes_survives_a_restart(tmp_path: Path) -> None:
     from .redis_server import RedisServer

@@ -28,6 +28,7 @@ import pytest
 
 from trio_sse import EventDecoder, ServerSentEvent
 
+from ._backends import requires_trio
 from .processes import child_env, free_port, wait_accepting
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -50,6 +51,19 @@ SERVERS = [
         ),
     ),
 ]
+# The servers that run under trio: skipped where trio is not installed (``nox -s notrio``).
+TRIO_KINDS = {"runner-trio", "hypercorn-trio"}
+
+
+def kinds(*values: object) -> list[object]:
+    """*values* (kinds or params) for parametrize, the trio kinds marked :data:`requires_trio`."""
+    return [
+        pytest.param(value, marks=requires_trio)
+        if isinstance(value, str) and value in TRIO_KINDS
+        else value
+        for value in values
+    ]
+
 
 # On Python 3.12+ neither uvicorn 0.54 (its force-quit on a second SIGINT) nor hypercorn's
 # asyncio worker (graceful timeout 0, what the asyncio runner's second signal relies on) ends
@@ -230,7 +244,7 @@ DRAIN = {
 }
 
 
-@pytest.mark.parametrize("kind", SERVERS)
+@pytest.mark.parametrize("kind", kinds(*SERVERS))
 async def test_sigterm_drains_every_stream_with_a_farewell(kind: str, tmp_path: Path) -> None:
     count = 50
     grace, exit_within, exit_codes = DRAIN[kind]
@@ -263,7 +277,10 @@ FORCE = {
 
 @pytest.mark.parametrize(
     "kind",
-    [pytest.param(kind, marks=_STUCK_ON_312) if kind != "runner-trio" else kind for kind in FORCE],
+    [
+        pytest.param(kind, marks=requires_trio if kind == "runner-trio" else _STUCK_ON_312)
+        for kind in FORCE
+    ],
 )
 async def test_second_signal_stops_at_once(kind: str, tmp_path: Path) -> None:
     count = 10
@@ -295,7 +312,7 @@ async def test_second_signal_stops_at_once(kind: str, tmp_path: Path) -> None:
 # -- 3. a producer that ignores the token is cancelled at its grace period ------------------------
 
 
-@pytest.mark.parametrize("kind", RUNNERS)
+@pytest.mark.parametrize("kind", kinds(*RUNNERS))
 async def test_stubborn_stream_is_cancelled_at_its_grace(kind: str, tmp_path: Path) -> None:
     count = 10
     async with (

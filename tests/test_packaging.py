@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import trio_sse
 
+from ._backends import requires_trio
 from .processes import REPO, child_env, free_port
 
 
@@ -148,6 +151,7 @@ def test_run_names_the_serve_extra(blocked: tuple[str, ...], backend: str, expec
     assert result.stdout.strip() == expected
 
 
+@requires_trio  # the default backend: without trio, trio is what the message names
 def test_serve_command_names_the_extra() -> None:
     result = run_module_blocked(
         "trio_sse", "serve", "tests.servers.sse_app:app", blocked=("hypercorn",)
@@ -159,7 +163,8 @@ def test_serve_command_names_the_extra() -> None:
     )
 
 
-@pytest.mark.parametrize("blocked", ["hypercorn", "trio"])
+# Without trio installed, the demo's default backend names trio whatever is blocked.
+@pytest.mark.parametrize("blocked", [pytest.param("hypercorn", marks=requires_trio), "trio"])
 def test_demo_names_the_demo_extra_before_its_banner(blocked: str) -> None:
     result = run_module_blocked("trio_sse.demo", "--port", "0", blocked=(blocked,))
     assert result.returncode == 1
@@ -216,7 +221,8 @@ def test_one_version_and_the_console_script() -> None:
     assert (script.group, script.value) == ("console_scripts", "trio_sse.__main__:main")
     requires = distribution.requires or []
     core = [requirement for requirement in requires if "extra ==" not in requirement]
-    assert sorted(requirement.split(">=")[0] for requirement in core) == ["anyio", "starlette"]
+    names = sorted(re.split(r"[\s<>=!~\[;,]", requirement)[0] for requirement in core)
+    assert names == ["anyio", "starlette"]
 
 
 def test_the_lowest_constraints_pin_every_runtime_lower_bound() -> None:
@@ -238,3 +244,85 @@ def test_the_lowest_constraints_pin_every_runtime_lower_bound() -> None:
     }
     with pytest.raises(SystemExit, match=r"trio has two lower bounds: 0\.29 and 0\.30"):
         lowest_constraints.lowest(conflicting)
+
+
+# -- the pytest plugin, found through its entry point ---------------------------------------
+
+PLUGIN_USER_TEST = """
+import anyio
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from trio_sse import EventSourceResponse
+
+
+async def numbers(request):
+    async def producer(send):
+        async with send:
+            for number in range(3):
+                await send.send(number)
+
+    return EventSourceResponse(producer)
+
+
+@pytest.fixture
+def sse_app():
+    return Starlette(routes=[Route("/", numbers)])
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_streams(sse_stream):
+    with anyio.fail_after(5):
+        async with sse_stream("/") as stream:
+            assert [event.data async for event in stream] == ["0", "1", "2"]
+"""
+
+
+def run_child_pytest(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """pytest in *tmp_path*, a project with one test module and no conftest or pytest config."""
+    (tmp_path / "test_user.py").write_text(PLUGIN_USER_TEST)
+    env = {k: v for k, v in child_env().items() if k != "PYTEST_DISABLE_PLUGIN_AUTOLOAD"}
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *options]
+    return subprocess.run(
+        [*command, "test_user.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _plugin_entry_point() -> importlib.metadata.EntryPoint:
+    try:
+        distribution = importlib.metadata.distribution("trio_sse")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("trio_sse is not installed (only on PYTHONPATH)")
+    plugins = [entry for entry in distribution.entry_points if entry.group == "pytest11"]
+    assert plugins, "no pytest11 entry point: reinstall trio_sse (pip install -e .)"
+    (plugin,) = plugins
+    return plugin
+
+
+def test_the_plugin_is_an_entry_point_whose_fixtures_a_project_gets_by_installing(
+    tmp_path: Path,
+) -> None:
+    plugin = _plugin_entry_point()
+    assert (plugin.name, plugin.value) == ("trio_sse", "trio_sse.testing._plugin")
+    result = run_child_pytest(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout, result.stdout
+
+
+def test_the_plugin_can_be_turned_off_by_its_entry_point_name(tmp_path: Path) -> None:
+    _plugin_entry_point()
+    result = run_child_pytest(tmp_path, "-p", "no:trio_sse")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "fixture 'sse_stream' not found" in result.stdout, result.stdout

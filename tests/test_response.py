@@ -18,6 +18,7 @@ from starlette.routing import Route
 from trio_sse import EventSourceResponse, JSONServerSentEvent, ServerSentEvent
 from trio_sse.testing import open_event_stream
 
+from ._backends import requires_trio
 from .helpers import sse_app
 
 pytestmark = pytest.mark.anyio
@@ -109,6 +110,7 @@ async def test_receive_channel_fed_by_a_background_task() -> None:
     assert data == ["0", "1", "2", "3", "4"]
 
 
+@requires_trio  # the channel is trio's own, whatever the backend
 async def test_trio_channel_streams_under_trio_and_is_refused_under_asyncio(
     anyio_backend: str,
 ) -> None:
@@ -467,12 +469,27 @@ async def test_data_sender_callable_runs_beside_the_stream_and_is_cancelled() ->
     ("options", "error", "match"),
     [
         ({"sep": "\t"}, ValueError, "sep must be one of"),
+        ({"sep": 10}, TypeError, "sep must be one of .*got 10"),
         ({"ping": -1}, ValueError, "ping must be >= 0"),
-        ({"ping": "15"}, TypeError, "ping must be a number"),
+        ({"ping": "15"}, TypeError, "ping must be a number of seconds, got '15'"),
+        ({"ping": True}, TypeError, "ping must be a number"),
         ({"send_timeout": 0}, ValueError, "send_timeout must be > 0"),
+        ({"send_timeout": "5"}, TypeError, "send_timeout must be a number of seconds or None"),
         ({"shutdown_grace_period": -0.5}, ValueError, "shutdown_grace_period must be >= 0"),
-        ({"max_buffer_size": -1}, ValueError, "max_buffer_size"),
-        ({"shutdown": object()}, TypeError, "shutdown must be a ShutdownToken"),
+        ({"shutdown_grace_period": None}, TypeError, "shutdown_grace_period .*got None"),
+        ({"cleanup_timeout": -1}, ValueError, "cleanup_timeout must be >= 0"),
+        ({"cleanup_timeout": "1"}, TypeError, "cleanup_timeout"),
+        ({"max_buffer_size": -1}, ValueError, "max_buffer_size must be >= 0, got -1"),
+        # The wrong type is a TypeError, as in Broadcaster.subscribe() (issue 12).
+        ({"max_buffer_size": "8"}, TypeError, "max_buffer_size must be an int, got '8'"),
+        ({"max_buffer_size": 2.5}, TypeError, "max_buffer_size must be an int, got 2.5"),
+        ({"max_buffer_size": True}, TypeError, "max_buffer_size must be an int, got True"),
+        ({"shutdown": object()}, TypeError, "shutdown must be a ShutdownToken or None, got <obj"),
+        ({"shutdown_event": 1}, TypeError, "shutdown_event must be an anyio.Event .*got 1"),
+        ({"ping_message_factory": "x"}, TypeError, "ping_message_factory must be callable"),
+        ({"data_sender_callable": 1}, TypeError, "data_sender_callable must be callable"),
+        ({"client_close_handler_callable": 1}, TypeError, "client_close_handler_callable"),
+        ({"stream_limit": 3}, TypeError, "stream_limit must be a trio_sse.StreamLimit .*got 3"),
     ],
 )
 async def test_invalid_options_are_refused(

@@ -25,6 +25,7 @@ from starlette.types import Receive, Send
 from trio_sse import Broadcaster, EventSourceResponse
 from trio_sse.testing import open_app, open_event_stream
 
+from ._backends import requires_trio
 from .processes import child_env
 
 pytestmark = pytest.mark.anyio
@@ -425,6 +426,7 @@ def run_plugin_tests(tmp_path: Path, source: str) -> subprocess.CompletedProcess
     )
 
 
+@requires_trio  # the child tests run on trio too, one with trio's MockClock
 def test_the_plugin_streams_an_app_with_its_lifespan_on_each_backend(tmp_path: Path) -> None:
     result = run_plugin_tests(tmp_path, PLUGIN_TESTS)
     assert result.returncode == 0, result.stdout + result.stderr

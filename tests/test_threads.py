@@ -14,7 +14,11 @@ from anyio.streams.memory import MemoryObjectSendStream
 from trio_sse import ServerSentEvent, ShutdownToken
 from trio_sse.testing import open_event_stream
 
+from ._backends import requires_trio
 from .helpers import sse_app
+
+# Each test runs loops of both kinds side by side or in turn: trio must be there.
+pytestmark = requires_trio
 
 Send = MemoryObjectSendStream[Any]
 

@@ -34,6 +34,12 @@ CORE_ALLOWED = {"trio-sse", "anyio", "starlette", "idna", "typing-extensions", "
 NOT_IN_CORE = {"trio", "hypercorn", "httpx", "httpx2", "httpcore", "outcome"}
 
 
+def _environment() -> dict[str, str]:
+    """This process's environment less what would let a child import another trio_sse."""
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
+    return {**env, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+
+
 def _step(text: str) -> None:
     print(f"wheel check: {text}", flush=True)
 
@@ -45,7 +51,7 @@ def _run(*command: str | Path, cwd: Path | None = None) -> str:
         check=False,
         capture_output=True,
         text=True,
-        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        env=_environment(),
     )
     if result.returncode != 0:
         raise SystemExit(
@@ -89,7 +95,14 @@ def check_core(work: Path, wheel: Path) -> None:
     names = {entry["name"].lower().replace("_", "-") for entry in listed} - {"pip", "setuptools"}
     if names & NOT_IN_CORE or not names <= CORE_ALLOWED:
         raise SystemExit(f"wheel check failed: the core installed {sorted(names)}")
-    _run(python, "-c", "import trio_sse, trio_sse.testing, trio_sse.demo", cwd=work)
+    where = _run(
+        python,
+        "-c",
+        "import trio_sse, trio_sse.testing, trio_sse.demo; print(trio_sse.__file__)",
+        cwd=work,
+    ).strip()
+    if not Path(where).is_relative_to(work / "core"):
+        raise SystemExit(f"wheel check failed: trio_sse was imported from {where}, not the venv")
     _step(f"core install: {len(names) - 1} packages besides trio_sse ({', '.join(sorted(names))})")
 
 
@@ -121,6 +134,7 @@ def check_demo(work: Path, wheel: Path) -> None:
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=output,
+            env=_environment(),
             start_new_session=True,
         )
     try:

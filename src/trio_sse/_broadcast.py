@@ -43,6 +43,7 @@ from ._subscriber import (
     Subscriber,
     check_options,
 )
+from ._validate import positive_int
 from .backends._base import Backend, Entry, Position
 from .backends.memory import MemoryBackend
 
@@ -203,10 +204,7 @@ class Broadcaster:
     """
 
     def __init__(self, backend: Backend | None = None, *, history: int = 1000) -> None:
-        if isinstance(history, bool) or not isinstance(history, int):
-            raise TypeError(f"history must be an int, got {history!r}")
-        if history < 1:
-            raise ValueError(f"history must be >= 1 (events kept per topic), got {history}")
+        positive_int("history", history, hint=" (events kept per topic)")
         if backend is not None:
             missing = [
                 name

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from ._validate import shown
+
 __all__ = ["SEPARATORS", "check_sep", "encode_fields", "split_lines"]
 
 #: The three line ends the WHATWG grammar accepts ("end-of-line = ( cr lf / cr / lf )").
@@ -19,11 +21,19 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def check_sep(sep: object, *, field: str = "sep") -> str:
-    """Return *sep* if it is one of the three line ends, else raise ``ValueError``."""
-    # isinstance first: an unhashable sep (a list) must be a ValueError too, not the
-    # TypeError of the frozenset lookup.
-    if not isinstance(sep, str) or sep not in SEPARATORS:
-        raise ValueError(f"{field} must be one of '\\r\\n', '\\n' or '\\r', got {sep!r}")
+    """Return *sep* if it is one of the three line ends.
+
+    Not a ``str``: ``TypeError``; another string: ``ValueError`` (the rule of ``_validate``).
+    """
+    if type(sep) is str and sep in SEPARATORS:  # the common case, first
+        return sep
+    # isinstance before the lookup: an unhashable sep (a list) gets this message, not the
+    # frozenset's own TypeError.
+    choices = "one of '\\r\\n', '\\n' or '\\r'"
+    if not isinstance(sep, str):
+        raise TypeError(f"{field} must be {choices} (a str), got {shown(sep)}")
+    if sep not in SEPARATORS:
+        raise ValueError(f"{field} must be {choices}, got {shown(sep)}")
     return sep
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from ._encoder import check_sep, encode_fields
+from ._validate import non_negative_int, shown
 
 __all__ = ["JSONServerSentEvent", "ServerSentEvent", "encode_item", "event_from_mapping"]
 
@@ -22,19 +23,17 @@ _FIELDS = ("data", "event", "id", "retry", "comment", "sep")
 
 
 def _check_retry(retry: object) -> int | None:
-    # bool is an int subclass, but ``retry=True`` is always a bug: refuse it by name.
+    # bool is an int subclass, but ``retry=True`` is always a bug: a TypeError, as "ten" is.
     if retry is None:
         return None
-    if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
-        raise ValueError(f"retry must be a non-negative int (milliseconds), got {retry!r}")
-    return int(retry)
+    return int(non_negative_int("retry", retry, what="an int (milliseconds)"))
 
 
 def _check_event(event: object) -> str | None:
     if event is None:
         return None
     if not isinstance(event, str):
-        raise TypeError(f"event must be a str, got {type(event).__name__}")
+        raise TypeError(f"event must be a str, got {shown(event)}")
     if "\n" in event or "\r" in event:
         raise ValueError(f"event must not contain CR or LF, got {event!r}")
     return event
@@ -46,7 +45,7 @@ def _check_id(id: object) -> str | None:
     if isinstance(id, int) and not isinstance(id, bool):
         return str(id)
     if not isinstance(id, str):
-        raise TypeError(f"id must be a str or an int, got {type(id).__name__}")
+        raise TypeError(f"id must be a str or an int, got {shown(id)}")
     # An id is never rewritten: a "cleaned" id would break Last-Event-ID resume.
     if "\n" in id or "\r" in id or "\0" in id:
         raise ValueError(f"id must not contain CR, LF or NUL, got {id!r}")
@@ -73,7 +72,9 @@ class ServerSentEvent:
     * ``sep``: this event's line end (``"\\r\\n"``, ``"\\n"`` or ``"\\r"``), or ``None`` to use the
       one the caller of :meth:`encode` (the response) chooses.
 
-    Invalid values raise ``ValueError`` (``TypeError`` for a wrong type) naming the field.
+    A value of the wrong type raises ``TypeError`` (``retry="ten"``, ``retry=True``), a bad value
+    of the right type ``ValueError`` (``retry=-1``, a line break in ``event``); the message names
+    the field and shows the value (the rule of ``trio_sse._validate``).
     Events are immutable and hashable; equality compares the fields except ``sep``, which is
     presentation, not content.  ``copy.replace(event, id="7")`` (or :meth:`replace`) makes a
     changed copy, validated again.
@@ -253,10 +254,10 @@ class ServerSentEvent:
         return hash(self._key())
 
     def __repr__(self) -> str:
-        shown = [
+        parts = [
             f"{name}={getattr(self, name)!r}" for name in _FIELDS if getattr(self, name) is not None
         ]
-        return f"{type(self).__name__}({', '.join(shown)})"
+        return f"{type(self).__name__}({', '.join(parts)})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (
@@ -280,12 +281,23 @@ def _rebuild(
 _dump_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
+def _to_json(data: object) -> str:
+    # json's own messages do not say which argument failed; the rule of ``_validate`` does.
+    try:
+        return _dump_json(data)
+    except TypeError as exc:  # an object json cannot serialise
+        raise TypeError(f"data must be JSON serialisable ({exc}), got {shown(data)}") from exc
+    except ValueError as exc:  # NaN or an infinity (browsers' JSON.parse refuses them), a cycle
+        raise ValueError(f"data must be valid JSON ({exc}), got {shown(data)}") from exc
+
+
 class JSONServerSentEvent(ServerSentEvent):
     """A :class:`ServerSentEvent` whose ``data`` is *data* serialised as compact JSON.
 
     ``json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))``: UTF-8
     text rather than ``\\u`` escapes, and ``NaN``/``Infinity`` refused (``ValueError``) because
-    browsers' ``JSON.parse`` rejects them. As in sse-starlette, ``data=None`` means no data field.
+    browsers' ``JSON.parse`` rejects them; an object JSON cannot represent is a ``TypeError``.
+    Both messages name ``data``. As in sse-starlette, ``data=None`` means no data field.
     """
 
     __slots__ = ()
@@ -301,7 +313,7 @@ class JSONServerSentEvent(ServerSentEvent):
         sep: str | None = None,
     ) -> None:
         super().__init__(
-            None if data is None else _dump_json(data),
+            None if data is None else _to_json(data),
             event=event,
             id=id,
             retry=retry,

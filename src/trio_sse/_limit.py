@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ._validate import choice, non_negative_int, shown
+
 __all__ = ["STREAM_LIMIT_SCOPE_KEY", "StreamLimit", "StreamLimitMiddleware"]
 
 STREAM_LIMIT_SCOPE_KEY = "trio_sse.stream_limit"
@@ -29,9 +31,7 @@ OnFull = Literal["reject", "retry"]
 def _check_retry_after(value: object) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"retry_after must be an int >= 0 (seconds) or None, got {value!r}")
-    return value
+    return non_negative_int("retry_after", value, what="an int (seconds) or None")
 
 
 class StreamLimit:
@@ -69,14 +69,9 @@ class StreamLimit:
     def __init__(
         self, max_streams: int, *, retry_after: int | None = 5, on_full: OnFull = "reject"
     ) -> None:
-        if isinstance(max_streams, bool) or not isinstance(max_streams, int):
-            raise TypeError(f"max_streams must be an int, got {max_streams!r}")
-        if max_streams < 0:
-            raise ValueError(f"max_streams must be >= 0, got {max_streams}")
-        if on_full not in ("reject", "retry"):
-            raise ValueError(f"on_full must be 'reject' or 'retry', got {on_full!r}")
-        self._max_streams = max_streams
+        self._max_streams = non_negative_int("max_streams", max_streams)
         self._retry_after = _check_retry_after(retry_after)
+        choice("on_full", on_full, ("reject", "retry"))
         self._on_full: OnFull = on_full
         self._lock = threading.Lock()
         self._active = 0
@@ -161,7 +156,7 @@ class StreamLimitMiddleware:
         elif max_streams is not None:
             raise TypeError("give StreamLimitMiddleware either max_streams= or limit=, not both")
         elif not isinstance(limit, StreamLimit):
-            raise TypeError(f"limit must be a StreamLimit, got {type(limit).__name__}")
+            raise TypeError(f"limit must be a StreamLimit, got {shown(limit)}")
         self.app = app
         self.limit = limit
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import math
 import random
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from typing import Any
@@ -34,6 +33,15 @@ from ._stream import (
     StreamSpec,
 )
 from ._uvicorn import chain_uvicorn_signals_automatically
+from ._validate import (
+    is_int,
+    non_negative_int,
+    optional_callable,
+    optional_instance,
+    positive_int,
+    seconds,
+    shown,
+)
 
 __all__ = ["EventSourceResponse"]
 
@@ -77,32 +85,32 @@ def _classify(content: object, args: tuple[Any, ...]) -> str:
     return kind
 
 
-def _check_seconds(name: str, value: object, *, allow_none: bool) -> float | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-    if math.isnan(value) or value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    return float(value)
-
-
 def _check_retry_range(value: object) -> int | tuple[int, int] | None:
-    def valid(number: object) -> bool:
-        return isinstance(number, int) and not isinstance(number, bool) and number >= 0
+    what = "milliseconds (an int >= 0) or a (low, high) range of them, or None"
+    if value is None or is_int(value):
+        return None if value is None else non_negative_int("farewell_retry", value, what=what)
+    if not isinstance(value, tuple) or len(value) != 2 or not all(map(is_int, value)):
+        raise TypeError(f"farewell_retry must be {what}, got {shown(value)}")
+    low, high = value
+    if not 0 <= low <= high:
+        raise ValueError(f"farewell_retry must be a range 0 <= low <= high, got {shown(value)}")
+    return (low, high)
 
-    if value is None or valid(value):
+
+def _check_farewell(value: object) -> object:
+    if value is None or isinstance(value, (ServerSentEvent, str, bytes, Mapping)):
+        return value
+    raise TypeError(
+        f"farewell must be a ServerSentEvent, a dict, a str, bytes or None, got {shown(value)}"
+    )
+
+
+def _check_event(name: str, value: object) -> anyio.Event | None:
+    # Duck-typed: the response only calls ``set()`` (an anyio, trio or asyncio event will do).
+    if value is None or callable(getattr(value, "set", None)):
         return value  # type: ignore[return-value]
-    if (
-        isinstance(value, tuple)
-        and len(value) == 2
-        and valid(value[0])
-        and valid(value[1])
-        and value[0] <= value[1]
-    ):
-        return (value[0], value[1])
-    raise ValueError(
-        f"farewell_retry must be milliseconds (an int >= 0) or a (low, high) range, got {value!r}"
+    raise TypeError(
+        f"{name} must be an anyio.Event (anything with set()) or None, got {shown(value)}"
     )
 
 
@@ -183,38 +191,22 @@ class EventSourceResponse(Response):
         max_prefetch: int = DEFAULT_MAX_PREFETCH,
     ) -> None:
         kind = _classify(content, args)
-        if isinstance(max_prefetch, bool) or not isinstance(max_prefetch, int):
-            raise TypeError(f"max_prefetch must be an int, got {type(max_prefetch).__name__}")
-        if max_prefetch < 1:
-            raise ValueError(f"max_prefetch must be >= 1, got {max_prefetch!r}")
-        self.max_prefetch = max_prefetch
-        if stream_limit is not None and not isinstance(stream_limit, StreamLimit):
-            raise TypeError(
-                f"stream_limit must be a trio_sse.StreamLimit, got {type(stream_limit).__name__}"
-            )
-        self.stream_limit = stream_limit
-        self.sep = DEFAULT_SEPARATOR if sep is None else check_sep(sep)
-        interval = _check_seconds(
-            "ping", DEFAULT_PING_INTERVAL if ping is None else ping, allow_none=False
+        self.max_prefetch = positive_int("max_prefetch", max_prefetch)
+        self.stream_limit = optional_instance(
+            "stream_limit", stream_limit, StreamLimit, "a trio_sse.StreamLimit"
         )
-        assert interval is not None
+        self.sep = DEFAULT_SEPARATOR if sep is None else check_sep(sep)
+        interval = seconds("ping", DEFAULT_PING_INTERVAL if ping is None else ping)
         self.ping_interval = interval
-        timeout = _check_seconds("send_timeout", send_timeout, allow_none=True)
-        if timeout == 0:
-            raise ValueError("send_timeout must be > 0 (or None for no limit)")
+        timeout = seconds("send_timeout", send_timeout, allow_none=True, positive=True)
         self.send_timeout = timeout
-        grace = _check_seconds("shutdown_grace_period", shutdown_grace_period, allow_none=False)
-        assert grace is not None
-        if shutdown is not None and not isinstance(shutdown, ShutdownToken):
-            raise TypeError(f"shutdown must be a ShutdownToken, got {type(shutdown).__name__}")
-        if (
-            isinstance(max_buffer_size, bool)
-            or not isinstance(max_buffer_size, int)
-            or max_buffer_size < 0
-        ):
-            raise ValueError(f"max_buffer_size must be an int >= 0, got {max_buffer_size!r}")
-        if ping_message_factory is not None and not callable(ping_message_factory):
-            raise TypeError("ping_message_factory must be callable")
+        grace = seconds("shutdown_grace_period", shutdown_grace_period)
+        shutdown = optional_instance("shutdown", shutdown, ShutdownToken, "a ShutdownToken")
+        non_negative_int("max_buffer_size", max_buffer_size)
+        optional_callable("ping_message_factory", ping_message_factory)
+        optional_callable("data_sender_callable", data_sender_callable)
+        optional_callable("client_close_handler_callable", client_close_handler_callable)
+        shutdown_event = _check_event("shutdown_event", shutdown_event)
         self.status_code = status_code
         self.media_type = self.media_type if media_type is None else media_type
         self.background = background
@@ -225,11 +217,7 @@ class EventSourceResponse(Response):
         self.shutdown_event = shutdown_event
         self.shutdown_grace_period = grace
         self.max_buffer_size = max_buffer_size
-        if farewell is not None and not isinstance(
-            farewell, (ServerSentEvent, str, bytes, Mapping)
-        ):
-            raise TypeError("farewell must be a ServerSentEvent, a dict, a str or bytes")
-        self.farewell = farewell
+        self.farewell = _check_farewell(farewell)
         self.farewell_retry = _check_retry_range(farewell_retry)
 
         merged = MutableHeaders()
@@ -256,7 +244,7 @@ class EventSourceResponse(Response):
             shutdown_event=shutdown_event,
             shutdown_grace_period=grace,
             max_buffer_size=max_buffer_size,
-            cleanup_timeout=_check_seconds("cleanup_timeout", cleanup_timeout, allow_none=True),
+            cleanup_timeout=seconds("cleanup_timeout", cleanup_timeout, allow_none=True),
             farewell=farewell,
             farewell_retry=self.farewell_retry,
             max_prefetch=max_prefetch,

@@ -25,6 +25,7 @@ import anyio
 
 from ._channels import parking_pair
 from ._events import ServerSentEvent
+from ._validate import is_int, is_number, shown
 from .backends._base import Entry, Position
 
 __all__ = [
@@ -99,16 +100,15 @@ def check_options(max_buffer_size: object, on_overflow: object, block_timeout: o
     Each message names the argument and shows the value. Every type is checked before any
     value, so a wrong type is a ``TypeError`` whatever the other arguments are.
     """
-    if isinstance(max_buffer_size, bool) or not isinstance(max_buffer_size, int):
-        raise TypeError(f"max_buffer_size must be an int, got {max_buffer_size!r}")
+    if not is_int(max_buffer_size):
+        raise TypeError(f"max_buffer_size must be an int, got {shown(max_buffer_size)}")
     if not isinstance(on_overflow, str):  # an Overflow is a str
         raise TypeError(
-            f"on_overflow must be a trio_sse.Overflow or its value (a str), got {on_overflow!r}"
+            f"on_overflow must be a trio_sse.Overflow or its value (a str), got {shown(on_overflow)}"
         )
-    if block_timeout is not None and (
-        isinstance(block_timeout, bool) or not isinstance(block_timeout, (int, float))
-    ):
-        raise TypeError(f"block_timeout must be a number of seconds, got {block_timeout!r}")
+    if block_timeout is not None and not is_number(block_timeout):
+        raise TypeError(f"block_timeout must be a number of seconds, got {shown(block_timeout)}")
+    assert isinstance(max_buffer_size, int)
     if max_buffer_size < 1:
         raise ValueError(
             f"max_buffer_size must be >= 1 (subscriber buffers are bounded), got {max_buffer_size}"
@@ -127,6 +127,7 @@ def check_options(max_buffer_size: object, on_overflow: object, block_timeout: o
             f"block_timeout only applies to on_overflow='block', not {overflow.value!r} "
             f"(got block_timeout={block_timeout!r})"
         )
+    assert isinstance(block_timeout, (int, float))
     if math.isnan(block_timeout) or block_timeout <= 0:
         raise ValueError(f"block_timeout must be > 0 seconds, got {block_timeout!r}")
     return Options(max_buffer_size, overflow, float(block_timeout))

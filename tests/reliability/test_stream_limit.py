@@ -86,10 +86,15 @@ def test_arguments_are_checked() -> None:
         StreamLimit(-1)
     with pytest.raises(ValueError, match="retry_after"):
         StreamLimit(1, retry_after=-1)
-    with pytest.raises(ValueError, match="retry_after"):
+    # A wrong type is a TypeError, a bad value a ValueError, both named (issue 12).
+    with pytest.raises(TypeError, match=r"retry_after must be an int .*got 1.5"):
         StreamLimit(1, retry_after=1.5)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="on_full"):
+    with pytest.raises(ValueError, match="on_full must be one of 'reject', 'retry', got 'drop'"):
         StreamLimit(1, on_full="drop")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"on_full .*got None"):
+        StreamLimit(1, on_full=None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="limit must be a StreamLimit, got 3"):
+        StreamLimitMiddleware(limited_app(max_streams=1), limit=3)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="max_streams= or limit="):
         StreamLimitMiddleware(limited_app(max_streams=1))
     with pytest.raises(TypeError, match="not both"):

@@ -1,8 +1,11 @@
 """pytest plugin: stream an ASGI app in-process, with its lifespan, on the anyio backend.
 
-Enable it with ``-p trio_sse.testing._plugin`` (or ``pytest_plugins`` in the root
-``conftest.py``; the package registers it as a ``pytest11`` entry point too). Define a fixture
-``sse_app`` that returns the app under test; then, in tests marked ``@pytest.mark.anyio``:
+Installing trio_sse is enough: the package registers this module as the ``pytest11`` entry
+point ``trio_sse``, so pytest loads it in every project where trio_sse is installed (``-p
+no:trio_sse`` turns it off; under ``PYTEST_DISABLE_PLUGIN_AUTOLOAD`` name it with ``-p
+trio_sse.testing._plugin``). Do not list it in ``pytest_plugins`` too: pytest refuses a module
+registered under two names. Define a fixture ``sse_app`` that returns the app under test; then, in tests
+marked ``@pytest.mark.anyio``:
 
 * ``sse_stream(path="/", **options)`` opens :func:`~trio_sse.testing.open_event_stream` on
   the running app (same options), an async context manager yielding an
