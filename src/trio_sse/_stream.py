@@ -6,7 +6,8 @@ owns, so nothing outlives the response:
 * the **writer** is the ASGI call's own task.  It is the only task that calls ``send``, so
   pings and events are never sent concurrently.  It drains every item that is already
   waiting (up to ~64 KiB) into one ``http.response.body`` message — coalescing only what is
-  ready, never waiting on a timer to fill a batch (see ``_write``) — and parks in the
+  ready, never waiting on a timer to fill a batch (the policy is ``_batch.Batch``, pure and
+  tested without a loop) — and parks in the
   channel's ``receive()`` inside one long-lived cancel scope, which is cancelled only while
   it is parked, to wake it for a ping or for shutdown. On a broadcast subscriber's stream
   (``_channels.ParkingReceiveStream``) it parks on the stream itself and is woken by
@@ -41,6 +42,7 @@ import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._asynclib import current_asynclib, running_under_trio, trio_channel_exceptions
+from ._batch import BATCH_BYTES, PARK, PASS, Batch
 from ._channels import ParkingReceiveStream, producer_send_end
 from ._encoder import SEPARATORS
 from ._errors import SendTimeoutError
@@ -54,11 +56,6 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-# Ready events are gathered into one ASGI message up to about this many bytes: the per-message
-# cost of the server (tens of microseconds on hypercorn's trio worker) is what limits
-# throughput, not the size of the body.
-_BATCH_BYTES = 64 * 1024
-
 # How long a server-cancelled stream may take to send its last message, shielded.
 _CLOSING_SEND_TIMEOUT = 1.0
 
@@ -67,16 +64,6 @@ _SHUTDOWN = "shutdown"
 _FAILED = "failed"
 
 _NOTHING: Any = object()  # no item waiting to be encoded
-
-# A busy producer's batch is sent after at most this many scheduling passes, even if the
-# producer is still going: the first event of a batch never waits for more than that.
-_MAX_PASSES = 64
-
-# Two sends less than this apart (seconds) mean a busy producer: worth a scheduling pass after
-# the send to gather what it makes next. Slower streams (a broadcast to many subscribers, say)
-# go straight back to waiting. Only decides whether to look again, never delays a send.
-_BUSY_GAP = 0.001
-
 
 _PING = {sep: ServerSentEvent(comment="ping").encode(sep) for sep in SEPARATORS}
 
@@ -304,50 +291,17 @@ class Connection:
         try:
             async with anyio.create_task_group() as group:
                 self._group = group
-                group.start_soon(self._listen, token)
-                if feed is not None:
-                    scope = self._producer_scope = anyio.CancelScope()
-                    if send_stream is not None:
-                        # The stream's own cancellations, noticed by every send without a pass.
-                        producer_send_end(send_stream, (scope, group.cancel_scope))
-                    group.start_soon(_run_in_scope, scope, feed, "the stream's producer")
-                if spec.data_sender is not None:
-                    # A scope of its own: one cancel scope cannot be entered by two tasks.
-                    scope = self._sender_scope = anyio.CancelScope()
-                    group.start_soon(_run_in_scope, scope, spec.data_sender, "data_sender_callable")
-                with token._watch(self._on_shutdown):
-                    try:
+                self._start_tasks(group, token, feed, send_stream)
+                try:
+                    with token._watch(self._on_shutdown):
                         outcome = await self._write(source)
-                    except SendTimeoutError as exc:
-                        timed_out = exc
-                        group.cancel_scope.cancel()
-                        outcome = None
-                    except _ClientGone:
-                        self._disconnected = True
-                        group.cancel_scope.cancel()
-                        outcome = None
-                if outcome is not None:
-                    if token.triggered:
-                        # The producer may have seen ``token.triggered`` and closed its channel
-                        # before the token's wake-up reached this loop (under trio it runs in
-                        # a later batch than the trigger): the stream still ends for shutdown.
-                        self._on_shutdown()
-                    if outcome != _END and self._producer_scope is not None:
-                        # Shutdown grace over, or a bad item: the producer is cancelled. At a
-                        # normal end it closed its channel itself and may still be cleaning up.
-                        self._producer_scope.cancel()
-                    if self._sender_scope is not None:
-                        # The data sender has nothing to feed once the content ended (as in
-                        # sse-starlette, whose task group ends with the stream).
-                        self._sender_scope.cancel()
-                    try:
-                        await self._finish_body()
-                    except SendTimeoutError as exc:
-                        timed_out = exc
-                        group.cancel_scope.cancel()
-                    except _ClientGone:
-                        self._disconnected = True
-                    self._stop_listener()
+                    await self._stop(outcome, token)
+                except SendTimeoutError as exc:
+                    timed_out = exc
+                    group.cancel_scope.cancel()
+                except _ClientGone:
+                    self._disconnected = True
+                    group.cancel_scope.cancel()
         except anyio.get_cancelled_exc_class():
             if not self._finished and not self._disconnected:
                 # Cancelled by the server (its graceful timeout): a clean end of body still
@@ -365,6 +319,53 @@ class Connection:
             source.close()
         if timed_out is not None:
             raise timed_out
+
+    def _start_tasks(
+        self,
+        group: anyio.abc.TaskGroup,
+        token: ShutdownToken,
+        feed: Callable[[], Awaitable[None]] | None,
+        send_stream: MemoryObjectSendStream[Any] | None,
+    ) -> None:
+        """Start the listener, and the producer and the data sender if there are any."""
+        group.start_soon(self._listen, token)
+        if feed is not None:
+            scope = self._producer_scope = anyio.CancelScope()
+            if send_stream is not None:
+                # The stream's own cancellations, noticed by every send without a pass.
+                producer_send_end(send_stream, (scope, group.cancel_scope))
+            group.start_soon(_run_in_scope, scope, feed, "the stream's producer")
+        data_sender = self._spec.data_sender
+        if data_sender is not None:
+            # A scope of its own: one cancel scope cannot be entered by two tasks.
+            scope = self._sender_scope = anyio.CancelScope()
+            group.start_soon(_run_in_scope, scope, data_sender, "data_sender_callable")
+
+    async def _stop(self, outcome: str, token: ShutdownToken) -> None:
+        """The writer stopped for *outcome*: cancel what must stop, then finish the body.
+
+        Raises ``SendTimeoutError`` if that last send timed out; a client gone by then is
+        only noted. The listener is stopped in any case.
+        """
+        if token.triggered:
+            # The producer may have seen ``token.triggered`` and closed its channel before
+            # the token's wake-up reached this loop (under trio it runs in a later batch than
+            # the trigger): the stream still ends for shutdown.
+            self._on_shutdown()
+        if outcome != _END and self._producer_scope is not None:
+            # Shutdown grace over, or a bad item: the producer is cancelled. At a normal end
+            # it closed its channel itself and may still be cleaning up.
+            self._producer_scope.cancel()
+        if self._sender_scope is not None:
+            # The data sender has nothing to feed once the content ended (as in sse-starlette,
+            # whose task group ends with the stream).
+            self._sender_scope.cancel()
+        try:
+            await self._finish_body()
+        except _ClientGone:
+            self._disconnected = True
+        finally:
+            self._stop_listener()
 
     async def _finish_body(self) -> None:
         """Send the last body message: the farewell (when ending for shutdown), then EOF."""
@@ -596,181 +597,136 @@ class Connection:
     async def _write(self, source: Source) -> str:
         """Stream the source; return why it stopped (``_END``, ``_SHUTDOWN`` or ``_FAILED``).
 
-        Coalescing takes only what is ready, and never waits on a timer:
-
-        * an item that arrives while the writer is parked (the producer was idle) is sent at
-          once, with whatever is already queued behind it;
-        * after a send that came soon after the previous one (``_BUSY_GAP``), the writer lets
-          the ready tasks run for one scheduling pass and looks again. If something arrived,
-          the producer is busy: the writer keeps taking what each pass brings until a pass
-          (two under trio: ``quiet_passes``) brings nothing, the batch reaches ~64 KiB
-          or ``_MAX_PASSES`` passes went by, and sends it all as one body message;
-        * otherwise it parks in the source's ``receive()``.
+        Sends what is ready as one body message, parks when nothing is (what goes into a
+        message, and whether to look again first, is ``_batch.Batch``'s policy); sends a ping
+        when woken for one. A broadcast subscriber's stream is parked on (``wait_ready``) with
+        no wait scope: the look at the top of the loop takes what woke it.
         """
-        spec = self._spec
-        sep = spec.sep
-        # A broadcast subscriber's stream: the writer parks on it directly once it found the
-        # buffer empty, rather than through ``receive()``, and is woken by unparking it.
-        stream = source.stream
+        spec, stream, gate = self._spec, source.stream, source.gate
         parking = self._parking = stream if isinstance(stream, ParkingReceiveStream) else None
-        park = parking.wait_ready if parking is not None else None
-        receive = stream.receive if parking is None else None
-        end = source.end
-        send = self._send
-        timed = spec.send_timeout is not None
-        clock = self._clock
-        ping = spec.ping_interval
-        batch: list[bytes] = []
-        size = 0
-        # An iterable's gate: a credit back per item the server accepted; and no use waiting
-        # for more items than the gate lets the pump take.
-        gate = source.gate
-        max_items = gate.limit if gate is not None else _BATCH_BYTES
-
+        wait = parking.wait_ready if parking is not None else stream.receive
+        end, clock, sep, ping = source.end, self._clock, spec.sep, spec.ping_interval
+        send = self._send if spec.send_timeout is None else self._send_message
+        batch = Batch(gate.limit if gate is not None else BATCH_BYTES, self._quiet_passes)
         item: object = _NOTHING
-        last_send = -math.inf
         status: str | None = None
-        busy = False  # the producer made items while the writer was sending or passing
         while True:
-            scope: anyio.CancelScope | contextlib.nullcontext[None]
-            if park is None:
-                scope = self._wait_scope = anyio.CancelScope()
-            else:
-                scope = _NO_SCOPE  # woken by unparking (see ``_wake_writer``)
             self._woken = False
-            with scope:
+            with _NO_SCOPE if parking is not None else self._new_wait_scope():
                 while True:
                     if item is not _NOTHING:
+                        status, item = _add_item(batch, item, sep), _NOTHING
+                    if status is None:  # always look for more, even after a lone event
+                        status = _drain(source, sep, batch)
+                    if status is None and batch.wants_gathering():
+                        status = await self._gather(source, batch)
+                    step = PARK
+                    if batch.chunks:
+                        count = len(batch.chunks)
                         try:
-                            chunk = encode_item(item, sep)
-                        except Exception:
-                            logger.exception(
-                                "trio_sse: a stream item could not be encoded; ending the stream"
-                            )
-                            return _FAILED
-                        item = _NOTHING
-                        batch.append(chunk)
-                        size += len(chunk)
-                    # Always look for more, even after a lone event: a server that fell behind
-                    # (a broadcast to many subscribers) catches up by sending what queued up
-                    # meanwhile as one message, not one message per event.
-                    if status is None:  # else: the look before parking found the end
-                        status, size = _drain(source, sep, batch, size)
-                    if busy and status is None and size < _BATCH_BYTES and len(batch) < max_items:
-                        quiet = 0
-                        quiet_needed = self._quiet_passes
-                        for _ in range(_MAX_PASSES):
-                            await self._pass()
-                            count = len(batch)
-                            status, size = _drain(source, sep, batch, size)
-                            if (
-                                status is not None
-                                or size >= _BATCH_BYTES
-                                or len(batch) >= max_items
-                            ):
-                                break
-                            if len(batch) == count:
-                                quiet += 1
-                                if quiet >= quiet_needed:
-                                    break
-                            else:
-                                quiet = 0
-                    full = size >= _BATCH_BYTES
-                    recent = False
-                    if batch:
-                        items = len(batch)
-                        body = batch[0] if items == 1 else b"".join(batch)
-                        batch.clear()
-                        size = 0
-                        message = {"type": "http.response.body", "body": body, "more_body": True}
-                        if timed:
-                            await self._send_message(message)
-                        else:
-                            try:
-                                await send(message)
-                            except OSError as exc:
-                                raise _ClientGone from exc
+                            await send(_body_message(batch.take()))
+                        except SendTimeoutError:  # (an OSError too: from ``_send_message``)
+                            raise
+                        except OSError as exc:
+                            raise _ClientGone from exc
                         if gate is not None:
-                            gate.release(items)  # the server accepted them
-                        now = clock()
-                        recent = now - last_send < _BUSY_GAP
-                        last_send = now
+                            gate.release(count)  # the server accepted them
+                        step = batch.sent(now := clock())
                         if ping:
                             self._next_ping = now + ping
                     if status is not None:
                         return status
+                    if step is PASS:  # one pass for the ready tasks, then look again
+                        await self._pass()
+                        status = _drain(source, sep, batch)
                     if self._shutdown_requested and self._grace_over():
                         return _SHUTDOWN
-                    if full:
-                        busy = True
+                    if batch.look_again(step, status is not None):
                         continue
-                    if recent:
-                        # Sending again so soon: the producer may be busy. One pass for the
-                        # ready tasks, then look again before parking. (A stream of lone
-                        # events skips this: the pass would only cost it CPU.)
-                        await self._pass()
-                        status, size = _drain(source, sep, batch, size)
-                        if batch or status is not None:
-                            busy = True
-                            continue
-                    busy = False
-                    if self._shutdown_requested and self._grace_over():
-                        return _SHUTDOWN  # (shutdown may have begun during that pass)
-                    grace_deadline = self._grace_deadline
+                    grace = self._grace_deadline
                     self._waiting = True
                     try:
-                        if park is not None:
-                            # Woken when something arrived (or the end): the look at the top
-                            # of the loop takes it.
-                            if grace_deadline == math.inf:
-                                await park()
-                            else:
-                                with anyio.CancelScope(deadline=grace_deadline):
-                                    await park()
-                        else:
-                            assert receive is not None
-                            if grace_deadline == math.inf:
-                                item = await receive()
-                            else:
-                                with anyio.CancelScope(deadline=grace_deadline):
-                                    item = await receive()
+                        got = await (wait() if grace == math.inf else _wait_until(wait, grace))
                     except end:
                         return _END
                     finally:
                         self._waiting = False
-                    if self._woken:
-                        # Woken as the item arrived: leave the cancelled scope first. (A flag,
-                        # not ``scope.cancel_called``: under trio that reads the clock.)
-                        break
-            # The wait was interrupted: a ping is due, or shutdown began (or the grace period
-            # ran out, which the next round notices).
-            if item is _NOTHING and ping and clock() >= self._next_ping:
-                factory = spec.ping_factory
-                if factory is None:
-                    ping_bytes = spec.ping_bytes
-                else:
-                    try:
-                        ping_bytes = encode_item(factory(), sep)
-                    except Exception:
-                        logger.exception("trio_sse: ping_message_factory failed; ending the stream")
-                        return _FAILED
-                await self._send_message(
-                    {"type": "http.response.body", "body": ping_bytes, "more_body": True}
-                )
-                self._next_ping = clock() + ping
+                    item = got if parking is None else _NOTHING
+                    if self._woken:  # (not ``scope.cancel_called``: trio reads the clock)
+                        break  # woken as the item arrived: leave the cancelled scope first
+            # Woken: a ping is due, or shutdown began (or its grace ran out: the next round sees).
+            ping_due = item is _NOTHING and ping and clock() >= self._next_ping
+            if ping_due and not await self._send_ping():
+                return _FAILED
+
+    def _new_wait_scope(self) -> anyio.CancelScope:
+        """The writer's wait scope until its next wake-up (a cancelled scope is spent)."""
+        scope = self._wait_scope = anyio.CancelScope()
+        return scope
+
+    async def _gather(self, source: Source, batch: Batch) -> str | None:
+        """The producer is busy: take scheduling passes, each followed by a look, while
+        ``batch.gathered`` says so; return why the source stopped, if it did."""
+        batch.start_gathering()
+        sep = self._spec.sep
+        while True:
+            await self._pass()
+            before = len(batch.chunks)
+            status = _drain(source, sep, batch)
+            if status is not None or not batch.gathered(before):
+                return status
+
+    async def _send_ping(self) -> bool:
+        """Send a ping (the factory's, if any); ``False`` if the factory failed."""
+        spec = self._spec
+        ping_bytes = spec.ping_bytes
+        if spec.ping_factory is not None:
+            try:
+                ping_bytes = encode_item(spec.ping_factory(), spec.sep)
+            except Exception:
+                logger.exception("trio_sse: ping_message_factory failed; ending the stream")
+                return False
+        await self._send_message(_body_message(ping_bytes))
+        self._next_ping = self._clock() + spec.ping_interval
+        return True
 
 
-def _drain(source: Source, sep: str, batch: list[bytes], size: int) -> tuple[str | None, int]:
-    """Take and encode every item that is ready, up to the batch limit.
+def _body_message(body: bytes) -> Message:
+    return {"type": "http.response.body", "body": body, "more_body": True}
+
+
+async def _wait_until(wait: Callable[[], Awaitable[Any]], deadline: float) -> Any:
+    """``await wait()``, given up (returning ``_NOTHING``) at *deadline*: the grace period."""
+    with anyio.CancelScope(deadline=deadline):
+        return await wait()
+    return _NOTHING
+
+
+def _add_item(batch: Batch, item: object, sep: str) -> str | None:
+    """Encode *item* into *batch*; ``_FAILED`` (logged) if it cannot be encoded."""
+    try:
+        batch.add(encode_item(item, sep))
+    except Exception:
+        logger.exception("trio_sse: a stream item could not be encoded; ending the stream")
+        return _FAILED
+    return None
+
+
+def _drain(source: Source, sep: str, batch: Batch) -> str | None:
+    """Take and encode every item that is ready into *batch*, up to its byte limit.
 
     Returns why the source stopped (``_END``, ``_FAILED``) or ``None`` if it is just empty for
-    now, and the batch's new size in bytes. Never blocks. (A module function, not a closure
-    in ``_write``: an idle connection would keep one for its whole life.)
+    now. Never blocks. (A module function, not a closure in ``_write``: an idle connection
+    would keep one for its whole life.) The batch's item limit needs no check here: only an
+    iterable has one, and its gate keeps the channel below it.
     """
     receive_nowait = source.stream.receive_nowait
-    append = batch.append
+    append = batch.chunks.append
+    size = batch.size
+    limit = batch.max_bytes
+    status = None
     try:
-        while size < _BATCH_BYTES:
+        while size < limit:
             item = receive_nowait()
             if type(item) is ServerSentEvent:
                 chunk = item._encode_default(sep)
@@ -781,11 +737,12 @@ def _drain(source: Source, sep: str, batch: list[bytes], size: int) -> tuple[str
     except source.would_block:
         pass
     except source.end:
-        return _END, size
+        status = _END
     except Exception:
         logger.exception("trio_sse: a stream item could not be encoded; ending the stream")
-        return _FAILED, size
-    return None, size
+        status = _FAILED
+    batch.size = size
+    return status
 
 
 async def _run_in_scope(
