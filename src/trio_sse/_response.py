@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
-import inspect
 import random
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
 from starlette.background import BackgroundTask
 from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ._asynclib import is_trio_channel
-from ._channels import DirectSource
 from ._encoder import check_sep
 from ._events import DEFAULT_SEPARATOR, ServerSentEvent
 from ._limit import StreamLimit, limit_from_scope
 from ._prefetch import DEFAULT_MAX_PREFETCH as DEFAULT_MAX_PREFETCH
 from ._shutdown import ShutdownToken
-from ._stream import (
-    ANYIO_CHANNEL,
-    ASYNC_ITERABLE,
-    DIRECT,
-    PRODUCER,
-    SYNC_ITERABLE,
-    TRIO_CHANNEL,
-    Connection,
-    Message,
-    StreamSpec,
-)
+from ._sources import classify
+from ._stream import Connection, Message, StreamSpec
 from ._uvicorn import chain_uvicorn_signals_automatically
 from ._validate import (
     is_int,
@@ -48,41 +35,6 @@ __all__ = ["EventSourceResponse"]
 DEFAULT_PING_INTERVAL = 15
 DEFAULT_MAX_BUFFER_SIZE = 256
 DEFAULT_CLEANUP_TIMEOUT = 30.0
-
-
-def _classify(content: object, args: tuple[Any, ...]) -> str:
-    if isinstance(content, MemoryObjectReceiveStream):
-        kind = ANYIO_CHANNEL
-    elif isinstance(content, DirectSource):
-        kind = DIRECT
-    elif is_trio_channel(content):
-        kind = TRIO_CHANNEL
-    elif inspect.isasyncgenfunction(content) or inspect.isgeneratorfunction(content):
-        name = getattr(content, "__name__", "gen")
-        raise TypeError(
-            f"EventSourceResponse got the generator function {name!r} itself: call it "
-            f"({name}()) to pass a generator, or write a producer `async def producer(send)`"
-        )
-    elif isinstance(content, (str, bytes, bytearray, memoryview, Mapping, ServerSentEvent)):
-        raise TypeError(
-            f"EventSourceResponse content must be a producer function, a receive channel or "
-            f"an iterable of events, not a single {type(content).__name__}; wrap it in a list"
-        )
-    elif isinstance(content, AsyncIterable):
-        kind = ASYNC_ITERABLE
-    elif isinstance(content, Iterable):
-        kind = SYNC_ITERABLE
-    elif callable(content):
-        kind = PRODUCER
-    else:
-        raise TypeError(
-            "EventSourceResponse content must be a producer function `async def producer(send)`, "
-            "a memory receive channel (anyio or trio), an async iterable or an iterable; "
-            f"got {type(content).__name__}"
-        )
-    if args and kind != PRODUCER:
-        raise TypeError("positional arguments after content are passed to a producer function only")
-    return kind
 
 
 def _check_retry_range(value: object) -> int | tuple[int, int] | None:
@@ -190,7 +142,7 @@ class EventSourceResponse(Response):
         stream_limit: StreamLimit | None = None,
         max_prefetch: int = DEFAULT_MAX_PREFETCH,
     ) -> None:
-        kind = _classify(content, args)
+        source = classify(content, args)  # the content's kind, decided once
         self.max_prefetch = positive_int("max_prefetch", max_prefetch)
         self.stream_limit = optional_instance(
             "stream_limit", stream_limit, StreamLimit, "a trio_sse.StreamLimit"
@@ -231,9 +183,7 @@ class EventSourceResponse(Response):
         self.init_headers(merged)
 
         self._spec = StreamSpec(
-            kind=kind,
-            content=content,
-            args=args,
+            content=source,
             sep=self.sep,
             ping_interval=interval,
             ping_factory=ping_message_factory,
@@ -337,15 +287,4 @@ class EventSourceResponse(Response):
         await self._discard_content()
 
     async def _discard_content(self) -> None:
-        content = self._spec.content
-        kind = self._spec.kind
-        if kind in (ANYIO_CHANNEL, TRIO_CHANNEL):
-            content.close()
-        elif kind == ASYNC_ITERABLE:
-            aclose = getattr(content, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        elif kind == SYNC_ITERABLE:
-            close = getattr(content, "close", None)
-            if close is not None:
-                close()
+        await self._spec.content.discard()
