@@ -94,7 +94,8 @@ class EventSourceResponse(Response):
     * ``sep``: line end for events that have none of their own (``"\\r\\n"`` by default).
     * ``send_timeout``: seconds a send may take; when exceeded the producer is cancelled and
       the ASGI call raises :class:`SendTimeoutError`. ``None``: no limit (and no cancel scope).
-    * ``data_sender_callable``: an ``async def`` run beside the producer, cancelled with it.
+    * ``data_sender_callable``: an ``async def`` run beside the producer, in a cancel scope of
+      its own, cancelled when the stream ends (the content ended, shutdown, a disconnect).
     * ``client_close_handler_callable``: ``async def handler(message)`` awaited on disconnect.
     * ``shutdown``: the :class:`ShutdownToken` to obey (default: the process-wide token that
       the server integrations trigger); ``shutdown_event``: an ``anyio.Event`` set when the
