@@ -181,6 +181,30 @@ async def test_one_connection_refuses_two_commands_at_once(redis_server: RedisSe
             await connection.aclose()
 
 
+@needs_redis
+async def test_a_command_with_a_bad_argument_leaves_the_connection_usable(
+    redis_server: RedisServer,
+) -> None:
+    # The argument is refused before anything is sent; the connection (and the pool it goes
+    # back to) must still serve the next command. It used to stay "busy" for ever: every
+    # later command on it raised "called concurrently".
+    pool = RedisPool(RedisAddress(port=redis_server.port), size=1)
+    try:
+        with anyio.fail_after(10):
+            with pytest.raises(TypeError, match=r"str, bytes or int, got 1\.5"):
+                await pool.execute("SET", f"edges-{uuid.uuid4().hex[:8]}", 1.5)  # type: ignore[arg-type]
+            assert await pool.execute("PING") == "PONG"
+            connection = await pool.connect()
+            try:
+                with pytest.raises(TypeError):
+                    await connection.execute("ECHO", None)  # type: ignore[arg-type]
+                assert await connection.execute("ECHO", "still") == b"still"
+            finally:
+                await connection.aclose()
+    finally:
+        await pool.aclose()
+
+
 # -- parsing and options (no server) -------------------------------------------------------------
 
 
