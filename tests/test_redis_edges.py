@@ -119,6 +119,17 @@ async def test_a_replay_longer_than_one_page_has_no_gap_and_no_duplicate(
     assert [event.data for event in replayed] == [str(number) for number in range(1, count)]
 
 
+@needs_redis
+async def test_a_redis_backend_serves_one_hub(redis_server: RedisServer) -> None:
+    backend = RedisBackend(redis_server.url, prefix=unique_prefix())
+    with anyio.fail_after(10):
+        async with Broadcaster(backend) as hub:
+            with pytest.raises(RuntimeError, match="already serves a Broadcaster"):
+                async with Broadcaster(backend):
+                    pass
+            assert await hub.publish("t", "still served")
+
+
 # -- connections ---------------------------------------------------------------------------------
 
 
