@@ -11,6 +11,7 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import functools
 import ipaddress
 import json
 import pathlib
@@ -19,14 +20,21 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import anyio
 import pydantic
 import pytest
+from anyio.streams.memory import MemoryObjectSendStream
 from fastapi.encoders import jsonable_encoder
 
-from trio_sse import EventDecoder, JSONServerSentEvent, ServerSentEvent
+from trio_sse import EventDecoder, EventSourceResponse, JSONServerSentEvent, ServerSentEvent
 from trio_sse._events import encode_item, event_from_mapping
+from trio_sse._json import jsonable
+from trio_sse.testing import open_event_stream
+
+from .helpers import app_for, sse_app
 
 UTC = datetime.UTC
 WHEN = datetime.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
@@ -367,3 +375,124 @@ def test_rules_for_modules_loaded_late() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
+
+
+# --- through a response ----------------------------------------------------------------------
+
+
+def spaced(obj: object) -> str:
+    """A json_dumps whose output is told apart from the built-in's compact one."""
+    return json.dumps(jsonable(obj), separators=(", ", ": "))
+
+
+def point() -> Point:
+    return Point(1, 2.0, datetime.date(2020, 1, 1))
+
+
+COMPACT_POINT = '{"x":1,"y":2.0,"when":"2020-01-01"}'
+SPACED_POINT = '{"x": 1, "y": 2.0, "when": "2020-01-01"}'
+
+
+async def model_items(send: MemoryObjectSendStream[Any]) -> None:
+    async with send:
+        await send.send(JSONServerSentEvent(point(), event="built"))
+        await send.send({"data": point(), "event": "dict", "id": "2"})
+        await send.send(point())
+        await send.send(JSONServerSentEvent(point(), json_dumps=json.dumps))  # its own wins
+        await send.send({"data": 5})
+
+
+async def read_all(app: Any) -> list[ServerSentEvent]:
+    with anyio.fail_after(5):
+        async with open_event_stream(app) as stream:
+            events = [event async for event in stream]
+    assert stream.complete
+    return events
+
+
+@pytest.mark.anyio
+async def test_models_through_a_response() -> None:
+    events = await read_all(sse_app(lambda: model_items))
+    assert [event.data for event in events] == [
+        COMPACT_POINT,
+        COMPACT_POINT,
+        COMPACT_POINT,
+        '{"x": 1, "y": 2.0, "when": "2020-01-01"}',
+        "5",
+    ]
+    assert [(event.event, event.id) for event in events][:2] == [("built", None), ("dict", "2")]
+
+
+@pytest.mark.anyio
+async def test_response_json_dumps_applies_inside_its_stream() -> None:
+    events = await read_all(sse_app(lambda: model_items, json_dumps=spaced))
+    assert [event.data for event in events] == [SPACED_POINT] * 4 + ["5"]
+    # Outside the stream, the built-in encoder again.
+    assert JSONServerSentEvent(point()).data == COMPACT_POINT
+
+
+async def generated() -> AsyncIterator[object]:
+    yield JSONServerSentEvent(point())
+    yield {"data": point()}
+
+
+def generated_in_a_thread() -> Iterator[object]:
+    yield JSONServerSentEvent(point())
+    yield point()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("content", [generated, generated_in_a_thread])
+async def test_response_json_dumps_reaches_iterables(content: Callable[[], Any]) -> None:
+    events = await read_all(sse_app(content, json_dumps=orjson_or_spaced()))
+    assert [json.loads(event.data or "") for event in events] == [fastapi_json(point())] * 2
+    assert all(event.data != COMPACT_POINT for event in events)
+
+
+def orjson_or_spaced() -> Callable[[Any], str | bytes]:
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - orjson is in the test extra
+        return spaced
+    return functools.partial(orjson.dumps, option=orjson.OPT_INDENT_2)
+
+
+@pytest.mark.anyio
+async def test_response_json_dumps_set_after_construction() -> None:
+    def make() -> EventSourceResponse:
+        response = EventSourceResponse(model_items)
+        assert response.json_dumps is None
+        response.json_dumps = spaced
+        return response
+
+    events = await read_all(app_for(make))
+    assert events[0].data == SPACED_POINT
+
+
+def test_response_json_dumps_checked() -> None:
+    with pytest.raises(TypeError, match=r"^json_dumps must be callable or None, got 5$"):
+        EventSourceResponse(model_items, json_dumps=5)  # type: ignore[arg-type]
+    response = EventSourceResponse(model_items, json_dumps=spaced)
+    with pytest.raises(TypeError, match=r"^json_dumps must be callable or None, got 'x'$"):
+        response.json_dumps = "x"
+    assert response.json_dumps is spaced
+
+
+@pytest.mark.anyio
+async def test_a_model_that_cannot_be_encoded_ends_the_stream_cleanly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    @dataclasses.dataclass
+    class Holder:
+        thing: object
+
+    async def producer(send: MemoryObjectSendStream[Any]) -> None:
+        async with send:
+            await send.send(point())
+            await send.send({"data": Holder(Opaque())})
+            await send.send(point())
+
+    events = await read_all(sse_app(lambda: producer))
+    assert [event.data for event in events] == [COMPACT_POINT]
+    assert "could not be encoded" in caplog.text
+    assert "Opaque is not JSON serializable" in caplog.text
