@@ -28,8 +28,17 @@ import pydantic
 import pytest
 from anyio.streams.memory import MemoryObjectSendStream
 from fastapi.encoders import jsonable_encoder
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.routing import Route
 
-from trio_sse import EventDecoder, EventSourceResponse, JSONServerSentEvent, ServerSentEvent
+from trio_sse import (
+    Broadcaster,
+    EventDecoder,
+    EventSourceResponse,
+    JSONServerSentEvent,
+    ServerSentEvent,
+)
 from trio_sse._events import encode_item, event_from_mapping
 from trio_sse._json import jsonable
 from trio_sse.testing import open_event_stream
@@ -71,6 +80,11 @@ class Order:
     item: Item
     points: list[Point]
     tags: frozenset[str]
+
+
+@dataclasses.dataclass
+class Holder:
+    thing: object
 
 
 def item() -> Item:
@@ -185,10 +199,6 @@ def test_unknown_object_is_a_type_error_naming_its_type() -> None:
 
 
 def test_unknown_object_in_a_dataclass() -> None:
-    @dataclasses.dataclass
-    class Holder:
-        thing: object
-
     with pytest.raises(TypeError, match=r"Object of type object is not JSON serializable"):
         JSONServerSentEvent(Holder(object()))
 
@@ -482,10 +492,6 @@ def test_response_json_dumps_checked() -> None:
 async def test_a_model_that_cannot_be_encoded_ends_the_stream_cleanly(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    @dataclasses.dataclass
-    class Holder:
-        thing: object
-
     async def producer(send: MemoryObjectSendStream[Any]) -> None:
         async with send:
             await send.send(point())
@@ -496,3 +502,64 @@ async def test_a_model_that_cannot_be_encoded_ends_the_stream_cleanly(
     assert [event.data for event in events] == [COMPACT_POINT]
     assert "could not be encoded" in caplog.text
     assert "Opaque is not JSON serializable" in caplog.text
+
+
+# --- through the hub ---------------------------------------------------------------------------
+
+
+def hub_app(hub: Broadcaster, **response_options: Any) -> Starlette:
+    async def endpoint(request: Request) -> EventSourceResponse:
+        return EventSourceResponse(hub.stream("t", request), **response_options)
+
+    return Starlette(routes=[Route("/", endpoint)])
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("hub_dumps", [None, spaced])
+async def test_publish_models_through_the_hub(hub_dumps: Callable[[Any], str] | None) -> None:
+    expected = COMPACT_POINT if hub_dumps is None else SPACED_POINT
+    async with Broadcaster(json_dumps=hub_dumps) as hub:
+        first = await hub.publish("t", "first")
+        await hub.publish("t", point())
+        await hub.publish("t", {"data": point(), "event": "p"})
+        await hub.publish("t", JSONServerSentEvent(item()))  # built before: keeps its data
+        await hub.publish("t", {"data": {"a": 1}})  # not a model: str()-ed, as before
+        # The response's json_dumps does not re-encode what the hub published.
+        app = hub_app(hub, json_dumps=lambda obj: "never")
+        with anyio.fail_after(5):
+            async with open_event_stream(app, headers={"last-event-id": first}) as stream:
+                replayed = await stream.read_events(4)
+                live = await hub.publish("t", {"data": point(), "id": "9"})
+                (event,) = await stream.read_events(1)
+    assert [event.data for event in replayed] == [
+        expected,
+        expected,
+        JSONServerSentEvent(item()).data,
+        "{'a': 1}",
+    ]
+    assert replayed[1].event == "p"
+    assert (event.id, event.data) == (live, expected) == ("9", expected)
+
+
+@pytest.mark.anyio
+async def test_publish_with_orjson() -> None:
+    orjson = pytest.importorskip("orjson")
+    async with Broadcaster(json_dumps=orjson.dumps) as hub, hub.subscribe("t") as events:
+        await hub.publish("t", item())
+        with anyio.fail_after(5):
+            received = await events.receive()
+    assert received.json() == fastapi_json(item())
+
+
+@pytest.mark.anyio
+async def test_publish_refuses_an_unencodable_model_and_publishes_nothing() -> None:
+    async with Broadcaster() as hub:
+        with pytest.raises(TypeError, match=r"^data must be JSON serialisable .*Opaque"):
+            await hub.publish("t", {"data": Holder([Opaque()])})
+        assert hub.stats().published == 0
+
+
+def test_broadcaster_json_dumps_checked() -> None:
+    with pytest.raises(TypeError, match=r"^json_dumps must be callable or None, got 'orjson'$"):
+        Broadcaster(json_dumps="orjson")  # type: ignore[arg-type]
+    assert Broadcaster(json_dumps=spaced).json_dumps is spaced
