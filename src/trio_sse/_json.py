@@ -129,20 +129,35 @@ def _classes(module_name: str, names: tuple[str, ...]) -> tuple[type, ...]:
     return tuple(cls for cls in found if isinstance(cls, type))
 
 
+_model_base: type | None = None
+
+
 def _model_class() -> type | None:
-    pydantic = sys.modules.get("pydantic")
-    cls = getattr(pydantic, "BaseModel", None) if pydantic is not None else None
-    return cls if isinstance(cls, type) else None
+    """``pydantic.BaseModel`` once Pydantic is loaded, else ``None``; kept once found (an
+    attribute of ``pydantic`` itself goes through its slow lazy-import ``__getattr__``)."""
+    global _model_base
+    if _model_base is None:
+        main = sys.modules.get("pydantic.main")
+        cls = getattr(main, "BaseModel", None) if main is not None else None
+        if isinstance(cls, type):
+            _model_base = cls
+    return _model_base
+
+
+# Types that are never models: the items a stream is most often given, answered at once.
+_NOT_MODELS = frozenset({int, float, bool, str, bytes, list, tuple, dict, type(None)})
 
 
 def is_model(value: object) -> bool:
     """Whether *value* is a Pydantic model or a dataclass instance (data whose ``str()`` is of
     no use to a client). Never imports Pydantic."""
     cls = type(value)
+    if cls in _NOT_MODELS:
+        return False
     if hasattr(cls, "__dataclass_fields__"):
         return True
     base = _model_class()
-    return base is not None and isinstance(value, base)
+    return base is not None and issubclass(cls, base)
 
 
 def _find(cls: type) -> Callable[[Any], Any] | None:
