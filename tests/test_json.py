@@ -25,9 +25,11 @@ from typing import Any
 
 import anyio
 import pydantic
+import pydantic_core
 import pytest
 from anyio.streams.memory import MemoryObjectSendStream
 from fastapi.encoders import jsonable_encoder
+from pydantic.networks import NameEmail
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
@@ -134,6 +136,12 @@ VALUES: list[object] = [
     re.compile(r"a+b"),
     b"bytes \xc3\xa9",
     Point(1, 2.5, datetime.date(2020, 1, 1)),
+    pydantic.AnyUrl("https://example.org/a"),
+    pydantic.HttpUrl("http://example.org"),
+    pydantic.SecretStr("hunter2"),  # masked
+    pydantic.SecretBytes(b"hunter2"),
+    NameEmail("Ann", "ann@example.org"),
+    pydantic_core.Url("http://example.org/q"),
     [WHEN, (uuid.UUID(int=1), Colour.BLUE)],
     {"nested": {"when": WHEN, "set": {decimal.Decimal("3")}}},
 ]
