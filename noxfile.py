@@ -140,11 +140,19 @@ def wheel(session: nox.Session) -> None:
 
 @nox.session
 def coverage(session: nox.Session) -> None:
-    """The suite under coverage with branch measurement; fails below ``fail_under``."""
+    """The suite under coverage (branch, subprocesses too); fails below ``fail_under``.
+
+    ``[tool.coverage.run]`` in pyproject.toml has ``parallel`` and ``patch = ["subprocess"]``:
+    each process writes its own data file, combined before the report. The report runs even
+    when a test failed, then the session fails with pytest's status.
+    """
     session.install("-e", ".[test]")
     session.run("python", "-m", "coverage", "erase")
-    session.run("python", "-m", "coverage", "run", "-m", "pytest", *session.posargs)
-    session.run("python", "-m", "coverage", "report")
+    try:
+        session.run("python", "-m", "coverage", "run", "-m", "pytest", *session.posargs)
+    finally:
+        session.run("python", "-m", "coverage", "combine", "-q")
+        session.run("python", "-m", "coverage", "report")
 
 
 @nox.session

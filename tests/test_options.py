@@ -11,7 +11,7 @@ import json
 import math
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from typing import Any
 
 import anyio
@@ -164,6 +164,8 @@ def test_options_read_back_as_given_or_normalised() -> None:
         ("farewell_retry", (2, 1), ValueError, "farewell_retry must be a range"),
         ("farewell_retry", "1", TypeError, "farewell_retry must be milliseconds"),
         ("stream_limit", 5, TypeError, "stream_limit must be a trio_sse.StreamLimit or None"),
+        ("max_prefetch", 0, ValueError, "max_prefetch must be >= 1, got 0"),
+        ("max_prefetch", "16", TypeError, "max_prefetch must be an int, got '16'"),
     ],
 )
 def test_a_bad_value_set_after_construction_is_refused_and_not_kept(
@@ -316,6 +318,44 @@ async def test_cleanup_timeout_set_after_construction() -> None:
             await anyio.wait_all_tasks_blocked()
             stream.disconnect()
     assert cut_short.is_set()
+
+
+@pytest.mark.anyio
+async def test_max_prefetch_set_after_construction() -> None:
+    pulled = 0
+    accepted = 0
+    gone = anyio.Event()
+
+    async def numbers() -> AsyncIterator[int]:
+        nonlocal pulled
+        while True:
+            pulled += 1
+            yield pulled
+
+    async def receive() -> MutableMapping[str, Any]:
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        nonlocal accepted
+        if message["type"] == "http.response.body":
+            if accepted:
+                await anyio.sleep_forever()  # a client that reads nothing more
+            accepted = message["body"].count(b"data:")
+
+    async def disconnect_once_settled() -> None:
+        await anyio.wait_all_tasks_blocked()  # the pump took all it will
+        gone.set()
+
+    response = EventSourceResponse(numbers(), ping=0)
+    response.max_prefetch = 2  # the default is 16
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(disconnect_once_settled)
+            await response(scope, receive, send)
+    assert accepted >= 1
+    assert pulled - accepted == 2
 
 
 @pytest.mark.anyio

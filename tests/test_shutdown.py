@@ -377,3 +377,37 @@ async def test_disconnect_after_the_token_triggered_is_shutdown_not_the_client_l
     assert producer_cancelled.is_set()
     assert closed == []  # not a client leaving
     assert receive_calls == 1  # no second receive: it would return the disconnect at once
+
+
+async def test_pings_go_on_after_a_shutdown_disconnect_during_the_grace_period() -> None:
+    # The listener stops receiving after a disconnect that means shutdown, but keeps the ping
+    # timer: a long grace period is not silent.
+    token = ShutdownToken()
+    disconnect = anyio.Event()
+
+    async def producer(send: Send) -> None:
+        async with send:
+            await send.send("up")
+            await anyio.sleep_forever()
+
+    response = EventSourceResponse(producer, shutdown=token, shutdown_grace_period=0.5, ping=0.05)
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> MutableMapping[str, Any]:
+        await disconnect.wait()
+        return {"type": "http.disconnect"}
+
+    async def asgi_send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+        if message.get("body") == b"data: up\r\n\r\n":
+            token.trigger()
+            disconnect.set()
+
+    with anyio.fail_after(5):
+        await response(
+            {"type": "http", "method": "GET", "path": "/", "headers": []}, receive, asgi_send
+        )
+    bodies = [message["body"] for message in sent[1:]]
+    assert bodies[0] == b"data: up\r\n\r\n"
+    assert b": ping\r\n\r\n" in bodies[1:-1]
+    assert sent[-1]["more_body"] is False

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import inspect
 import random
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
 from starlette.background import BackgroundTask
 from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ._asynclib import is_trio_channel, running_under_trio
-from ._channels import DirectSource
 from ._events import DEFAULT_SEPARATOR, ServerSentEvent
 from ._json import JSONDumps, using_json_dumps
 from ._limit import StreamLimit, limit_from_scope
@@ -28,17 +24,8 @@ from ._options import (
 )
 from ._prefetch import DEFAULT_MAX_PREFETCH as DEFAULT_MAX_PREFETCH
 from ._shutdown import ShutdownToken
-from ._stream import (
-    ANYIO_CHANNEL,
-    ASYNC_ITERABLE,
-    DIRECT,
-    PRODUCER,
-    SYNC_ITERABLE,
-    TRIO_CHANNEL,
-    Connection,
-    Message,
-    StreamSpec,
-)
+from ._sources import classify
+from ._stream import Connection, Message, StreamSpec
 from ._uvicorn import chain_uvicorn_signals_automatically
 from ._validate import (
     non_negative_int,
@@ -53,41 +40,6 @@ __all__ = ["EventSourceResponse"]
 DEFAULT_PING_INTERVAL = 15
 DEFAULT_MAX_BUFFER_SIZE = 256
 DEFAULT_CLEANUP_TIMEOUT = 30.0
-
-
-def _classify(content: object, args: tuple[Any, ...]) -> str:
-    if isinstance(content, MemoryObjectReceiveStream):
-        kind = ANYIO_CHANNEL
-    elif isinstance(content, DirectSource):
-        kind = DIRECT
-    elif is_trio_channel(content):
-        kind = TRIO_CHANNEL
-    elif inspect.isasyncgenfunction(content) or inspect.isgeneratorfunction(content):
-        name = getattr(content, "__name__", "gen")
-        raise TypeError(
-            f"EventSourceResponse got the generator function {name!r} itself: call it "
-            f"({name}()) to pass a generator, or write a producer `async def producer(send)`"
-        )
-    elif isinstance(content, (str, bytes, bytearray, memoryview, Mapping, ServerSentEvent)):
-        raise TypeError(
-            f"EventSourceResponse content must be a producer function, a receive channel or "
-            f"an iterable of events, not a single {type(content).__name__}; wrap it in a list"
-        )
-    elif isinstance(content, AsyncIterable):
-        kind = ASYNC_ITERABLE
-    elif isinstance(content, Iterable):
-        kind = SYNC_ITERABLE
-    elif callable(content):
-        kind = PRODUCER
-    else:
-        raise TypeError(
-            "EventSourceResponse content must be a producer function `async def producer(send)`, "
-            "a memory receive channel (anyio or trio), an async iterable or an iterable; "
-            f"got {type(content).__name__}"
-        )
-    if args and kind != PRODUCER:
-        raise TypeError("positional arguments after content are passed to a producer function only")
-    return kind
 
 
 def _optional_seconds(name: str, value: object) -> float | None:
@@ -139,7 +91,8 @@ class EventSourceResponse(Response):
     * ``sep``: line end for events that have none of their own (``"\\r\\n"`` by default).
     * ``send_timeout``: seconds a send may take; when exceeded the producer is cancelled and
       the ASGI call raises :class:`SendTimeoutError`. ``None``: no limit (and no cancel scope).
-    * ``data_sender_callable``: an ``async def`` run beside the producer, cancelled with it.
+    * ``data_sender_callable``: an ``async def`` run beside the producer, in a cancel scope of
+      its own, cancelled when the stream ends (the content ended, shutdown, a disconnect).
     * ``client_close_handler_callable``: ``async def handler(message)`` awaited on disconnect.
     * ``shutdown``: the :class:`ShutdownToken` to obey (default: the process-wide token that
       the server integrations trigger); ``shutdown_event``: an ``anyio.Event`` set when the
@@ -221,9 +174,7 @@ class EventSourceResponse(Response):
         max_prefetch: int = DEFAULT_MAX_PREFETCH,
         json_dumps: JSONDumps | None = None,
     ) -> None:
-        self._kind = _classify(content, args)
-        self._content = content
-        self._args = args
+        self._source = classify(content, args)  # the content's kind, decided once
         # Each option is checked by its descriptor (see ``_options``). ``ping`` is stored as
         # ``ping_interval`` (sse-starlette's attribute) but an error names the argument given.
         self._ping_interval = seconds("ping", self.DEFAULT_PING_INTERVAL if ping is None else ping)
@@ -259,9 +210,7 @@ class EventSourceResponse(Response):
     def _stream_spec(self) -> StreamSpec:
         """The stream's spec, from the options as they are now (when an ASGI call starts)."""
         return StreamSpec(
-            kind=self._kind,
-            content=self._content,
-            args=self._args,
+            content=self._source,
             sep=self.sep,
             ping_interval=self.ping_interval,
             ping_factory=self.ping_message_factory,
@@ -284,11 +233,7 @@ class EventSourceResponse(Response):
         A trio channel given as content under asyncio raises ``RuntimeError`` before anything
         is sent: the server answers 500, not a 200 whose body breaks off.
         """
-        if self._kind == TRIO_CHANNEL and not running_under_trio():
-            raise RuntimeError(
-                "a trio MemoryReceiveChannel can only be streamed under trio; "
-                "use anyio.create_memory_object_stream() for code that runs on asyncio"
-            )
+        self._source.check_runnable()
         chain_uvicorn_signals_automatically()  # see trio_sse.chain_uvicorn_signals
         limit = None
         if scope["type"] == "http":
@@ -375,15 +320,4 @@ class EventSourceResponse(Response):
         await self._discard_content()
 
     async def _discard_content(self) -> None:
-        content = self._content
-        kind = self._kind
-        if kind in (ANYIO_CHANNEL, TRIO_CHANNEL):
-            content.close()
-        elif kind == ASYNC_ITERABLE:
-            aclose = getattr(content, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        elif kind == SYNC_ITERABLE:
-            close = getattr(content, "close", None)
-            if close is not None:
-                close()
+        await self._source.discard()

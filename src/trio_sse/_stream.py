@@ -32,23 +32,24 @@ import contextlib
 import logging
 import math
 import random
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 import anyio.to_thread
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
-from ._asynclib import current_asynclib, running_under_trio, trio_channel_exceptions
+from ._asynclib import current_asynclib
 from ._batch import BATCH_BYTES, PARK, PASS, Batch
 from ._channels import ParkingReceiveStream, producer_send_end
 from ._encoder import SEPARATORS
 from ._errors import SendTimeoutError
 from ._events import ServerSentEvent, encode_item
-from ._prefetch import DEFAULT_MAX_PREFETCH, PrefetchGate
+from ._prefetch import DEFAULT_MAX_PREFETCH
 from ._shutdown import ShutdownToken, _current, default_shutdown_token
+from ._sources import Content, Opened, Source
 
 logger = logging.getLogger("trio_sse")
 
@@ -74,55 +75,16 @@ class _ClientGone(Exception):
     """``send`` raised ``OSError``: the client disconnected (ASGI 2.4 servers)."""
 
 
-class Source:
-    """What the writer reads: a memory channel, and the exceptions its receive raises.
-
-    Normalises anyio's (``WouldBlock``/``EndOfStream``) and trio's (``WouldBlock``/
-    ``EndOfChannel``) exceptions so that the writer loop is written once. ``gate`` is the
-    iterable's :class:`PrefetchGate` (the writer returns a credit per item the server
-    accepted), ``None`` for other content.
-    """
-
-    __slots__ = ("end", "gate", "stream", "would_block")
-
-    def __init__(
-        self,
-        stream: Any,
-        would_block: type[BaseException],
-        end: tuple[type[BaseException], ...],
-        gate: PrefetchGate | None = None,
-    ) -> None:
-        self.stream = stream
-        self.would_block = would_block
-        self.end = end
-        self.gate = gate
-
-    @classmethod
-    def from_anyio(
-        cls, stream: MemoryObjectReceiveStream[Any], gate: PrefetchGate | None = None
-    ) -> Source:
-        return cls(stream, anyio.WouldBlock, (anyio.EndOfStream, anyio.ClosedResourceError), gate)
-
-    @classmethod
-    def from_trio(cls, channel: Any) -> Source:
-        return cls(channel, *trio_channel_exceptions())
-
-    def close(self) -> None:
-        self.stream.close()
-
-
 class StreamSpec:
     """Everything a response decided at construction; shared by all its ASGI calls."""
 
     __slots__ = (
-        "args",
         "cleanup_timeout",
         "client_close_handler",
         "content",
         "data_sender",
         "farewell",
         "farewell_retry",
-        "kind",
         "max_buffer_size",
         "max_prefetch",
         "ping_bytes",
@@ -138,9 +100,7 @@ class StreamSpec:
     def __init__(
         self,
         *,
-        kind: str,
-        content: Any,
-        args: tuple[Any, ...],
+        content: Content,
         sep: str,
         ping_interval: float,
         ping_factory: Callable[[], ServerSentEvent] | None,
@@ -156,12 +116,10 @@ class StreamSpec:
         farewell_retry: int | tuple[int, int] | None = None,
         max_prefetch: int = DEFAULT_MAX_PREFETCH,
     ) -> None:
-        self.kind = kind
         self.max_prefetch = max_prefetch
         self.farewell = farewell
         self.farewell_retry = farewell_retry
         self.content = content
-        self.args = args
         self.sep = sep
         self.ping_interval = ping_interval
         self.ping_factory = ping_factory
@@ -174,14 +132,6 @@ class StreamSpec:
         self.shutdown_grace_period = shutdown_grace_period
         self.max_buffer_size = max_buffer_size
         self.cleanup_timeout = cleanup_timeout
-
-
-PRODUCER = "producer"
-ANYIO_CHANNEL = "anyio-channel"
-TRIO_CHANNEL = "trio-channel"
-ASYNC_ITERABLE = "async-iterable"
-SYNC_ITERABLE = "sync-iterable"
-DIRECT = "direct"  # a DirectSource: the response opens its channel (Broadcaster.stream)
 
 
 class Connection:
@@ -256,16 +206,17 @@ class Connection:
         closed last; if it cannot be opened, that is logged and the body ends at once.
         (Returns the coroutine to await: one frame fewer kept by every open stream.)
         """
-        if self._spec.kind == DIRECT:
-            return self._run_direct()
-        return self._run(None)
+        content = self._spec.content
+        if content.opens_channel:
+            return self._run_direct(content)
+        return self._run(content.open(self._spec))
 
-    async def _run_direct(self) -> None:
+    async def _run_direct(self, content: Content) -> None:
         opened = False
         try:
-            async with self._spec.content.open_channel() as channel:
+            async with content.open_channel() as channel:
                 opened = True
-                await self._run(channel)
+                await self._run((Source.from_anyio(channel), None, None))
         except Exception:
             if opened:
                 raise
@@ -277,14 +228,14 @@ class Connection:
             except (SendTimeoutError, _ClientGone):
                 pass
 
-    async def _run(self, channel: MemoryObjectReceiveStream[Any] | None) -> None:
+    async def _run(self, opened: Opened) -> None:
         spec = self._spec
         lib = current_asynclib()
         self._clock, self._pass, self._quiet_passes = lib.clock, lib.schedule_pass, lib.quiet_passes
         if spec.ping_interval:
             self._next_ping = self._clock() + spec.ping_interval
         token = spec.shutdown if spec.shutdown is not None else default_shutdown_token()
-        source, feed, send_stream = self._open_source(channel)
+        source, feed, send_stream = opened
         timed_out: SendTimeoutError | None = None
         context_token = _current.set(token)
         token._stream_started()
@@ -393,103 +344,6 @@ class Connection:
         return b"".join(parts)
 
     # -- tasks --------------------------------------------------------------------------------
-
-    def _open_source(
-        self, channel: MemoryObjectReceiveStream[Any] | None
-    ) -> tuple[Source, Callable[[], Awaitable[None]] | None, MemoryObjectSendStream[Any] | None]:
-        """The writer's source, the producer's task (if any) and the send end it feeds."""
-        spec = self._spec
-        kind = spec.kind
-        if channel is not None:  # a DirectSource's, opened by ``run``
-            return Source.from_anyio(channel), None, None
-        if kind == ANYIO_CHANNEL:
-            return Source.from_anyio(spec.content), None, None
-        if kind == TRIO_CHANNEL:
-            if not running_under_trio():
-                raise RuntimeError(
-                    "a trio MemoryReceiveChannel can only be streamed under trio; "
-                    "use anyio.create_memory_object_stream() for code that runs on asyncio"
-                )
-            return Source.from_trio(spec.content), None, None
-        send_stream, receive_stream = anyio.create_memory_object_stream[Any](spec.max_buffer_size)
-        if kind == PRODUCER:
-
-            async def feed() -> None:
-                async with send_stream:
-                    await spec.content(send_stream, *spec.args)
-
-            return Source.from_anyio(receive_stream), feed, send_stream
-        # An iterable: pulled only as far ahead of the server as the gate lets it.
-        gate = PrefetchGate(spec.max_prefetch)
-        if kind == ASYNC_ITERABLE:
-
-            async def feed() -> None:
-                await self._pump_async(spec.content, send_stream, gate)
-
-        else:
-
-            async def feed() -> None:
-                await self._pump_sync(spec.content, send_stream, gate)
-
-        return Source.from_anyio(receive_stream, gate), feed, send_stream
-
-    async def _pump_async(
-        self,
-        iterable: AsyncIterable[Any],
-        send_stream: MemoryObjectSendStream[Any],
-        gate: PrefetchGate,
-    ) -> None:
-        iterator = aiter(iterable)
-        send = send_stream.send
-        acquire = gate.acquire
-        pull = iterator.__anext__
-        try:
-            async with send_stream:
-                while True:
-                    # A credit before each pull: at most ``max_prefetch`` items taken and not
-                    # yet accepted by the server. The iterator's own awaits are its schedule
-                    # points; the send end's ``send`` adds one only when the buffer is full or
-                    # a time slice is over (see ``_channels``), so the items an iterator makes
-                    # without waiting reach the writer together, as one body message.
-                    await acquire()
-                    try:
-                        item = await pull()
-                    except StopAsyncIteration:
-                        break
-                    await send(item)
-        finally:
-            # Cancelled while the generator sat at a ``yield``: it is suspended, not finished,
-            # and only aclose() runs its ``finally`` now instead of at garbage collection.
-            aclose = getattr(iterator, "aclose", None)
-            if aclose is not None:
-                with anyio.move_on_after(
-                    _timeout(self._spec.cleanup_timeout), shield=True
-                ) as scope:
-                    await aclose()
-                if scope.cancelled_caught:
-                    logger.warning("trio_sse: closing the stream's async iterator timed out")
-
-    async def _pump_sync(
-        self, iterable: Iterable[Any], send_stream: MemoryObjectSendStream[Any], gate: PrefetchGate
-    ) -> None:
-        iterator = iter(iterable)
-        done = object()
-        try:
-            async with send_stream:
-                while True:
-                    await gate.acquire()  # as in ``_pump_async``
-                    # One worker-thread call per item: a blocking iterator never blocks the loop.
-                    # The call is not abandoned on cancellation (the thread would keep running
-                    # the iterator), so a disconnect waits for the current next() to return.
-                    item = await anyio.to_thread.run_sync(next, iterator, done)
-                    if item is done:
-                        break
-                    await send_stream.send(item)
-        finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(close)
 
     async def _listen(self, token: ShutdownToken) -> None:
         """Wait for ``http.disconnect``; meanwhile keep the ping timer.
@@ -756,7 +610,3 @@ async def _run_in_scope(
             # The stream still ends cleanly: the writer sends what was produced before the
             # error, then finishes the body; the browser will reconnect.
             logger.exception("trio_sse: %s raised; ending the stream", what)
-
-
-def _timeout(value: float | None) -> float:
-    return math.inf if value is None else value

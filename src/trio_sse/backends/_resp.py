@@ -276,8 +276,10 @@ class RedisConnection:
             raise RedisConnectionError(f"the connection to Redis at {self._address} is closed")
         if self._busy:
             raise RuntimeError("RedisConnection.execute called concurrently")
-        self._busy = True
+        # Encoded before the connection is marked busy: a bad argument (TypeError) must leave
+        # it usable, as nothing was sent.
         payload = _encode_command(args)
+        self._busy = True
         completed = False
         self._reader.received = False
         try:
