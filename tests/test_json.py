@@ -40,6 +40,7 @@ from trio_sse import (
     EventSourceResponse,
     JSONServerSentEvent,
     ServerSentEvent,
+    _json,
 )
 from trio_sse._events import encode_item, event_from_mapping
 from trio_sse._json import jsonable
@@ -378,21 +379,56 @@ def test_import_and_use_does_not_import_pydantic() -> None:
 
 
 def test_rules_for_modules_loaded_late() -> None:
-    # A type met first is cached; a module imported afterwards still gets its rule.
+    # A rule's classes are looked up when needed: a module imported after trio_sse is used
+    # still gets its rule.
     code = textwrap.dedent(
         """
         import sys
         import trio_sse
-        assert "decimal" not in sys.modules
-        trio_sse.JSONServerSentEvent({1})
-        import decimal
-        assert trio_sse.JSONServerSentEvent(decimal.Decimal("2.5")).data == "2.5"
+        assert "pydantic_core" not in sys.modules
+        assert trio_sse.JSONServerSentEvent({1}).data == "[1]"
+        import pydantic_core
+        url = pydantic_core.Url("http://example.org/")
+        assert trio_sse.JSONServerSentEvent(url).data == '"http://example.org/"'
         """
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_type_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_json, "_CACHE", {})
+    monkeypatch.setattr(_json, "_CACHE_SIZE", 2)
+    values = [uuid.UUID(int=1), Colour.RED, datetime.date(2020, 1, 1), Point(0, 0.0, WHEN)]
+    assert data_of(values) == fastapi_json(values)
+    assert len(_json._CACHE) <= 2
+
+
+class Name(str):
+    pass
+
+
+def test_the_slow_path_keeps_str_subclasses_and_converts_enums() -> None:
+    value = {uuid.UUID(int=1): [Name("n"), Level.HIGH, 1.5, (True, None)]}
+    assert data_of(value) == {"00000000-0000-0000-0000-000000000001": ["n", 3, 1.5, [True, None]]}
+
+
+def test_json_dumps_refusing_the_converted_data_too() -> None:
+    def never(obj: object) -> str:
+        raise TypeError("not today")
+
+    with pytest.raises(TypeError, match=r"^data must be JSON serialisable \(not today\), got "):
+        JSONServerSentEvent(point(), json_dumps=never)
+    calls: list[object] = []
+
+    def second_refuses(obj: object) -> str:
+        calls.append(obj)
+        raise TypeError("first") if len(calls) == 1 else ValueError("second")
+
+    with pytest.raises(ValueError, match=r"^data must be valid JSON \(second\), got "):
+        JSONServerSentEvent(point(), json_dumps=second_refuses)
 
 
 # --- through a response ----------------------------------------------------------------------
