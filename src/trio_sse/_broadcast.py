@@ -27,7 +27,8 @@ import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._channels import DirectSource
-from ._events import ServerSentEvent, event_from_mapping
+from ._events import JSONServerSentEvent, ServerSentEvent, event_from_mapping
+from ._json import JSONDumps, is_model
 from ._resume import (
     MAX_LAST_EVENT_ID_LENGTH,
     Resume,
@@ -43,7 +44,7 @@ from ._subscriber import (
     Subscriber,
     check_options,
 )
-from ._validate import positive_int
+from ._validate import optional_callable, positive_int
 from .backends._base import Backend, Entry, Position
 from .backends.memory import MemoryBackend
 
@@ -91,7 +92,7 @@ def _check_topic(topic: object) -> str:
     return topic
 
 
-def _as_event(item: object) -> ServerSentEvent:
+def _as_event(item: object, json_dumps: JSONDumps | None) -> ServerSentEvent:
     if isinstance(item, ServerSentEvent):
         return item
     if isinstance(item, (bytes, bytearray, memoryview)):
@@ -100,7 +101,9 @@ def _as_event(item: object) -> ServerSentEvent:
             "kept in the history or given an id"
         )
     if isinstance(item, Mapping):
-        return event_from_mapping(item)
+        return event_from_mapping(item, json_dumps)
+    if is_model(item):  # its str() is of no use to a client
+        return JSONServerSentEvent(item, json_dumps=json_dumps)
     return ServerSentEvent(item)
 
 
@@ -176,7 +179,9 @@ class Broadcaster:
     :class:`~trio_sse.backends.MemoryBackend` (one process; the default) or a
     :class:`~trio_sse.backends.RedisBackend` (several processes share topics and history).
     ``history`` is how many events each topic retains for replay (Redis trims approximately,
-    ``MAXLEN ~``, so it may keep a few more).
+    ``MAXLEN ~``, so it may keep a few more). ``json_dumps``: a callable ``(obj) -> str | bytes``
+    (``orjson.dumps``...) for the models :meth:`publish` writes as JSON (``None``: FastAPI's
+    rules, or the current stream's, as for a :class:`JSONServerSentEvent` built without one).
 
     Use it as an async context manager, typically in the app's lifespan::
 
@@ -203,8 +208,15 @@ class Broadcaster:
     reset event has no ``id``. ``Last-Event-ID`` is untrusted input; no value makes it raise.
     """
 
-    def __init__(self, backend: Backend | None = None, *, history: int = 1000) -> None:
+    def __init__(
+        self,
+        backend: Backend | None = None,
+        *,
+        history: int = 1000,
+        json_dumps: JSONDumps | None = None,
+    ) -> None:
         positive_int("history", history, hint=" (events kept per topic)")
+        self.json_dumps: JSONDumps | None = optional_callable("json_dumps", json_dumps)
         if backend is not None:
             missing = [
                 name
@@ -309,6 +321,8 @@ class Broadcaster:
         """Publish *event* to *topic* and return its id.
 
         *event* is a :class:`ServerSentEvent`, a ``dict`` of its fields, or data (``str()``-ed).
+        A model (a Pydantic model, a dataclass instance), as *event* or as a dict's ``"data"``,
+        is sent as JSON (a :class:`JSONServerSentEvent`) with the hub's ``json_dumps``.
         An event without an id gets one (memory: ``"<epoch>-<n>"``; Redis: the stream id);
         an event with an id keeps it (memory: unique within the retained history; Redis: must
         be a stream id above the last one), else ``ValueError``. An event that cannot be
@@ -322,7 +336,7 @@ class Broadcaster:
         """
         self._check_open()
         _check_topic(topic)
-        built = _as_event(event)
+        built = _as_event(event, self.json_dumps)
         try:
             # Refused here, not in every subscriber's stream: an event that cannot be encoded
             # (a lone surrogate from untrusted JSON, say) would end every stream it reaches and

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from ._encoder import check_sep, encode_fields
+from ._json import JSONDumps, is_model, to_json
 from ._validate import non_negative_int, shown
 
 __all__ = ["JSONServerSentEvent", "ServerSentEvent", "encode_item", "event_from_mapping"]
@@ -277,20 +278,6 @@ def _rebuild(
     return ServerSentEvent(data, event=event, id=id, retry=retry, comment=comment, sep=sep)
 
 
-# One encoder for every event: ``json.dumps`` with options builds a new JSONEncoder per call.
-_dump_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
-
-
-def _to_json(data: object) -> str:
-    # json's own messages do not say which argument failed; the rule of ``_validate`` does.
-    try:
-        return _dump_json(data)
-    except TypeError as exc:  # an object json cannot serialise
-        raise TypeError(f"data must be JSON serialisable ({exc}), got {shown(data)}") from exc
-    except ValueError as exc:  # NaN or an infinity (browsers' JSON.parse refuses them), a cycle
-        raise ValueError(f"data must be valid JSON ({exc}), got {shown(data)}") from exc
-
-
 class JSONServerSentEvent(ServerSentEvent):
     """A :class:`ServerSentEvent` whose ``data`` is *data* serialised as compact JSON.
 
@@ -298,6 +285,11 @@ class JSONServerSentEvent(ServerSentEvent):
     text rather than ``\\u`` escapes, and ``NaN``/``Infinity`` refused (``ValueError``) because
     browsers' ``JSON.parse`` rejects them; an object JSON cannot represent is a ``TypeError``.
     Both messages name ``data``. As in sse-starlette, ``data=None`` means no data field.
+
+    What ``json`` cannot write follows FastAPI's rules (see ``trio_sse._json``): Pydantic
+    models, dataclasses, enums, datetimes, ``UUID``, ``Decimal``, sets, paths, UTF-8 ``bytes``.
+    ``json_dumps``: a callable ``(obj) -> str | bytes`` used instead (``orjson.dumps``); when
+    ``None``, the ``json_dumps`` of the stream whose producer builds the event, if it has one.
     """
 
     __slots__ = ()
@@ -311,9 +303,10 @@ class JSONServerSentEvent(ServerSentEvent):
         retry: int | None = None,
         comment: str | None = None,
         sep: str | None = None,
+        json_dumps: JSONDumps | None = None,
     ) -> None:
         super().__init__(
-            None if data is None else _to_json(data),
+            None if data is None else to_json(data, json_dumps),
             event=event,
             id=id,
             retry=retry,
@@ -322,10 +315,14 @@ class JSONServerSentEvent(ServerSentEvent):
         )
 
 
-def event_from_mapping(item: Mapping[str, Any]) -> ServerSentEvent:
+def event_from_mapping(
+    item: Mapping[str, Any], json_dumps: JSONDumps | None = None
+) -> ServerSentEvent:
     """``ServerSentEvent(**item)`` for a dict of its parameters; *item* is not mutated.
 
     An unknown key is a ``TypeError`` that names it (a misspelt ``"evnet"`` must not vanish).
+    A ``"data"`` that is a model (a Pydantic model, a dataclass instance), whose ``str()`` no
+    client can use, makes a :class:`JSONServerSentEvent` (with *json_dumps*) instead.
     """
     unknown = [key for key in item if key not in _FIELDS]
     if unknown:
@@ -334,6 +331,8 @@ def event_from_mapping(item: Mapping[str, Any]) -> ServerSentEvent:
         )
     fields = dict(item)
     data = fields.pop("data", None)
+    if data is not None and type(data) is not str and is_model(data):
+        return JSONServerSentEvent(data, json_dumps=json_dumps, **fields)
     return ServerSentEvent(data, **fields)
 
 
@@ -342,7 +341,8 @@ def encode_item(item: object, sep: str) -> bytes:
 
     ``ServerSentEvent`` -> its encoding (its own ``sep`` wins over *sep*); ``bytes``/
     ``memoryview`` -> as-is (already encoded); ``dict`` -> ``ServerSentEvent(**item)`` (the dict
-    is not mutated, an unknown key is a ``TypeError``); anything else -> ``str(item)`` as data.
+    is not mutated, an unknown key is a ``TypeError``); a model (Pydantic, dataclass) -> its
+    JSON as data (the stream's ``json_dumps``); anything else -> ``str(item)`` as data.
     """
     cls = type(item)
     if cls is ServerSentEvent or cls is JSONServerSentEvent:
@@ -357,4 +357,6 @@ def encode_item(item: object, sep: str) -> bytes:
         return event_from_mapping(item)._encode_default(sep)
     if cls is str and "\n" not in item and "\r" not in item:  # type: ignore[operator]
         return encode_fields(item, None, None, None, None, sep)  # type: ignore[arg-type]
+    if is_model(item):
+        return JSONServerSentEvent(item)._encode_default(sep)
     return ServerSentEvent(str(item))._encode_default(sep)

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ._events import DEFAULT_SEPARATOR, ServerSentEvent
+from ._json import JSONDumps, using_json_dumps
 from ._limit import StreamLimit, limit_from_scope
 from ._options import (
     Option,
@@ -111,6 +112,9 @@ class EventSourceResponse(Response):
       the one :class:`~trio_sse.StreamLimitMiddleware` put in the scope, if any). When it is
       full the client is turned away (503 with ``Retry-After``, or a ``retry:`` hint, see
       ``StreamLimit``) before any header is sent, and the content is discarded as for ``HEAD``.
+    * ``json_dumps``: a callable ``(obj) -> str | bytes`` (``orjson.dumps``...) for the JSON the
+      stream writes: models given as items or as a dict item's ``data``, and every
+      ``JSONServerSentEvent`` built without its own ``json_dumps`` inside the stream's tasks.
     """
 
     media_type = "text/event-stream"
@@ -143,6 +147,7 @@ class EventSourceResponse(Response):
     farewell_retry: Option[int | tuple[int, int] | None] = Option(check_retry_range)
     stream_limit: Option[StreamLimit | None] = Option(_check_limit)
     max_prefetch: Option[int] = Option(positive_int)
+    json_dumps: Option[JSONDumps | None] = Option(optional_callable)
 
     def __init__(
         self,
@@ -167,6 +172,7 @@ class EventSourceResponse(Response):
         farewell_retry: int | tuple[int, int] | None = None,
         stream_limit: StreamLimit | None = None,
         max_prefetch: int = DEFAULT_MAX_PREFETCH,
+        json_dumps: JSONDumps | None = None,
     ) -> None:
         self._source = classify(content, args)  # the content's kind, decided once
         # Each option is checked by its descriptor (see ``_options``). ``ping`` is stored as
@@ -186,6 +192,7 @@ class EventSourceResponse(Response):
         self.farewell_retry = farewell_retry
         self.stream_limit = stream_limit
         self.max_prefetch = max_prefetch
+        self.json_dumps = json_dumps
         self.status_code = status_code
         self.media_type = self.media_type if media_type is None else media_type
         self.background = background
@@ -238,8 +245,9 @@ class EventSourceResponse(Response):
                 connection = await self._start(scope, receive, send)
                 if connection is not None:
                     # Awaited here rather than inside ``_start``: one coroutine frame fewer
-                    # kept by every open stream.
-                    await connection.run()
+                    # kept by every open stream. The stream's tasks inherit its json_dumps.
+                    with using_json_dumps(self.json_dumps):
+                        await connection.run()
             finally:
                 # Whatever ended the stream (even a cancellation): the slot is free again.
                 if limit is not None:
