@@ -1,0 +1,162 @@
+"""Each middleware in front of a stream, in-process (``trio_sse.testing``), trio and asyncio.
+
+For every middleware kind (``apps.KINDS``) on Starlette and FastAPI: events flow unbuffered
+(the client reads event ``n`` while the producer waits for its ack before making ``n + 1``, so
+a middleware that held events back would hang the read until the ``fail_after``), a disconnect
+reaches the producer and the close handler, and a triggered shutdown token ends the body
+cleanly after the farewell. Then what is particular to GZip (not compressed) and OTel (one
+server span, ended with the stream).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import anyio
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from trio_sse import ServerSentEvent, ShutdownToken
+from trio_sse.testing import EventStream, open_event_stream
+
+from .apps import EVIDENCE, FAREWELL, FRAMEWORKS, KINDS, REQUEST_HEADERS, StreamState, build_app
+
+pytestmark = pytest.mark.anyio
+
+EVENTS = 3
+
+
+@pytest.fixture
+def exporter() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    yield exporter
+    exporter.shutdown()
+
+
+@pytest.fixture
+def provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield provider
+    provider.shutdown()
+
+
+def assert_middleware_ran(kind: str, stream: EventStream) -> None:
+    assert stream.status_code == 200
+    assert stream.headers["content-type"].startswith("text/event-stream")
+    if kind in EVIDENCE:
+        name, value = EVIDENCE[kind]
+        assert stream.headers.get(name) == value, stream.headers
+
+
+async def read_stepped(stream: EventStream, state: StreamState, count: int) -> None:
+    """Read events 0..count-1, each before the producer has made the next, acking each."""
+    for number in range(count):
+        [event] = await stream.read_events(1)
+        assert event.data == str(number)
+        assert state.made == list(range(number + 1))  # n + 1 is not made before n is read
+        state.ack(number)
+
+
+async def read_unacked(stream: EventStream, number: int) -> None:
+    """Read event *number* and leave it unacked: the producer is now waiting."""
+    [event] = await stream.read_events(1)
+    assert event.data == str(number)
+
+
+def fields(event: ServerSentEvent) -> tuple[str | None, str | None]:
+    """An event's data and type (a decoded event also carries the last event ID seen)."""
+    return event.data, event.event
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("kind", KINDS)
+async def test_events_flow_unbuffered(kind: str, framework: str, provider: TracerProvider) -> None:
+    app = build_app(kind, framework, tracer_provider=provider)
+    state = app.state.registry.get("s")
+    with anyio.fail_after(5):
+        async with open_event_stream(app, "/sse?stream=s", headers=REQUEST_HEADERS) as stream:
+            assert_middleware_ran(kind, stream)
+            await read_stepped(stream, state, EVENTS)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("kind", KINDS)
+async def test_disconnect_is_seen(kind: str, framework: str, provider: TracerProvider) -> None:
+    app = build_app(kind, framework, tracer_provider=provider)
+    state = app.state.registry.get("s")
+    with anyio.fail_after(5):
+        async with open_event_stream(app, "/sse?stream=s", headers=REQUEST_HEADERS) as stream:
+            await read_stepped(stream, state, 1)
+            await read_unacked(stream, 1)
+            stream.disconnect()
+            await state.closed.wait()  # the producer was cancelled while waiting for an ack
+    assert state.close_messages == [{"type": "http.disconnect"}]
+    assert state.made == [0, 1]
+    assert not stream.complete
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("kind", KINDS)
+async def test_shutdown_drains(kind: str, framework: str, provider: TracerProvider) -> None:
+    token = ShutdownToken()
+    app = build_app(kind, framework, shutdown=token, tracer_provider=provider)
+    state = app.state.registry.get("s")
+    with anyio.fail_after(5):
+        async with open_event_stream(app, "/sse?stream=s", headers=REQUEST_HEADERS) as stream:
+            await read_stepped(stream, state, 1)
+            await read_unacked(stream, 1)
+            token.trigger()
+            rest = [fields(event) async for event in stream]
+            assert stream.complete  # the body ended with more_body: False
+    assert rest == [fields(FAREWELL)]
+    assert state.made == [0, 1]
+    assert state.closed.is_set()
+    assert state.close_messages == []
+
+
+# -- GZip: a stream is never compressed --------------------------------------------------------
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_gzip_leaves_the_stream_uncompressed(framework: str) -> None:
+    app = build_app("gzip", framework)
+    state = app.state.registry.get("s")
+    with anyio.fail_after(5):
+        async with open_event_stream(app, "/sse?stream=s", headers=REQUEST_HEADERS) as stream:
+            assert "content-encoding" not in stream.headers
+            for number in range(EVENTS):
+                chunk = await stream.receive_body()
+                assert chunk == ServerSentEvent(number, id=number).encode()
+                state.ack(number)
+
+
+# -- OpenTelemetry: one server span per request, ended when the stream ends ---------------------
+
+
+def server_spans(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
+    return [span for span in exporter.get_finished_spans() if span.kind is SpanKind.SERVER]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_otel_span_ends_with_the_stream(
+    framework: str, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    token = ShutdownToken()
+    app = build_app("otel", framework, shutdown=token, tracer_provider=provider)
+    state = app.state.registry.get("s")
+    with anyio.fail_after(5):
+        async with open_event_stream(app, "/sse?stream=s", headers=REQUEST_HEADERS) as stream:
+            await read_stepped(stream, state, EVENTS - 1)
+            await read_unacked(stream, EVENTS - 1)
+            assert server_spans(exporter) == []  # still streaming: the span is open
+            token.trigger()
+            assert [fields(event) async for event in stream] == [fields(FAREWELL)]
+    [span] = server_spans(exporter)
+    assert span.name == "GET /sse"
+    assert span.attributes is not None
+    assert span.attributes.get("http.status_code") == 200
+    assert span.end_time is not None
