@@ -17,7 +17,7 @@ stream states (``app.state.registry``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 import anyio
@@ -207,18 +207,26 @@ class PureASGIHeaderMiddleware:
         await self.app(scope, receive, send_with_header)
 
 
-def middleware_for(kind: str, tracer_provider: TracerProvider | None = None) -> Middleware:
-    """The :class:`Middleware` entry for *kind* (OTel spans go to *tracer_provider*)."""
+def middleware_for(
+    kind: str,
+    tracer_provider: TracerProvider | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> Middleware:
+    """The :class:`Middleware` entry for *kind* (OTel spans go to *tracer_provider*), its
+    defaults updated with *options*."""
+    options = options or {}
     if kind == "gzip":
-        return Middleware(GZipMiddleware, minimum_size=1)
+        return Middleware(GZipMiddleware, **{"minimum_size": 1, **options})
     if kind == "cors":
-        return Middleware(CORSMiddleware, allow_origins=[ORIGIN])
+        return Middleware(CORSMiddleware, **{"allow_origins": [ORIGIN], **options})
     if kind == "base_http":
         return Middleware(AddHeaderMiddleware)
     if kind == "pure_asgi":
         return Middleware(PureASGIHeaderMiddleware)
     if kind == "otel":
-        return Middleware(OpenTelemetryMiddleware, tracer_provider=tracer_provider)
+        return Middleware(
+            OpenTelemetryMiddleware, **{"tracer_provider": tracer_provider, **options}
+        )
     raise ValueError(f"unknown middleware kind {kind!r}")
 
 
@@ -228,9 +236,11 @@ def build_app(
     *,
     shutdown: ShutdownToken | None = None,
     tracer_provider: TracerProvider | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> Starlette:
-    """The app of :data:`ROUTES` behind the *kind* middleware, with a fresh :class:`Registry`."""
-    middleware = middleware_for(kind, tracer_provider)
+    """The app of :data:`ROUTES` behind the *kind* middleware (given *options*), with a fresh
+    :class:`Registry`."""
+    middleware = middleware_for(kind, tracer_provider, options)
     app: Starlette
     if framework == "starlette":
         app = Starlette(

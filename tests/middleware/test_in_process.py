@@ -10,6 +10,8 @@ server span, ended with the stream).
 
 from __future__ import annotations
 
+import inspect
+import zlib
 from collections.abc import Iterator
 
 import anyio
@@ -18,6 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from starlette.middleware.gzip import GZipMiddleware
 
 from trio_sse import ServerSentEvent, ShutdownToken
 from trio_sse.testing import EventStream, open_event_stream
@@ -134,6 +137,32 @@ async def test_gzip_leaves_the_stream_uncompressed(framework: str) -> None:
                 state.ack(number)
 
 
+@pytest.mark.skipif(
+    "exclude_content_types" not in inspect.signature(GZipMiddleware).parameters,
+    reason="this starlette's GZipMiddleware has no exclude_content_types",
+)
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_gzip_forced_onto_a_stream_compresses_each_message_but_holds_none_back(
+    framework: str,
+) -> None:
+    """``exclude_content_types=()`` takes text/event-stream off GZip's skip list: this
+    starlette then compresses the stream, flushing every message (Z_SYNC_FLUSH), so events
+    still arrive one by one, as gzip. (Starlette before 0.46 compressed streams without a
+    flush: events sat in the compressor.)"""
+    app = build_app("gzip", framework, options={"exclude_content_types": ()})
+    state = app.state.registry.get("s")
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    with anyio.fail_after(5):
+        async with open_event_stream(app, "/sse?stream=s", headers=REQUEST_HEADERS) as stream:
+            assert stream.headers.get("content-encoding") == "gzip"
+            for number in range(EVENTS):
+                chunk = await stream.receive_body()
+                assert chunk is not None
+                assert chunk != ServerSentEvent(number, id=number).encode()
+                assert inflate.decompress(chunk) == ServerSentEvent(number, id=number).encode()
+                state.ack(number)
+
+
 # -- OpenTelemetry: one server span per request, ended when the stream ends ---------------------
 
 
@@ -160,3 +189,65 @@ async def test_otel_span_ends_with_the_stream(
     assert span.attributes is not None
     assert span.attributes.get("http.status_code") == 200
     assert span.end_time is not None
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_otel_span_ends_at_a_disconnect(
+    framework: str, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    app = build_app("otel", framework, tracer_provider=provider)
+    state = app.state.registry.get("s")
+    with anyio.fail_after(5):
+        async with open_event_stream(app, "/sse?stream=s", headers=REQUEST_HEADERS) as stream:
+            await read_unacked(stream, 0)
+            assert server_spans(exporter) == []
+            stream.disconnect()
+            await state.closed.wait()
+    # The body never ended: the middleware ends the span when the app returns.
+    [span] = server_spans(exporter)
+    assert span.name == "GET /sse"
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_otel_by_default_adds_a_span_per_body_message(
+    framework: str, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    """OTel's default: an INTERNAL "http send" span for every ASGI send, so one per event."""
+    token = ShutdownToken()
+    app = build_app("otel", framework, shutdown=token, tracer_provider=provider)
+    state = app.state.registry.get("s")
+    with anyio.fail_after(5):
+        async with open_event_stream(app, "/sse?stream=s", headers=REQUEST_HEADERS) as stream:
+            await read_stepped(stream, state, EVENTS - 1)
+            await read_unacked(stream, EVENTS - 1)
+            token.trigger()
+            assert [fields(event) async for event in stream] == [fields(FAREWELL)]
+    sends = [span for span in exporter.get_finished_spans() if span.name == "GET /sse http send"]
+    assert stream.body_messages == EVENTS + 1  # every event in its own message, then farewell
+    assert len(sends) == 1 + stream.body_messages  # http.response.start and each body message
+
+
+@pytest.mark.parametrize("end", ["shutdown", "disconnect"])
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_otel_without_send_and_receive_spans_makes_one_span(
+    framework: str, end: str, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    """``exclude_spans=["send", "receive"]``: exactly one span per streamed request."""
+    token = ShutdownToken()
+    options = {"exclude_spans": ["send", "receive"]}
+    app = build_app("otel", framework, shutdown=token, tracer_provider=provider, options=options)
+    state = app.state.registry.get("s")
+    with anyio.fail_after(5):
+        async with open_event_stream(app, "/sse?stream=s", headers=REQUEST_HEADERS) as stream:
+            await read_stepped(stream, state, EVENTS - 1)
+            await read_unacked(stream, EVENTS - 1)
+            assert exporter.get_finished_spans() == ()
+            if end == "shutdown":
+                token.trigger()
+                assert [fields(event) async for event in stream] == [fields(FAREWELL)]
+            else:
+                stream.disconnect()
+                await state.closed.wait()
+    [span] = exporter.get_finished_spans()
+    assert span.kind is SpanKind.SERVER
+    assert span.name == "GET /sse"
