@@ -8,7 +8,8 @@ Routes (the same behind every middleware):
   then sends the farewell). A client that reads event ``n`` while ``made`` ends at ``n`` has
   shown that nothing between the producer and the client held the event back.
 * ``/ack?stream=ID&n=N``: the client's ack of event ``N`` (for clients in another process).
-* ``/state?stream=ID``: the stream's state as JSON (``made``, ``closed``, ``close_messages``).
+* ``/state?stream=ID``: the stream's state as JSON (``made``, ``closed``, ``close_messages``);
+  with ``&wait=closed``, answered once the producer has ended.
 
 The producer's ``finally`` sets ``closed``; the response's ``client_close_handler_callable``
 appends the disconnect message to ``close_messages``. Each app owns a :class:`Registry` of
@@ -169,7 +170,12 @@ async def ack(request: Request) -> Response:
 
 
 async def state(request: Request) -> Response:
-    return JSONResponse(_registry(request).get(request.query_params["stream"]).as_json())
+    """The stream's state; with ``wait=closed``, once its producer has ended (a checkpoint,
+    bounded by the client's timeout)."""
+    stream_state = _registry(request).get(request.query_params["stream"])
+    if request.query_params.get("wait") == "closed":
+        await stream_state.closed.wait()
+    return JSONResponse(stream_state.as_json())
 
 
 ROUTES: list[tuple[str, Callable[[Request], Awaitable[Response]]]] = [
