@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import inspect
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
+from typing import Any
 
 import anyio
 import pytest
@@ -21,6 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import ASGIApp
 
 from trio_sse import ServerSentEvent, ShutdownToken
 from trio_sse.testing import EventStream, open_event_stream
@@ -28,6 +30,8 @@ from trio_sse.testing import EventStream, open_event_stream
 from .apps import EVIDENCE, FAREWELL, FRAMEWORKS, KINDS, REQUEST_HEADERS, StreamState, build_app
 
 pytestmark = pytest.mark.anyio
+
+Message = MutableMapping[str, Any]
 
 EVENTS = 3
 
@@ -251,3 +255,79 @@ async def test_otel_without_send_and_receive_spans_makes_one_span(
     [span] = exporter.get_finished_spans()
     assert span.kind is SpanKind.SERVER
     assert span.name == "GET /sse"
+
+
+# -- A server that cancels the request (hypercorn's graceful timeout) ---------------------------
+
+
+async def messages_when_cancelled(app: ASGIApp) -> list[Message]:
+    """Call *app* for the stepped stream as a server would, cancel the call once the first
+    event is sent (as hypercorn does at its graceful timeout), and return what it sent."""
+    sent: list[Message] = []
+    first_event = anyio.Event()
+    request_read = False
+
+    async def receive() -> Message:
+        nonlocal request_read
+        if not request_read:
+            request_read = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    async def send(message: Message) -> None:
+        sent.append(dict(message))
+        if message["type"] == "http.response.body" and message.get("body"):
+            first_event.set()
+
+    headers = [
+        (b"host", b"testserver"),
+        *((k.encode(), v.encode()) for k, v in REQUEST_HEADERS.items()),
+    ]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/sse",
+        "raw_path": b"/sse",
+        "query_string": b"stream=s",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+
+    async def call() -> None:
+        await app(scope, receive, send)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(call)
+        await first_event.wait()
+        group.cancel_scope.cancel()
+    return sent
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("kind", KINDS)
+async def test_server_cancellation_still_ends_the_body(
+    kind: str, framework: str, provider: TracerProvider
+) -> None:
+    """trio_sse sends the farewell and the end of body from a cancelled request, shielded:
+    every middleware but BaseHTTPMiddleware passes them on. BaseHTTPMiddleware hands them to
+    its own task, cancelled with the request: they are lost, the body is cut (and the
+    cancelled call returns only when trio_sse's shielded send gives up, a second later)."""
+    app = build_app(kind, framework, tracer_provider=provider)
+    with anyio.fail_after(5):
+        sent = await messages_when_cancelled(app)
+    bodies = [message for message in sent if message["type"] == "http.response.body"]
+    assert bodies[0]["body"] == ServerSentEvent(0, id=0).encode()
+    if kind == "base_http":
+        assert bodies == bodies[:1]
+        assert bodies[0]["more_body"] is True
+    else:
+        assert len(bodies) == 2
+        assert bodies[1]["body"].startswith(FAREWELL.encode())
+        assert bodies[1]["more_body"] is False
