@@ -35,6 +35,18 @@ Message = MutableMapping[str, Any]
 
 EVENTS = 3
 
+# Starlette 0.46 (the floor, `nox -s lowest`) under trio: its BaseHTTPMiddleware leaves its
+# Request.stream() generator for the garbage collector, which trio reports; upstream, gone in
+# the starlette this suite is developed on (1.10). Nothing of trio_sse's.
+_BASE_HTTP_UNCLOSED_STREAM = pytest.mark.filterwarnings(
+    r"ignore:Exception ignored in. <async_generator object Request\.stream"
+    ":pytest.PytestUnraisableExceptionWarning"
+)
+ALL_KINDS = [
+    pytest.param(kind, marks=_BASE_HTTP_UNCLOSED_STREAM) if kind == "base_http" else kind
+    for kind in KINDS
+]
+
 
 @pytest.fixture
 def exporter() -> Iterator[InMemorySpanExporter]:
@@ -80,7 +92,7 @@ def fields(event: ServerSentEvent) -> tuple[str | None, str | None]:
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ALL_KINDS)
 async def test_events_flow_unbuffered(kind: str, framework: str, provider: TracerProvider) -> None:
     app = build_app(kind, framework, tracer_provider=provider)
     state = app.state.registry.get("s")
@@ -91,7 +103,7 @@ async def test_events_flow_unbuffered(kind: str, framework: str, provider: Trace
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ALL_KINDS)
 async def test_disconnect_is_seen(kind: str, framework: str, provider: TracerProvider) -> None:
     app = build_app(kind, framework, tracer_provider=provider)
     state = app.state.registry.get("s")
@@ -107,7 +119,7 @@ async def test_disconnect_is_seen(kind: str, framework: str, provider: TracerPro
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ALL_KINDS)
 async def test_shutdown_drains(kind: str, framework: str, provider: TracerProvider) -> None:
     token = ShutdownToken()
     app = build_app(kind, framework, shutdown=token, tracer_provider=provider)
@@ -311,7 +323,7 @@ async def messages_when_cancelled(app: ASGIApp) -> list[Message]:
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ALL_KINDS)
 async def test_server_cancellation_still_ends_the_body(
     kind: str, framework: str, provider: TracerProvider
 ) -> None:
