@@ -28,4 +28,4 @@ def test_every_test_the_middleware_table_names_exists() -> None:
     rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == 6, rows  # the header and five middleware kinds
     for row in rows[1:]:
-        assert "test_" in row or "the same" in row, row
+        assert "test_" in row or "the shared ones" in row, row
