@@ -74,7 +74,8 @@ class EventSourceResponse(Response):
        iterable** (iterated in a worker thread), as in sse-starlette.
 
     Items may be ``ServerSentEvent``, ``dict`` (``ServerSentEvent``'s parameters; not mutated),
-    ``bytes``/``memoryview`` (sent as-is) or anything else (``str()``-ed and sent as data).
+    ``bytes``/``memoryview`` (sent as-is), a Pydantic model or dataclass instance (sent as JSON
+    data, with ``json_dumps``) or anything else (``str()``-ed and sent as data).
     An item that cannot be encoded, or a producer that raises, is logged on the ``trio_sse``
     logger and ends the stream with a clean end of body.
 
