@@ -48,6 +48,20 @@ class PrefetchGate:
             await parker.wait()
         self._credit -= 1
 
+    def take(self) -> int:
+        """Take every credit there is (maybe none) at once; never blocks, not a checkpoint."""
+        credit, self._credit = self._credit, 0
+        return max(credit, 0)
+
+    async def wait(self) -> None:
+        """Wait (parked, cancellable) until there is a credit; take none. A checkpoint only
+        when it must wait."""
+        while self._credit <= 0:
+            parker = self._parker
+            if parker is None:
+                parker = self._parker = current_asynclib().parker()
+            await parker.wait()
+
     def release(self, count: int) -> None:
         """Give back *count* credits (items the server accepted); wake the pump if it waits."""
         self._credit += count

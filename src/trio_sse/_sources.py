@@ -270,22 +270,27 @@ async def _pump_async(
 ) -> None:
     iterator = aiter(iterable)
     send = send_stream.send
-    acquire = gate.acquire
     pull = iterator.__anext__
     try:
         async with send_stream:
             while True:
-                # A credit before each pull: at most ``max_prefetch`` items taken and not yet
-                # accepted by the server. The iterator's own awaits are its schedule points;
-                # the send end's ``send`` adds one only when the buffer is full or a time slice
-                # is over (see ``_channels``), so the items an iterator makes without waiting
-                # reach the writer together, as one body message.
-                await acquire()
-                try:
-                    item = await pull()
-                except StopAsyncIteration:
-                    break
-                await send(item)
+                # Credits first: at most ``max_prefetch`` items taken and not yet accepted by
+                # the server. All the credits there are are taken at once (the writer returns
+                # a batch's worth after each send), then spent one pull each; the iterator's
+                # own awaits are its schedule points, the send end's ``send`` adds one only
+                # when the buffer is full or a time slice is over (see ``_channels``), and an
+                # iterator that never waits gives way at the gate once they are spent. So the
+                # items it makes without waiting reach the writer together, as one message.
+                credits = gate.take()
+                if not credits:
+                    await gate.wait()
+                    continue
+                for _ in range(credits):
+                    try:
+                        item = await pull()
+                    except StopAsyncIteration:
+                        return
+                    await send(item)  # a scheduling point once per time slice (``_channels``)
     finally:
         # Cancelled while the generator sat at a ``yield``: it is suspended, not finished,
         # and only aclose() runs its ``finally`` now instead of at garbage collection.
