@@ -7,10 +7,16 @@ skips the test naming its Debian package, or fails it under ``CI=true``.
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 from ._backends import BACKENDS
 from .services import PACKAGES, require
+
+# tests/test_timing_trio.py pairs each pytest-trio test (its marker, trio's MockClock) with an
+# asyncio twin; without trio (``nox -s notrio``) the module cannot be collected at all.
+collect_ignore = [] if importlib.util.find_spec("trio") else ["test_timing_trio.py"]
 
 # The shared broadcast suite is imported by two test modules: let pytest rewrite its asserts.
 pytest.register_assert_rewrite("tests.broadcast_suite")

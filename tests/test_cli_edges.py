@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 
 import trio_sse
 
+from ._backends import requires_trio
 from .live import REPO, free_port, serving, subprocess_env
 from .servers.client_app import make_app
 
@@ -72,6 +73,7 @@ async def test_the_delegated_client_command_exits_with_its_status() -> None:
     assert result.stdout == b""
 
 
+@requires_trio  # serve needs the serve extra (hypercorn and trio) before it reads the target
 async def test_serve_names_a_malformed_app_target() -> None:
     result = await run_python("-m", "trio_sse", "serve", "no_colon_here")
     assert result.returncode == 1

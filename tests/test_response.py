@@ -131,6 +131,7 @@ async def test_trio_channel_streams_under_trio_and_is_refused_under_asyncio(
                     [event async for event in stream]
 
 
+@requires_trio  # the channel is trio's own, whatever the backend
 async def test_trio_channel_under_asyncio_is_refused_before_the_response_starts(
     anyio_backend: str,
 ) -> None:
