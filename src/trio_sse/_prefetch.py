@@ -15,6 +15,7 @@ Producer functions and channels have no gate: their bounded channel is their own
 from __future__ import annotations
 
 from ._asynclib import Parker, current_asynclib
+from ._validate import positive_int
 
 __all__ = ["DEFAULT_MAX_PREFETCH", "PrefetchGate"]
 
@@ -26,32 +27,27 @@ DEFAULT_MAX_PREFETCH = 16
 class PrefetchGate:
     """``max_prefetch`` credits shared by one pump (which takes) and one writer (which returns).
 
-    Both run in the same loop. :meth:`acquire` is a checkpoint only when it must wait;
-    :meth:`release` never blocks.
+    Both run in the same loop. :meth:`acquire` and :meth:`wait` are checkpoints only when they
+    must wait; :meth:`take` and :meth:`release` never block. Credits never go below zero: only
+    :meth:`acquire` spends one, and only after :meth:`wait` saw one.
     """
 
     __slots__ = ("_credit", "_parker", "limit")
 
     def __init__(self, limit: int) -> None:
-        if limit < 1:
-            raise ValueError(f"max_prefetch must be >= 1, got {limit!r}")
-        self.limit = limit  # also the most items worth gathering into one body message
-        self._credit = limit
+        # Also the most items worth gathering into one body message.
+        self.limit = self._credit = positive_int("max_prefetch", limit)
         self._parker: Parker | None = None  # made at the first wait, from the running loop
 
     async def acquire(self) -> None:
         """Take one credit, waiting (parked, cancellable) until the writer returns some."""
-        while self._credit <= 0:
-            parker = self._parker
-            if parker is None:
-                parker = self._parker = current_asynclib().parker()
-            await parker.wait()
+        await self.wait()
         self._credit -= 1
 
     def take(self) -> int:
         """Take every credit there is (maybe none) at once; never blocks, not a checkpoint."""
         credit, self._credit = self._credit, 0
-        return max(credit, 0)
+        return credit
 
     async def wait(self) -> None:
         """Wait (parked, cancellable) until there is a credit; take none. A checkpoint only
