@@ -39,6 +39,7 @@ from trio_sse.backends.redis import parse_stream_id
 
 from ._backends import requires_trio
 from .broadcast_suite import BroadcastSuite, MakeHub, ids_of, take, topic_name
+from .helpers import ChunkStream
 from .redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.anyio
@@ -415,19 +416,6 @@ async def test_two_server_processes_share_a_topic_and_its_history(
 
 
 # -- the RESP client -------------------------------------------------------------------------
-
-
-class ChunkStream(anyio.abc.ByteReceiveStream):
-    def __init__(self, data: bytes, size: int) -> None:
-        self._chunks = [data[start : start + size] for start in range(0, len(data), size)]
-
-    async def receive(self, max_bytes: int = 65536) -> bytes:
-        if not self._chunks:
-            raise anyio.EndOfStream
-        return self._chunks.pop(0)
-
-    async def aclose(self) -> None:
-        pass
 
 
 REPLIES = (

@@ -26,6 +26,7 @@ from trio_sse.backends._resp import (
     parse_redis_url,
 )
 
+from .helpers import ChunkStream
 from .redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
@@ -219,30 +220,15 @@ async def test_a_command_with_a_bad_argument_leaves_the_connection_usable(
 # -- parsing and options (no server) -------------------------------------------------------------
 
 
-class Chunks(anyio.abc.ByteReceiveStream):
-    """A byte stream that yields *data* in chunks of *size*: input for the RESP parser."""
-
-    def __init__(self, data: bytes, size: int) -> None:
-        self._chunks = [data[start : start + size] for start in range(0, len(data), size)]
-
-    async def receive(self, max_bytes: int = 65536) -> bytes:
-        if not self._chunks:
-            raise anyio.EndOfStream
-        return self._chunks.pop(0)
-
-    async def aclose(self) -> None:
-        pass
-
-
 async def test_a_reply_line_without_end_is_refused_past_64_kib() -> None:
-    reader = _ReplyReader(Chunks(b"+" + b"x" * (70 * 1024), 8192))
+    reader = _ReplyReader(ChunkStream(b"+" + b"x" * (70 * 1024), 8192))
     with pytest.raises(RedisConnectionError, match="longer than 64 KiB"):
         await reader.reply()
 
 
 async def test_a_long_bulk_string_is_not_a_long_line() -> None:
     data = b"x" * (70 * 1024)
-    reader = _ReplyReader(Chunks(b"$%d\r\n%s\r\n" % (len(data), data), 8192))
+    reader = _ReplyReader(ChunkStream(b"$%d\r\n%s\r\n" % (len(data), data), 8192))
     assert await reader.reply() == data
 
 
