@@ -56,6 +56,21 @@ def kill_group(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=10)
 
 
+def spawn(argv: Sequence[str], log: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """Start *argv* in the repository with *env*, stdin closed, its output appended to *log*,
+    in a process group of its own (kill it with :func:`kill_group`: servers fork workers)."""
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
+            start_new_session=True,
+        )
+
+
 @contextlib.contextmanager
 def server_process(
     command: Sequence[str],
@@ -74,16 +89,7 @@ def server_process(
         sys.executable if index == 0 and part == "python" else part
         for index, part in enumerate(command)
     ]
-    with log.open("ab") as output:
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=output,
-            cwd=REPO,
-            env=child_env(env),
-            start_new_session=True,
-        )
+    process = spawn(argv, log, child_env(env))
     try:
         deadline = time.monotonic() + startup_timeout
         while not port_accepts(port):

@@ -29,11 +29,10 @@ import pytest
 from trio_sse import EventDecoder, ServerSentEvent
 
 from ._backends import requires_trio
-from .processes import child_env, free_port, wait_accepting
+from .processes import child_env, free_port, spawn, wait_accepting
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parent.parent
 APP = "tests.servers.sse_app:app"
 RUNNERS = ["runner-trio", "runner-asyncio"]
 SERVERS = [
@@ -131,19 +130,6 @@ class Server:
         return lines
 
 
-def launch(kind: str, port: int, grace: float, env: dict[str, str], log_file: Path) -> Popen:
-    with open(log_file, "wb") as log:
-        return subprocess.Popen(
-            server_command(kind, port, grace),
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: hypercorn's CLI forks a worker
-        )
-
-
 @asynccontextmanager
 async def running_server(
     kind: str, tmp_path: Path, *, grace: float, sse_grace: float = 1.0
@@ -152,7 +138,7 @@ async def running_server(
     count_file = tmp_path / f"count-{port}.txt"
     log_file = tmp_path / f"server-{port}.log"
     env = child_env({"SSE_COUNT_FILE": str(count_file), "SSE_GRACE": str(sse_grace)})
-    process = launch(kind, port, grace, env, log_file)
+    process = spawn(server_command(kind, port, grace), log_file, env)
     server = Server(kind, process, f"http://127.0.0.1:{port}", count_file, log_file)
     try:
         await wait_accepting(port, process, server.log, READY_TIMEOUT)

@@ -33,7 +33,7 @@ import pytest
 from trio_sse import EventDecoder, ServerSentEvent
 
 from .._backends import requires_trio
-from ..processes import REPO, child_env, free_port, kill_group, wait_accepting
+from ..processes import child_env, free_port, kill_group, spawn, wait_accepting
 from .apps import EVIDENCE, FAREWELL, KINDS, REQUEST_HEADERS
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -88,19 +88,6 @@ class Server:
             pytest.fail(f"{self.name} still running {within} s after SIGTERM:\n{self.log()}")
 
 
-def launch(command: list[str], env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:
-    with log_file.open("wb") as log:
-        return subprocess.Popen(
-            command,
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: hypercorn's CLI forks a worker
-        )
-
-
 @asynccontextmanager
 async def running_server(
     server: str, kind: str, framework: str, tmp_path: Path
@@ -108,7 +95,7 @@ async def running_server(
     port = free_port()
     log_file = tmp_path / f"{server}-{kind}-{port}.log"
     env = child_env({"MW_KIND": kind, "MW_FRAMEWORK": framework})
-    process = launch(server_command(server, port), env, log_file)
+    process = spawn(server_command(server, port), log_file, env)
     running = Server(server, process, port, log_file)
     try:
         await wait_accepting(port, process, running.log, READY_TIMEOUT)
