@@ -11,24 +11,57 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .processes import free_port
 from .services import require
 
-__all__ = ["RedisServer", "free_port", "ping"]
+__all__ = ["RedisServer", "ServerTLS", "command", "free_port", "ping"]
 
 
-def ping(port: int, timeout: float = 0.5) -> bool:
-    """True when a Redis on *port* answers ``PING`` with ``+PONG``."""
+@dataclass(frozen=True)
+class ServerTLS:
+    """The server side of TLS: its certificate chain and key, and the CA of client certificates."""
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+    auth_clients: bool = False
+
+    def client_context(self) -> ssl.SSLContext:
+        """A context that trusts *ca_file*, with no client certificate (for readiness)."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+
+def ping(port: int, timeout: float = 0.5, *, context: ssl.SSLContext | None = None) -> bool:
+    """True when a Redis on *port* answers ``PING`` with ``+PONG`` (or asks who we are)."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+            sock = raw if context is None else context.wrap_socket(raw, server_hostname="127.0.0.1")
             sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-    except OSError:
+            # A server that requires a password (or a client certificate) answers too.
+            return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
+    except (OSError, ssl.SSLError):
         return False
+
+
+async def command(url: str, *args: str | bytes | int) -> Any:
+    """Run one command on the Redis at *url* with a fresh coredis client; the raw reply."""
+    import coredis
+
+    client = coredis.Redis.from_url(url)
+    async with client:
+        name = args[0].encode() if isinstance(args[0], str) else args[0]
+        assert isinstance(name, bytes)
+        return await client.create_request(
+            name, *args[1:], callback=lambda reply: reply, execution_parameters={"decode": False}
+        )
 
 
 class RedisServer:
@@ -38,18 +71,55 @@ class RedisServer:
     restart keeps the streams; without it nothing is saved.
     """
 
-    def __init__(self, *, port: int | None = None, data_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        data_dir: Path | None = None,
+        tls: ServerTLS | None = None,
+        unix_socket: Path | None = None,
+        extra: Sequence[str] = (),
+    ) -> None:
         self.port = port if port is not None else free_port()
         self.data_dir = data_dir
+        self.tls = tls  # with it, TLS only on self.port (--port 0: no plain TCP at all)
+        self.unix_socket = unix_socket
+        self.extra = list(extra)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def _listen(self) -> list[str]:
+        tls = self.tls
+        if tls is None:
+            listen = ["--port", str(self.port)]
+        else:
+            listen = ["--port", "0", "--tls-port", str(self.port)]
+            listen += ["--tls-cert-file", str(tls.cert_file), "--tls-key-file", str(tls.key_file)]
+            listen += ["--tls-ca-cert-file", str(tls.ca_file)]
+            listen += ["--tls-auth-clients", "yes" if tls.auth_clients else "no"]
+        if self.unix_socket is not None:
+            listen += ["--unixsocket", str(self.unix_socket), "--unixsocketperm", "700"]
+        return listen
+
+    def _ready(self) -> bool:
+        if self.tls is None:
+            return ping(self.port)
+        # With --tls-auth-clients yes the handshake needs a client certificate: the server is
+        # ready once it accepts TCP connections (Redis listens only when it is ready).
+        if self.tls.auth_clients:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return True
+            except OSError:
+                return False
+        return ping(self.port, context=self.tls.client_context())
+
     def start(self, timeout: float = 10.0) -> None:
         binary = require("redis-server")  # skips or fails the test when it is missing
-        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        command = [binary, *self._listen(), "--bind", "127.0.0.1", "--save", "", *self.extra]
         if self.data_dir is None:
             command += ["--appendonly", "no"]
         else:
@@ -63,7 +133,7 @@ class RedisServer:
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout
-        while not ping(self.port):
+        while not self._ready():
             if self.process.poll() is not None:
                 raise RuntimeError(f"redis-server exited with {self.process.returncode}")
             if time.monotonic() > deadline:

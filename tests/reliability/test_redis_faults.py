@@ -235,22 +235,64 @@ async def test_no_acknowledged_event_is_lost_when_redis_restarts(
         )
 
 
+HELLO_REPLY = (
+    b"%7\r\n+server\r\n+redis\r\n+version\r\n+7.0.0\r\n+proto\r\n:3\r\n+id\r\n:1\r\n"
+    b"+mode\r\n+standalone\r\n+role\r\n+master\r\n+modules\r\n*0\r\n"
+)
+
+
+def commands_in(buffer: bytearray) -> list[list[bytes]]:
+    """Take the complete RESP commands (arrays of bulk strings) off the front of *buffer*."""
+    found: list[list[bytes]] = []
+    while True:
+        position, parts = 0, []
+        end = buffer.find(b"\r\n", position)
+        if end < 0:
+            return found
+        count = int(buffer[1:end])
+        position = end + 2
+        for _ in range(count):
+            end = buffer.find(b"\r\n", position)
+            if end < 0:
+                return found
+            size = int(buffer[position + 1 : end])
+            if len(buffer) < end + 2 + size + 2:
+                return found
+            parts.append(bytes(buffer[end + 2 : end + 2 + size]))
+            position = end + 2 + size + 2
+        del buffer[:position]
+        found.append(parts)
+
+
+def loading_reply(command: list[bytes]) -> bytes:
+    """A restarted Redis, still loading: it greets, and refuses the data commands."""
+    name = command[0].upper()
+    if name == b"HELLO":
+        return HELLO_REPLY
+    if name == b"XADD" and command[2:3] == [b"0-0"]:  # the backend's access check at start
+        return b"-ERR The ID specified in XADD must be greater than 0-0\r\n"
+    if name in (b"XRANGE", b"XREVRANGE"):
+        return b"*0\r\n"
+    if name in (b"XREAD",):
+        return b"_\r\n"
+    if name == b"CLIENT":
+        return b":0\r\n"
+    return b"-LOADING Redis is loading the dataset in memory\r\n"
+
+
 async def test_loading_is_a_connection_error() -> None:
-    """A stand-in Redis that answers PING, then ``-LOADING`` as a restarted Redis does."""
+    """A stand-in Redis that greets, then answers ``-LOADING`` as a restarted Redis does."""
 
     async def fake_redis(client: anyio.abc.SocketStream) -> None:
+        buffer = bytearray()
         async with client:
             while True:
                 try:
-                    request = await client.receive()
+                    buffer += await client.receive()
                 except (anyio.EndOfStream, anyio.BrokenResourceError):
                     return
-                if b"PING" in request:
-                    await client.send(b"+PONG\r\n")
-                elif b"CLIENT" in request:
-                    await client.send(b":1\r\n")
-                else:
-                    await client.send(b"-LOADING Redis is loading the dataset in memory\r\n")
+                for command in commands_in(buffer):
+                    await client.send(loading_reply(command))
 
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
@@ -259,7 +301,7 @@ async def test_loading_is_a_connection_error() -> None:
             group.start_soon(listener.serve, fake_redis)
             try:
                 async with Broadcaster(RedisBackend(f"redis://127.0.0.1:{port}/0")) as hub:
-                    with pytest.raises(RedisConnectionError):
+                    with pytest.raises(RedisConnectionError, match="unavailable: LOADING"):
                         await hub.publish("t", "while Redis loads")
             finally:
                 group.cancel_scope.cancel()

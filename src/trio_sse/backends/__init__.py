@@ -2,7 +2,7 @@
 
 * :class:`MemoryBackend` (the default): one process, history in memory.
 * :class:`RedisBackend`: Redis Streams, shared by several processes, history that survives
-  restarts; its client is built in (RESP2 over anyio), so it needs no extra package.
+  restarts; on coredis (``pip install 'trio_sse[redis]'``), imported when one is created.
 
 A backend is small (see :class:`Backend`): store an event and return its id, replay the
 events after an id, and deliver live events of watched topics in order.
@@ -14,9 +14,9 @@ from ._base import Entry as Entry
 from ._base import Position as Position
 from ._base import Replay as Replay
 from ._base import ReplayStatus as ReplayStatus
-from ._resp import RedisConnectionError as RedisConnectionError
-from ._resp import RedisError as RedisError
-from ._resp import RedisReplyError as RedisReplyError
+from ._errors import RedisConnectionError as RedisConnectionError
+from ._errors import RedisError as RedisError
+from ._errors import RedisReplyError as RedisReplyError
 from .memory import MemoryBackend as MemoryBackend
 from .redis import RedisBackend as RedisBackend
 

@@ -1,16 +1,17 @@
 """The Redis Streams backend: topics and history shared by several processes or hosts.
 
-Each topic is one Redis stream, ``<prefix><topic>``:
+Each topic is one Redis stream, ``<prefix><topic>``, reached through coredis (the ``redis``
+extra), under trio or asyncio alike:
 
-* ``publish`` is ``XADD <key> MAXLEN ~ <history> * data <..> event <..> ...``; the stream id
-  Redis assigns (``1718000000000-0``) is the event's id. The fields stored are the event's
-  ``data``, ``event``, ``retry``, ``comment`` and ``sep`` (only those that are set), so replay
-  rebuilds the same :class:`~trio_sse.ServerSentEvent` with the stream id as its id;
+* ``publish`` is ``XADD <key> MAXLEN ~ <history> <id> data <..> event <..> ... _p <nonce>``
+  with a stream id chosen by this process (see :class:`~._redis_entries.StreamIds`), which is
+  the event's id: a publish whose reply was lost and that is sent again is stored once;
 * replay is ``XRANGE`` from the ``Last-Event-ID``;
 * live events come from **one reader per hub**: a task with its own connection looping on a
   blocking ``XREAD`` over every topic that has a subscriber in this process, and fanning each
-  event out locally. A hub therefore holds one reader connection plus a small pool (at most
-  ``max_connections``) for ``XADD``/``XRANGE``, whatever the number of subscribers.
+  event out locally; a new topic wakes it with ``CLIENT UNBLOCK``. A hub therefore holds one
+  reader connection plus the client's pool (at most ``max_connections``) for the other
+  commands, whatever the number of subscribers.
 
 History lives in Redis: it is shared by every process using the same Redis and the same
 ``prefix``, and survives a restart of any of them (and of Redis itself if Redis persists).
@@ -20,23 +21,34 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
+import ssl
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
 
 from .._events import ServerSentEvent
-from .._resume import MAX_STREAM_ID_PART, parse_stream_id
+from .._resume import parse_stream_id
+from .._validate import int_at_least, optional_instance, positive_int, seconds
 from ._base import Deliver, Entry, Position, Replay
-from ._resp import (
-    RedisConnection,
-    RedisConnectionError,
-    RedisError,
-    RedisPool,
-    RedisReplyError,
-    RespValue,
-    parse_redis_url,
+from ._errors import RedisConnectionError, RedisError, RedisReplyError, translate
+from ._redis_client import RedisTarget, reader_connection
+from ._redis_entries import (
+    StreamIds,
+    decode_entry,
+    encode,
+    entries,
+    event_fields,
+    next_id,
+    nonce_of,
+    text,
 )
+
+if TYPE_CHECKING:
+    from coredis import Redis
+    from coredis.connection import BaseConnection
 
 __all__ = ["RedisBackend", "parse_stream_id"]
 
@@ -44,103 +56,53 @@ logger = logging.getLogger("trio_sse")
 
 _PAGE = 1000  # entries per XRANGE call when replaying
 _WAKE_ATTEMPTS = 50
+_ID_ATTEMPTS = 16  # XADDs refused because another publisher took the id first
+_REFUSED_ID = "equal or smaller than the target stream top item"
 
 
-def _next_id(position: Position) -> str:
-    ms, seq = position
-    return f"{ms}-{seq + 1}" if seq < MAX_STREAM_ID_PART else f"{ms + 1}-0"
+def _raw(reply: Any) -> Any:
+    return reply
 
 
-def _text(value: RespValue) -> str:
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8", "surrogatepass")
-        except UnicodeDecodeError:
-            return value.decode("utf-8", "replace")
-    if isinstance(value, str):
-        return value
-    raise RedisConnectionError(f"unexpected reply from Redis: {value!r}")
-
-
-def _list(value: RespValue) -> list[RespValue]:
-    if value is None:
+def _streams(reply: object) -> list[tuple[object, object]]:
+    """An ``XREAD`` reply (a RESP3 map, or RESP2 pairs) as ``(key, entries)`` pairs."""
+    if reply is None:
         return []
-    if not isinstance(value, list):
-        raise RedisConnectionError(f"unexpected reply from Redis: {value!r}")
-    return value
-
-
-_FIELDS = ("data", "event", "retry", "comment", "sep")
-
-
-def _event_fields(event: ServerSentEvent) -> list[str]:
-    fields: list[str] = []
-    if event.data is not None:
-        fields += ["data", event.data]
-    if event.event is not None:
-        fields += ["event", event.event]
-    if event.retry is not None:
-        fields += ["retry", str(event.retry)]
-    if event.comment is not None:
-        fields += ["comment", event.comment]
-    if event.sep is not None:
-        fields += ["sep", event.sep]
-    # XADD needs at least one field: an empty event is stored with a marker.
-    return fields or ["_", ""]
-
-
-def _decode_entry(raw: RespValue) -> tuple[str, Position, ServerSentEvent | None]:
-    """A stream entry -> (id, position, event); event ``None`` when it cannot be rebuilt."""
-    item = _list(raw)
-    if len(item) != 2:
-        raise RedisConnectionError(f"unexpected stream entry from Redis: {raw!r}")
-    stream_id = _text(item[0])
-    position = parse_stream_id(stream_id)
-    if position is None:
-        raise RedisConnectionError(f"unexpected stream id from Redis: {stream_id!r}")
-    values = _list(item[1])
-    fields: dict[str, str] = {}
-    for index in range(0, len(values) - 1, 2):
-        name = _text(values[index])
-        if name in _FIELDS:
-            fields[name] = _text(values[index + 1])
-    retry_text = fields.get("retry")
-    try:
-        event = ServerSentEvent(
-            fields.get("data"),
-            event=fields.get("event"),
-            id=stream_id,
-            retry=int(retry_text) if retry_text is not None else None,
-            comment=fields.get("comment"),
-            sep=fields.get("sep"),
-        )
-    except (TypeError, ValueError):
-        # Written by something else than this library (a bad ``event`` or ``retry``): the
-        # entry is skipped, the stream goes on.
-        logger.warning("trio_sse: skipping stream entry %s that is not a valid event", stream_id)
-        return stream_id, position, None
-    return stream_id, position, event
+    if isinstance(reply, dict):
+        return list(reply.items())
+    return [(pair[0], pair[1]) for pair in map(entries, entries(reply))]
 
 
 class RedisBackend:
     """Topics in Redis Streams, shared by every hub that uses the same Redis and ``prefix``.
 
     ``RedisBackend(url="redis://127.0.0.1:6379/0", *, prefix="trio_sse:", max_connections=4,
-    connect_timeout=5.0, command_timeout=10.0, read_block=2.0, read_count=512)``
+    connect_timeout=5.0, command_timeout=10.0, read_block=2.0, read_count=512,
+    ssl_context=None)``
 
-    * ``url``: ``redis://[[user]:password@]host[:port][/db]`` (plain TCP; no TLS).
+    * ``url``: ``redis://[[user]:password@]host[:port][/db]``; ``rediss://...`` for TLS (the
+      server's certificate and host name are verified; ``?ssl_ca_certs=<file>``,
+      ``&ssl_certfile=<file>&ssl_keyfile=<file>`` for a client certificate, or pass an
+      ``ssl_context``); ``unix:///path/to/redis.sock[?db=n]``. Or a ``coredis.Redis`` client
+      the app already has: the backend uses its pool, timeouts and retry policy (so
+      ``max_connections``, ``connect_timeout``, ``command_timeout`` and ``ssl_context`` are
+      for URLs only) and does not close it beyond its own use.
     * ``prefix``: prepended to topic names to make the stream keys.
     * ``max_connections``: size of the pool used by ``publish`` and replays (the reader has
       its own connection). ``connect_timeout``/``command_timeout``: seconds (``None``: none).
     * ``read_block``: seconds one blocking ``XREAD`` may wait before the reader loops (a new
       topic normally wakes it at once with ``CLIENT UNBLOCK``; this bounds the rare case where
-      the wake-up races with the read). ``read_count``: entries per stream per read.
+      the wake-up races with the read, or the ACL forbids ``CLIENT UNBLOCK``).
+      ``read_count``: entries per stream per read.
 
-    Entering the :class:`~trio_sse.Broadcaster` checks that Redis answers (``PING``) and
-    raises :class:`~trio_sse.backends.RedisConnectionError` if not. Later, when Redis goes
-    away, ``publish`` and resuming subscribers raise that error, and the reader retries with a
-    growing delay (at most 2 s), resuming from the last position it delivered: live
-    subscribers miss nothing that Redis still holds when it comes back.
+    Entering the :class:`~trio_sse.Broadcaster` connects and checks that the user may run
+    every command the backend needs on its keys: :class:`~trio_sse.backends.RedisConnectionError`
+    (naming the address, never the password) when Redis cannot be reached or refuses the
+    credentials, :class:`~trio_sse.backends.RedisReplyError` naming the command the ACL
+    denies. Later, when Redis goes away, ``publish`` and resuming subscribers raise
+    ``RedisConnectionError``, and the reader retries with a growing delay (at most 2 s),
+    resuming from the last position it delivered: live subscribers miss nothing that Redis
+    still holds when it comes back.
 
     An event published with its own ``id`` must carry a stream id (``"<ms>-<seq>"``) greater
     than the topic's last one (``ValueError`` otherwise); usually, leave ``id`` unset.
@@ -148,7 +110,7 @@ class RedisBackend:
 
     def __init__(
         self,
-        url: str = "redis://127.0.0.1:6379/0",
+        url: str | Redis[Any] = "redis://127.0.0.1:6379/0",
         *,
         prefix: str = "trio_sse:",
         max_connections: int = 4,
@@ -156,29 +118,29 @@ class RedisBackend:
         command_timeout: float | None = 10.0,
         read_block: float = 2.0,
         read_count: int = 512,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
-        if (
-            isinstance(read_block, bool)
-            or not isinstance(read_block, (int, float))
-            or not 0 < read_block < math.inf
-        ):
-            raise ValueError(f"read_block must be a number of seconds > 0, got {read_block!r}")
-        if isinstance(read_count, bool) or not isinstance(read_count, int) or read_count < 1:
-            raise ValueError(f"read_count must be an int >= 1, got {read_count!r}")
-        self.url = url
+        block = seconds("read_block", read_block, positive=True)
+        if not block < math.inf:
+            raise ValueError(f"read_block must be a finite number of seconds, got {read_block!r}")
+        self._target = RedisTarget.of(
+            url,
+            max_connections=positive_int("max_connections", max_connections),
+            connect_timeout=seconds("connect_timeout", connect_timeout, allow_none=True, positive=True),
+            command_timeout=seconds("command_timeout", command_timeout, allow_none=True, positive=True),
+            ssl_context=optional_instance("ssl_context", ssl_context, ssl.SSLContext, "an ssl.SSLContext"),
+        )  # fmt: skip
         self.prefix = prefix
-        self._pool = RedisPool(
-            parse_redis_url(url),
-            size=max_connections,
-            connect_timeout=connect_timeout,
-            command_timeout=command_timeout,
-        )
-        self._read_block_ms = max(1, round(read_block * 1000))
-        self._read_count = read_count
+        self.address = self._target.address  # the URL without its password
+        self._command_timeout = command_timeout
+        self._read_block_ms = max(1, round(block * 1000))
+        self._read_count = int_at_least("read_count", read_count, 1)
+        self._client: Redis[Any] | None = None
         self._deliver: Deliver | None = None
         self._history = 0
+        self._ids = StreamIds()
         # The reader's view: topic -> (id string, position) of the last event handled.
         self._positions: dict[str, tuple[str, Position]] = {}
         self._watchers: dict[str, int] = {}
@@ -189,68 +151,166 @@ class RedisBackend:
         self._idle: anyio.Event | None = None
 
     def __repr__(self) -> str:
-        return f"RedisBackend({str(self._pool.address)!r}, prefix={self.prefix!r})"
+        return f"RedisBackend({self.address!r}, prefix={self.prefix!r})"
 
-    def _key(self, topic: str) -> str:
-        return self.prefix + topic
+    def _key(self, topic: str) -> bytes:
+        return encode(self.prefix + topic)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(
         self, task_group: anyio.abc.TaskGroup, deliver: Deliver, *, history: int
     ) -> None:
-        if self._deliver is not None:
+        """Open the client in *task_group* (the hub's), check access, start the reader."""
+        if self._client is not None:
             raise RuntimeError("this RedisBackend already serves a Broadcaster")
-        await self._pool.execute("PING")
+        client = self._client = self._target.client()
+        try:
+            await task_group.start(self._hold, client, name="trio_sse Redis client")
+            await self._check_access()
+        except BaseException:
+            self._client = None
+            raise
         self._deliver = deliver
         self._history = history
         task_group.start_soon(self._read_forever, name="trio_sse Redis stream reader")
 
+    async def _hold(self, client: Redis[Any], *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """Keep *client* entered (coredis 6 pools own a task group) until the hub cancels."""
+        async with client:
+            task_status.started()
+            await anyio.sleep_forever()
+
+    async def _check_access(self) -> None:
+        """Fail at start, not at the first publish, when the ACL denies a command we need.
+
+        Each probe is refused or answered by Redis without writing anything: ``XADD`` with
+        the id ``0-0`` is refused ("must be greater than 0-0") only *after* the ACL check.
+        """
+        key = self._key("trio_sse-access-check")
+        probes: list[tuple[bytes, tuple[bytes | int, ...]]] = [
+            (b"XADD", (key, b"0-0", b"_", b"")),
+            (b"XRANGE", (key, b"-", b"+", b"COUNT", 1)),
+            (b"XREVRANGE", (key, b"+", b"-", b"COUNT", 1)),
+            (b"XREAD", (b"COUNT", 1, b"STREAMS", key, b"0-0")),
+        ]
+        for name, args in probes:
+            try:
+                await self._command(name, *args)
+            except RedisReplyError as exc:
+                if str(exc).startswith("NOPERM"):
+                    raise RedisReplyError(
+                        f"the Redis user at {self.address} may not run {name.decode()} on the keys "
+                        f"{self.prefix}*: {exc}"
+                    ) from exc
+        try:
+            await self._command(b"CLIENT UNBLOCK", 0)
+        except RedisReplyError as exc:
+            logger.warning(
+                "trio_sse: Redis at %s denies CLIENT UNBLOCK (%s): a topic's first subscriber "
+                "may wait up to read_block for its first live event",
+                self.address,
+                exc,
+            )
+
     async def aclose(self) -> None:
+        """Forget the topics. The client was closed with the hub's task group."""
         self._positions.clear()
         self._watchers.clear()
-        await self._pool.aclose()
 
     # -- commands -------------------------------------------------------------------------------
 
+    async def _command(self, name: bytes, *args: bytes | int) -> Any:
+        """One command through the client's pool, its reply undecoded. A checkpoint."""
+        client = self._client
+        if client is None:
+            raise RuntimeError("the backend is not started")
+        try:
+            return await client.create_request(
+                name, *args, callback=_raw, execution_parameters={"decode": False}
+            )
+        except Exception as exc:
+            error = translate(exc, self.address, name.decode())
+            if error is exc:
+                raise
+            raise error from exc
+
     async def publish(self, topic: str, event: ServerSentEvent) -> str:
-        """``XADD``; returns the stream id. A checkpoint; delivery goes through the reader."""
+        """``XADD`` with an id chosen here; returns it. A checkpoint; delivery goes through
+        the reader.
+
+        Returns only once Redis confirmed that it stored the event; raises otherwise
+        (``RedisConnectionError``: maybe stored, maybe not). Sent again after a lost reply
+        (the client's retry), the ``XADD`` is refused, and the entry at that id carries this
+        publish's nonce: success, stored once.
+        """
         own_id = event.id
         if own_id is not None and parse_stream_id(own_id) is None:
             raise ValueError(
                 f"on Redis an event's own id must be a stream id '<ms>-<seq>' greater than the "
-                f"topic's last one (or None to let Redis assign it), got {own_id!r}"
+                f"topic's last one (or None to let the backend choose it), got {own_id!r}"
             )
-        try:
-            reply = await self._pool.execute(
-                "XADD",
-                self._key(topic),
-                "MAXLEN",
-                "~",
-                self._history,
-                own_id if own_id is not None else "*",
-                *_event_fields(event),
-            )
-        except RedisReplyError as exc:
-            if own_id is not None and "ID" in str(exc):
-                raise ValueError(f"Redis refused the event id {own_id!r}: {exc}") from exc
-            raise
-        return _text(reply)
+        key = self._key(topic)
+        nonce = secrets.token_hex(8).encode()
+        fields = event_fields(event, nonce)
+        for _ in range(_ID_ATTEMPTS):
+            if own_id is None:
+                stream_id, position = self._ids.issue(topic)
+            else:
+                stream_id, position = own_id, parse_stream_id(own_id) or (0, 0)
+            try:
+                await self._command(
+                    b"XADD", key, b"MAXLEN", b"~", self._history, stream_id.encode(), *fields
+                )
+            except RedisReplyError as exc:
+                refused = _REFUSED_ID in str(exc)
+                if refused and await self._stored(key, stream_id, nonce):
+                    return stream_id  # an earlier attempt of this publish stored it
+                if own_id is not None and (refused or "ID" in str(exc)):
+                    raise ValueError(f"Redis refused the event id {own_id!r}: {exc}") from exc
+                if not refused:
+                    raise
+                self._ids.observe(topic, (await self._top(key))[1])
+                continue
+            self._ids.observe(topic, position)
+            return stream_id
+        raise RedisReplyError(
+            f"no free stream id in {topic!r} after {_ID_ATTEMPTS} attempts: other publishers "
+            "took each one first"
+        )
+
+    async def _stored(self, key: bytes, stream_id: str, nonce: bytes) -> bool:
+        """Whether the entry at *stream_id* is the publish named by *nonce*."""
+        found = entries(await self._command(b"XRANGE", key, stream_id.encode(), stream_id.encode()))
+        return any(nonce_of(raw) == nonce for raw in found)
+
+    async def _top(self, key: bytes) -> tuple[str, Position]:
+        """The stream's last id (``"0-0"`` when empty or missing)."""
+        reply = entries(await self._command(b"XREVRANGE", key, b"+", b"-", b"COUNT", 1))
+        if not reply:
+            return "0-0", (0, 0)
+        stream_id = text(entries(reply[0])[0])
+        position = parse_stream_id(stream_id)
+        if position is None:
+            raise RedisConnectionError(f"unexpected stream id from Redis: {stream_id!r}")
+        return stream_id, position
 
     async def _range(self, topic: str, start: str) -> list[Entry]:
-        entries: list[Entry] = []
+        found: list[Entry] = []
         key = self._key(topic)
         while True:
-            page = _list(await self._pool.execute("XRANGE", key, start, "+", "COUNT", _PAGE))
+            page = entries(
+                await self._command(b"XRANGE", key, start.encode(), b"+", b"COUNT", _PAGE)
+            )
             for raw in page:
-                _, position, event = _decode_entry(raw)
+                _, position, event = decode_entry(raw)
                 if event is not None:
-                    entries.append(Entry(position, event))
+                    found.append(Entry(position, event))
             if len(page) < _PAGE:
-                return entries
-            last = parse_stream_id(_text(_list(page[-1])[0]))
+                return found
+            last = parse_stream_id(text(entries(page[-1])[0]))
             assert last is not None
-            start = _next_id(last)
+            start = next_id(last)
 
     async def replay(self, topic: str, last_event_id: str | None) -> Replay:
         """``XRANGE`` after the id; the whole retained stream when the id is not in it."""
@@ -260,20 +320,10 @@ class RedisBackend:
             found = await self._range(topic, last_event_id)
             if found and found[0].position == position:
                 return Replay("found", position, found[1:])
-        entries = await self._range(topic, "-")
-        if position is not None and entries and position < entries[0].position:
-            return Replay("expired", None, entries)
-        return Replay("unknown-id", None, entries)
-
-    async def _last_position(self, topic: str) -> tuple[str, Position]:
-        reply = _list(await self._pool.execute("XREVRANGE", self._key(topic), "+", "-", "COUNT", 1))
-        if not reply:
-            return "0-0", (0, 0)
-        stream_id = _text(_list(reply[0])[0])
-        position = parse_stream_id(stream_id)
-        if position is None:
-            raise RedisConnectionError(f"unexpected stream id from Redis: {stream_id!r}")
-        return stream_id, position
+        retained = await self._range(topic, "-")
+        if position is not None and retained and position < retained[0].position:
+            return Replay("expired", None, retained)
+        return Replay("unknown-id", None, retained)
 
     # -- watching -------------------------------------------------------------------------------
 
@@ -292,7 +342,7 @@ class RedisBackend:
                     continue
                 pending = self._pending[topic] = anyio.Event()
                 try:
-                    last = await self._last_position(topic)
+                    last = await self._top(self._key(topic))
                 finally:
                     del self._pending[topic]
                     pending.set()
@@ -330,7 +380,7 @@ class RedisBackend:
             if reading is None or reading >= generation or client_id is None:
                 return
             try:
-                if await self._pool.execute("CLIENT", "UNBLOCK", client_id) == 1:
+                if await self._command(b"CLIENT UNBLOCK", client_id) == 1:
                     return
             except RedisError:
                 return
@@ -342,72 +392,83 @@ class RedisBackend:
         """The hub's reader task: reconnect with a growing delay whenever Redis fails."""
         delay = 0.05
         while True:
-            connection: RedisConnection | None = None
-            try:
-                connection = await self._pool.connect()
-                client_id = await connection.execute("CLIENT", "ID")
-                self._reader_client_id = client_id if isinstance(client_id, int) else None
+            error, connected = await self._read_once()
+            if connected:
                 delay = 0.05
-                await self._read(connection)
-            except RedisError as exc:
-                logger.warning("trio_sse: Redis stream reader: %s; retrying in %.2f s", exc, delay)
-            except Exception:
-                logger.exception("trio_sse: Redis stream reader failed; retrying in %.2f s", delay)
-            finally:
-                self._reader_client_id = None
-                self._reading_generation = None
-                if connection is not None:
-                    await connection.aclose()
+            if isinstance(error, RedisError):
+                logger.warning(
+                    "trio_sse: Redis stream reader: %s; retrying in %.2f s", error, delay
+                )
+            else:
+                logger.error(
+                    "trio_sse: Redis stream reader failed; retrying in %.2f s",
+                    delay,
+                    exc_info=error,
+                )
             await anyio.sleep(delay)
             delay = min(delay * 2, 2.0)
 
-    async def _read(self, connection: RedisConnection) -> None:
+    async def _read_once(self) -> tuple[Exception, bool]:
+        """Connect the reader and read until that fails: (the error, whether it connected)."""
+        assert self._client is not None
+        connected = False
+        await self._until_watched()  # no connection while no topic is followed
+        try:
+            async with reader_connection(self._client) as connection:
+                connected = True
+                self._reader_client_id = connection.client_id
+                await self._read(connection)
+        except Exception as exc:
+            return translate(exc, self.address, "XREAD"), connected
+        finally:
+            self._reader_client_id = None
+            self._reading_generation = None
+        raise AssertionError("the reader's loop ended")  # pragma: no cover
+
+    async def _until_watched(self) -> None:
+        """Wait until some topic is followed (``watch`` sets ``_idle``). A checkpoint."""
+        while not self._positions:
+            self._idle = anyio.Event()
+            await self._idle.wait()
+        self._idle = None
+
+    async def _read(self, connection: BaseConnection) -> None:
         deliver = self._deliver
         assert deliver is not None
         block_ms = self._read_block_ms
         # A blocking read legitimately takes up to read_block: allow that on top.
-        connection.timeout = block_ms / 1000 + (self._pool.command_timeout or 30.0)
+        timeout = block_ms / 1000 + (self._command_timeout or 30.0)
         while True:
             if not self._positions:
-                self._idle = anyio.Event()
-                if not self._positions:
-                    await self._idle.wait()
-                self._idle = None
+                await self._until_watched()
                 continue
             topics = list(self._positions)
-            by_key = {self._key(topic).encode("utf-8", "surrogatepass"): topic for topic in topics}
-            starts = [self._positions[topic][0] for topic in topics]
+            by_key = {self._key(topic): topic for topic in topics}
+            starts = [self._positions[topic][0].encode() for topic in topics]
+            arguments: list[bytes | int] = [b"COUNT", self._read_count, b"BLOCK", block_ms]
+            arguments += [b"STREAMS", *by_key, *starts]
             self._reading_generation = self._generation
             try:
-                reply = await connection.execute(
-                    "XREAD",
-                    "COUNT",
-                    self._read_count,
-                    "BLOCK",
-                    block_ms,
-                    "STREAMS",
-                    *by_key,
-                    *starts,
+                reply = await connection.create_request(
+                    b"XREAD",
+                    *arguments,
+                    decode=False,
+                    timeout=timeout,
+                    disconnect_on_cancellation=True,
                 )
             finally:
                 self._reading_generation = None
-            for stream in _list(reply):
-                key_and_entries = _list(stream)
-                topic = (
-                    by_key.get(key_and_entries[0])
-                    if isinstance(key_and_entries[0], bytes)
-                    else None
-                )
-                if topic is None:
-                    continue
-                await self._dispatch(deliver, topic, _list(key_and_entries[1]))
+            for key, found in _streams(reply):
+                topic = by_key.get(key) if isinstance(key, bytes) else None
+                if topic is not None:
+                    await self._dispatch(deliver, topic, entries(found))
 
-    async def _dispatch(self, deliver: Deliver, topic: str, entries: Sequence[RespValue]) -> None:
-        for raw in entries:
+    async def _dispatch(self, deliver: Deliver, topic: str, found: Sequence[object]) -> None:
+        for raw in found:
             current = self._positions.get(topic)
             if current is None:
                 return  # nobody here follows this topic any more
-            stream_id, position, event = _decode_entry(raw)
+            stream_id, position, event = decode_entry(raw)
             # Only forward: a topic dropped and watched again restarts from its newer end.
             if position <= current[1]:
                 continue

@@ -1,0 +1,285 @@
+"""Where the Redis backend connects: a URL it turns into a coredis client, or the app's client.
+
+* :func:`parse_redis_url` reads ``redis://``, ``rediss://`` (TLS) and ``unix://`` URLs into a
+  :class:`RedisURL`, whose ``str()`` is the address shown in errors and reprs: the URL
+  without its password (and without its query).
+* :class:`RedisTarget` is what the backend holds: how to get its coredis client (built from
+  the URL when the hub starts, so that a backend made at import time binds to no event loop;
+  or the app's own), the address to name, and how to open the reader's own connection.
+
+The table :data:`_SCHEMES` is the one place that knows URL schemes: Sentinel
+(``redis+sentinel://``) and Cluster URLs are meant to be added there, each with its own way
+to build a client and to open a reader connection.
+
+coredis is imported when a client is built or checked, not when this module is imported.
+Beyond coredis' documented client API the backend relies on a basic pool's
+``connection_class``/``location``/``connection_kwargs`` attributes and on
+``BaseConnection.run``/``create_request``/``client_id``/``invalidate`` and the private memory
+streams that ``_redis_connections`` closes, for the reader's own connection: hence the upper bound on coredis in ``pyproject.toml``.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import anyio
+
+from .._validate import shown
+
+if TYPE_CHECKING:
+    from coredis import Redis
+    from coredis.connection import BaseConnection
+
+__all__ = ["RedisTarget", "RedisURL", "import_coredis", "parse_redis_url"]
+
+_SCHEMES = ("redis", "rediss", "unix")
+_TLS_OPTIONS = (
+    "ssl_ca_certs",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_check_hostname",
+    "ssl_cert_reqs",
+)
+_CERT_REQS = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}
+
+
+def import_coredis() -> None:
+    """Import coredis, or raise ``ImportError`` naming the extra that installs it."""
+    try:
+        import coredis  # noqa: F401
+    except ImportError as exc:
+        raise ImportError("the Redis backend needs coredis: pip install 'trio_sse[redis]'") from exc
+
+
+@dataclass(frozen=True)
+class RedisURL:
+    """A parsed Redis URL. ``str()`` shows it without password or query (safe to log)."""
+
+    scheme: str
+    host: str = "127.0.0.1"
+    port: int = 6379
+    path: str | None = None  # unix:// only
+    db: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __str__(self) -> str:
+        user = f"{self.username}@" if self.username else ""
+        if self.path is not None:
+            return f"unix://{user}{self.path}?db={self.db}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{user}{host}:{self.port}/{self.db}"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A context that verifies the server (and its host name) unless the URL says not to."""
+        options = self.tls
+        context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
+        if "ssl_certfile" in options:
+            context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"))
+        requirement = _CERT_REQS[options.get("ssl_cert_reqs", "required")]
+        context.check_hostname = (
+            options.get("ssl_check_hostname", "true") == "true" and requirement != ssl.CERT_NONE
+        )
+        context.verify_mode = requirement
+        return context
+
+
+def _invalid(url: str, why: str) -> ValueError:
+    # The URL is shown without what follows the scheme's "//" up to "@": no password.
+    scheme, sep, rest = url.partition("://")
+    safe = f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else url.rpartition("@")[2]
+    return ValueError(f"invalid Redis URL {safe!r}: {why}")
+
+
+def _query(url: str, query: str, allowed: tuple[str, ...]) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for name, values in parse_qs(query, keep_blank_values=True).items():
+        if name not in allowed:
+            expected = ", ".join(allowed) if allowed else "none"
+            raise _invalid(url, f"unknown option {name!r} (expected: {expected})")
+        options[name] = values[-1]
+    if options.get("ssl_cert_reqs", "required") not in _CERT_REQS:
+        raise _invalid(url, "ssl_cert_reqs must be required, optional or none")
+    if options.get("ssl_check_hostname", "true") not in ("true", "false"):
+        raise _invalid(url, "ssl_check_hostname must be true or false")
+    return options
+
+
+def _db(url: str, text: str) -> int:
+    if text and not (text.isascii() and text.isdigit()):
+        raise _invalid(url, f"the database must be a number, got {text!r}")
+    return int(text) if text else 0
+
+
+def parse_redis_url(url: str) -> RedisURL:
+    """``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` the same over TLS (with
+    ``?ssl_ca_certs=...&ssl_certfile=...&ssl_keyfile=...``), or
+    ``unix://[[user]:password@]/path/to/redis.sock[?db=n]``. ``ValueError`` when malformed.
+    """
+    if not isinstance(url, str):
+        raise TypeError(f"the Redis URL must be a str, got {type(url).__name__}")
+    parts = urlsplit(url)
+    if parts.scheme not in _SCHEMES:
+        raise _invalid(url, "expected redis://, rediss:// (TLS) or unix://")
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password is not None else None
+    if parts.scheme == "unix":
+        options = _query(url, parts.query, ("db",))
+        if not parts.path:
+            raise _invalid(url, "unix:// needs the socket's path")
+        return RedisURL(
+            "unix", path=unquote(parts.path), db=_db(url, options.get("db", "")),
+            username=username, password=password,
+        )  # fmt: skip
+    allowed = _TLS_OPTIONS if parts.scheme == "rediss" else ()
+    try:
+        port = parts.port if parts.port is not None else 6379
+    except ValueError:
+        raise _invalid(url, "bad port") from None
+    return RedisURL(
+        parts.scheme,
+        host=parts.hostname or "127.0.0.1",
+        port=port,
+        db=_db(url, parts.path.strip("/")),
+        username=username,
+        password=password,
+        tls=_query(url, parts.query, allowed),
+    )
+
+
+def _describe(client: Redis[Any]) -> str:
+    """The address of an app's client, as a URL without password (for errors and logs)."""
+    from coredis.connection import TCPLocation, UnixDomainSocketLocation
+
+    pool = client.connection_pool
+    location = pool.location
+    options = pool.connection_kwargs
+    user = f"{options['username']}@" if options.get("username") else ""
+    db = options.get("db") or 0
+    if isinstance(location, UnixDomainSocketLocation):
+        return f"unix://{user}{location.path}?db={db}"
+    if isinstance(location, TCPLocation):
+        scheme = "rediss" if options.get("ssl_context") is not None else "redis"
+        host = f"[{location.host}]" if ":" in location.host else location.host
+        return f"{scheme}://{user}{host}:{location.port}/{db}"
+    return repr(client)
+
+
+@dataclass(frozen=True)
+class _Options:
+    max_connections: int
+    connect_timeout: float | None
+    command_timeout: float | None
+    ssl_context: ssl.SSLContext | None
+
+
+def _build(url: RedisURL, options: _Options) -> Redis[Any]:
+    from coredis import ConnectionPool, Redis
+    from coredis.connection import Location, TCPLocation, UnixDomainSocketLocation
+    from coredis.exceptions import ConnectionError as CoredisConnectionError
+    from coredis.retry import ConstantRetryPolicy
+
+    from ._redis_connections import ClosingTCPConnection, ClosingUnixConnection
+
+    context = options.ssl_context
+    if context is None and url.scheme == "rediss":
+        context = url.ssl_context()
+    location: Location
+    connection_class: type[Any]
+    if url.path is not None:
+        location, connection_class = UnixDomainSocketLocation(url.path), ClosingUnixConnection
+    else:
+        location, connection_class = TCPLocation(url.host, url.port), ClosingTCPConnection
+    pool: ConnectionPool[Any] = ConnectionPool(
+        connection_class=connection_class,
+        location=location,
+        db=url.db,
+        username=url.username,
+        password=url.password,
+        ssl_context=context,
+        connect_timeout=options.connect_timeout,
+        stream_timeout=options.command_timeout,
+        max_connections=options.max_connections,
+    )
+    return Redis(
+        connection_pool=pool,
+        # A command that fails with the connection is sent again on a new one (a pooled
+        # connection that died while idle, Redis restarting). Safe for every command the
+        # backend sends: reads, CLIENT UNBLOCK, and XADD, which carries its own stream id and
+        # a nonce (see redis.py: a second XADD of one event is refused, then recognised).
+        retry_policy=ConstantRetryPolicy(
+            (CoredisConnectionError, TimeoutError), retries=2, delay=0.05
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """A URL to build a client from, or an app's client; see the module docstring."""
+
+    address: str
+    _make: Callable[[], Redis[Any]] = field(repr=False)
+    owned: bool = True  # built here (from a URL), or the app's
+
+    @classmethod
+    def of(
+        cls,
+        url_or_client: object,
+        *,
+        max_connections: int,
+        connect_timeout: float | None,
+        command_timeout: float | None,
+        ssl_context: ssl.SSLContext | None,
+    ) -> RedisTarget:
+        """Check *url_or_client* now (``TypeError``/``ValueError``); build nothing yet."""
+        import_coredis()
+        from coredis import Redis
+
+        if isinstance(url_or_client, Redis):
+            if ssl_context is not None:
+                raise ValueError("ssl_context is for a URL; the client given has its own")
+            client = url_or_client
+            return cls(_describe(client), lambda: client, owned=False)
+        if not isinstance(url_or_client, str):
+            raise TypeError(
+                "url must be a redis://, rediss:// or unix:// URL or a coredis.Redis client, "
+                f"got {shown(url_or_client)}"
+            )
+        url = parse_redis_url(url_or_client)
+        if ssl_context is not None and url.scheme != "rediss":
+            raise ValueError(f"ssl_context needs a rediss:// URL, got {str(url)!r}")
+        options = _Options(max_connections, connect_timeout, command_timeout, ssl_context)
+        return cls(str(url), lambda: _build(url, options))
+
+    def client(self) -> Redis[Any]:
+        """The coredis client: a new one for a URL (once per hub), else the app's."""
+        return self._make()
+
+
+@asynccontextmanager
+async def reader_connection(client: Redis[Any]) -> AsyncIterator[BaseConnection]:
+    """A connection of the reader's own, with the pool's settings (address, TLS, credentials,
+    database), outside the pool: its blocking ``XREAD`` never holds a pooled one, and its
+    ``client_id`` is known for ``CLIENT UNBLOCK``. A checkpoint; raises coredis' errors (the
+    caller translates). Leaving closes it.
+    """
+    from ._redis_connections import close_buffers
+
+    pool = client.connection_pool
+    assert pool.location is not None
+    connection = pool.connection_class(pool.location, **pool.connection_kwargs)
+    try:
+        async with anyio.create_task_group() as group:
+            await group.start(connection.run)
+            try:
+                yield connection
+            finally:
+                connection.invalidate()
+    finally:
+        close_buffers(connection)  # an app's client's connection class may not

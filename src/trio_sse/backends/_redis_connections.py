@@ -1,0 +1,55 @@
+"""coredis connections that close everything they opened, however they end.
+
+coredis 6's ``BaseConnection.__init__`` makes six anyio memory streams, and ``run`` closes
+them only once the transport connected: a connection refused, failing its TLS handshake, or
+cancelled while connecting leaves them to the garbage collector, which warns
+(``ResourceWarning``, an error under ``-W error``). While Redis is down that is one warning
+per attempt. These subclasses close them when ``run`` ends. Imported only where coredis is
+(the ``redis`` extra): the clients built from a URL use them; an app's own client keeps its
+classes (the reader's connection is closed the same way by ``_redis_client``).
+"""
+
+from __future__ import annotations
+
+from anyio import TASK_STATUS_IGNORED
+from anyio.abc import TaskStatus
+from coredis.connection import BaseConnection, TCPConnection, UnixDomainSocketConnection
+
+__all__ = ["ClosingTCPConnection", "ClosingUnixConnection", "close_buffers"]
+
+_BUFFERS = (
+    "_write_buffer_in",
+    "_write_buffer_out",
+    "_push_message_buffer_in",
+    "_push_message_buffer_out",
+    "_streamed_message_buffer_in",
+    "_streamed_message_buffer_out",
+)
+
+
+def close_buffers(connection: BaseConnection) -> None:
+    """Close the connection's memory streams (private attributes of coredis 6). Idempotent."""
+    for name in _BUFFERS:
+        stream = getattr(connection, name, None)
+        if stream is not None:
+            stream.close()
+
+
+class ClosingTCPConnection(TCPConnection):
+    """A ``TCPConnection`` (plain or TLS) whose ``run`` always closes its memory streams."""
+
+    async def run(self, *, task_status: TaskStatus[None] = TASK_STATUS_IGNORED) -> None:
+        try:
+            await super().run(task_status=task_status)
+        finally:
+            close_buffers(self)
+
+
+class ClosingUnixConnection(UnixDomainSocketConnection):
+    """A ``UnixDomainSocketConnection`` whose ``run`` always closes its memory streams."""
+
+    async def run(self, *, task_status: TaskStatus[None] = TASK_STATUS_IGNORED) -> None:
+        try:
+            await super().run(task_status=task_status)
+        finally:
+            close_buffers(self)
