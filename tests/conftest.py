@@ -11,6 +11,8 @@ import importlib.util
 
 import pytest
 
+from trio_sse._stream import UNOPENED_LOG
+
 from ._backends import BACKENDS
 from .services import PACKAGES, require
 
@@ -35,6 +37,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     for marker in item.iter_markers("service"):
         for program in marker.args:
             require(program)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_log_limits() -> None:
+    """Every test sees the first failure of each kind logged (trio_sse._stream.UNOPENED_LOG)."""
+    UNOPENED_LOG.reset()
 
 
 @pytest.fixture(params=BACKENDS)

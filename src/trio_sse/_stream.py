@@ -48,10 +48,37 @@ from ._encoder import SEPARATORS
 from ._errors import SendTimeoutError
 from ._events import ServerSentEvent, encode_item
 from ._prefetch import DEFAULT_MAX_PREFETCH
+from ._ratelog import LogLimiter
 from ._shutdown import ShutdownToken, _current, default_shutdown_token
 from ._sources import Content, Opened, Source
 
 logger = logging.getLogger("trio_sse")
+
+UNOPENED_LOG = LogLimiter(10.0)
+"""Streams whose channel could not be opened: one record per kind of failure per 10 s."""
+
+
+def _report_unopened(exc: Exception) -> None:
+    """Log that a stream could not open its channel, without flooding (see ``_ratelog``).
+
+    A connection error (Redis down) is one line; anything else keeps its traceback, as a
+    bug should, but also at most once per kind per interval. Never blocks.
+    """
+    kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    left_out = UNOPENED_LOG.admit(kind)
+    if left_out is None:
+        return
+    more = f"; {left_out} more since the last report" if left_out else ""
+    logger.error(
+        "trio_sse: the stream's channel could not be opened (%s: %s); ending the stream "
+        "(reported at most once per %g s%s)",
+        type(exc).__name__,
+        exc,
+        UNOPENED_LOG.interval,
+        more,
+        exc_info=None if isinstance(exc, ConnectionError) else exc,
+    )
+
 
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -217,12 +244,10 @@ class Connection:
             async with content.open_channel() as channel:
                 opened = True
                 await self._run((Source.from_anyio(channel), None, None))
-        except Exception:
+        except Exception as exc:
             if opened:
                 raise
-            logger.exception(
-                "trio_sse: the stream's channel could not be opened; ending the stream"
-            )
+            _report_unopened(exc)
             try:
                 await self._finish_body()
             except (SendTimeoutError, _ClientGone):
