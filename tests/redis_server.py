@@ -39,14 +39,20 @@ class ServerTLS:
         return ssl.create_default_context(cafile=str(self.ca_file))
 
 
+def _ask(sock: socket.socket) -> bool:
+    sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+    # A server that requires a password answers too.
+    return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
+
+
 def ping(port: int, timeout: float = 0.5, *, context: ssl.SSLContext | None = None) -> bool:
     """True when a Redis on *port* answers ``PING`` with ``+PONG`` (or asks who we are)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
-            sock = raw if context is None else context.wrap_socket(raw, server_hostname="127.0.0.1")
-            sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-            # A server that requires a password (or a client certificate) answers too.
-            return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
+            if context is None:
+                return _ask(raw)
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+                return _ask(sock)
     except (OSError, ssl.SSLError):
         return False
 

@@ -46,6 +46,8 @@ def _root_cause(exc: BaseException) -> BaseException:
 
 def _detail(exc: BaseException) -> str:
     cause = _root_cause(exc)
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return f"TLS: certificate verify failed: {cause.verify_message}"
     if isinstance(cause, ssl.SSLError):
         return f"TLS: {cause.reason or cause}"
     if isinstance(cause, OSError) and cause.strerror:

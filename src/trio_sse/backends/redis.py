@@ -176,8 +176,10 @@ class RedisBackend:
         task_group.start_soon(self._read_forever, name="trio_sse Redis stream reader")
 
     async def _hold(self, client: Redis[Any], *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        """Keep *client* entered (coredis 6 pools own a task group) until the hub cancels."""
-        async with client:
+        """Keep *client*'s pool entered (coredis 6 pools own a task group) until the hub
+        cancels. The pool, not the client: entering a pool is reference-counted, so an app's
+        client may be entered by the app too (the client itself can be entered once)."""
+        async with client.connection_pool:
             task_status.started()
             await anyio.sleep_forever()
 
