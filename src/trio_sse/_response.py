@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -24,7 +25,7 @@ from ._options import (
 )
 from ._prefetch import DEFAULT_MAX_PREFETCH as DEFAULT_MAX_PREFETCH
 from ._shutdown import ShutdownToken
-from ._sources import classify
+from ._sources import Content, classify
 from ._stream import Connection, Message, StreamSpec
 from ._uvicorn import chain_uvicorn_signals_automatically
 from ._validate import (
@@ -40,6 +41,14 @@ __all__ = ["EventSourceResponse"]
 DEFAULT_PING_INTERVAL = 15
 DEFAULT_MAX_BUFFER_SIZE = 256
 DEFAULT_CLEANUP_TIMEOUT = 30.0
+
+
+def _adapt_for_route(content: Content, route: object, response_class: type) -> Content:
+    if "fastapi.routing" not in sys.modules:  # only FastAPI's routes need it: never import it
+        return content
+    from ._fastapi_items import adapt_for_route
+
+    return adapt_for_route(content, route, response_class)
 
 
 def _optional_seconds(name: str, value: object) -> float | None:
@@ -78,6 +87,10 @@ class EventSourceResponse(Response):
     data, with ``json_dumps``) or anything else (``str()``-ed and sent as data).
     An item that cannot be encoded, or a producer that raises, is logged on the ``trio_sse``
     logger and ends the stream with a clean end of body.
+
+    As ``response_class`` of a FastAPI path operation that ``yield``s, items mean what they
+    mean to ``fastapi.sse``: events are sent as they are, anything else is JSON data, checked
+    against the declared item type (``-> AsyncIterator[Tick]``); see ``trio_sse.fastapi``.
 
     Options, with sse-starlette's names and meanings. Each is also an attribute (``ping`` is
     ``ping_interval``), readable and settable after construction and checked on set as in the
@@ -119,6 +132,7 @@ class EventSourceResponse(Response):
     """
 
     media_type = "text/event-stream"
+    _routed = False  # the content was adapted to its route (see ``__call__``)
 
     DEFAULT_PING_INTERVAL = DEFAULT_PING_INTERVAL
     """Seconds between pings when ``ping`` is ``None`` (15, as in sse-starlette)."""
@@ -234,6 +248,11 @@ class EventSourceResponse(Response):
         A trio channel given as content under asyncio raises ``RuntimeError`` before anything
         is sent: the server answers 500, not a 200 whose body breaks off.
         """
+        if "route" in scope and not self._routed:
+            # A FastAPI ``yield`` path operation handed us its generator: its items are values
+            # to send as JSON, with fastapi.sse's meanings (``_fastapi_items``).
+            self._routed = True
+            self._source = _adapt_for_route(self._source, scope["route"], type(self))
         self._source.check_runnable()
         chain_uvicorn_signals_automatically()  # see trio_sse.chain_uvicorn_signals
         limit = None

@@ -1,0 +1,256 @@
+"""FastAPI ``yield`` path operations with ``response_class=trio_sse.EventSourceResponse``.
+
+For such an operation FastAPI calls the function and hands the generator to the response
+class as its content; it cannot say that the items are *values* rather than trio_sse's own
+stream items. The response finds out from ``scope["route"]`` (FastAPI's ``APIRoute``) when
+its ASGI call starts, and its iterable is then read through :class:`ItemPolicy`, with
+``fastapi.sse``'s meaning for each item:
+
+* a trio_sse ``ServerSentEvent`` (or ``bytes``, already encoded) is sent as it is; its data
+  is validated first when the route declares the event's data type
+  (``-> AsyncIterator[JSONServerSentEvent[Tick]]``);
+* FastAPI's own ``fastapi.sse.ServerSentEvent`` is written as FastAPI writes it (``data`` as
+  JSON, ``raw_data`` as it is, ``event``, ``id``, ``retry``, ``comment``);
+* anything else (a model, a dict, a list, a string...) is *data*, sent as JSON: validated
+  against and serialized by the declared item type (``-> AsyncIterator[Tick]``, or the
+  route's ``response_model``) with the route's ``response_model_*`` options, or by
+  FastAPI's JSON rules (``trio_sse._json``, with the stream's ``json_dumps``) when the route
+  declares none.
+
+An item that does not match the declared type ends the stream cleanly (the end of body, no
+farewell) with one log line on the ``trio_sse`` logger naming the route and the item.
+The policy is built once per route and kept on it (``_trio_sse_item_policy``); Pydantic is
+imported only for a route that declares an item type, FastAPI only when it is loaded.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import sys
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from ._events import JSONServerSentEvent, ServerSentEvent
+from ._item_types import ItemTypes, item_types, stream_item_annotation
+from ._sources import AsyncIterableContent, Content, SyncIterableContent
+
+__all__ = ["ItemPolicy", "ItemRejected", "adapt_for_route", "route_item_types"]
+
+logger = logging.getLogger("trio_sse")
+
+_POLICY_ATTRIBUTE = "_trio_sse_item_policy"
+_DUMP_OPTIONS = (
+    "include",
+    "exclude",
+    "by_alias",
+    "exclude_unset",
+    "exclude_defaults",
+    "exclude_none",
+)
+
+
+class ItemRejected(Exception):
+    """An item that does not match the stream's declared type (the message says why)."""
+
+
+def adapt_for_route(content: Content, route: object, response_class: type) -> Content:
+    """*content*, read through the route's :class:`ItemPolicy` if *route* is a FastAPI yield
+    path operation answered by *response_class*; else *content* itself. Sync."""
+    if type(content) not in (AsyncIterableContent, SyncIterableContent):
+        return content
+    policy: ItemPolicy | bool | None = getattr(route, _POLICY_ATTRIBUTE, False)
+    if policy is False:
+        policy = _policy_for(route, response_class)
+        try:
+            setattr(route, _POLICY_ATTRIBUTE, policy)
+        except (AttributeError, TypeError):  # a route with __slots__: built again next time
+            pass
+    if not isinstance(policy, ItemPolicy):
+        return content
+    if type(content) is AsyncIterableContent:
+        return AsyncIterableContent(_ConvertedAsync(content.value, policy))
+    return SyncIterableContent(_ConvertedSync(content.value, policy))
+
+
+def route_item_types(route: Any) -> ItemTypes:
+    """The items *route* declares: its return annotation's item type, else its
+    ``response_model``, else untyped."""
+    annotation = stream_item_annotation(route.dependant.call)
+    if annotation is None:
+        annotation = route.response_model
+    return item_types(annotation)
+
+
+def _policy_for(route: object, response_class: type) -> ItemPolicy | None:
+    routing = sys.modules.get("fastapi.routing")
+    api_route = getattr(routing, "APIRoute", None)
+    if api_route is None or not isinstance(route, api_route):
+        return None
+    declared = getattr(route.response_class, "value", route.response_class)  # a Default(...)
+    if not (isinstance(declared, type) and issubclass(response_class, declared)):
+        return None
+    if not _is_generator_function(route.dependant.call):
+        return None  # an endpoint that returns its own response: trio_sse's item meanings
+    return ItemPolicy(route)
+
+
+def _is_generator_function(call: object) -> bool:
+    call = inspect.unwrap(call)  # type: ignore[arg-type]
+    if not inspect.isroutine(call) and callable(call):
+        call = call.__call__
+    return inspect.isasyncgenfunction(call) or inspect.isgeneratorfunction(call)
+
+
+class ItemPolicy:
+    """How one route's items become stream items (see the module's docstring)."""
+
+    def __init__(self, route: Any) -> None:
+        methods = ",".join(sorted(route.methods or ()))
+        self.label = f"{methods} {route.path} ({route.name})"
+        self.types = route_item_types(route)
+        self._plain = (
+            None if self.types.untyped or not self.types.plain else _adapter(self.types.plain)
+        )
+        self._events = {
+            member.cls: _adapter((member.data_type,))
+            for member in self.types.events
+            if member.json
+            and member.data_type is not None
+            and issubclass(member.cls, ServerSentEvent)
+        }
+        self._dump = {name: getattr(route, f"response_model_{name}") for name in _DUMP_OPTIONS}
+
+    def convert(self, item: object) -> object:
+        """The stream item for *item*; :class:`ItemRejected` if it does not match. Sync."""
+        if isinstance(item, ServerSentEvent):
+            return self._event(item)
+        if isinstance(item, (bytes, bytearray, memoryview)):
+            return item
+        if _is_fastapi_event(item):
+            return _from_fastapi_event(item)
+        if self.types.untyped:
+            return JSONServerSentEvent(item)
+        if self._plain is None:
+            raise ItemRejected(
+                f"a {type(item).__name__} is not one of the declared events "
+                f"({', '.join(m.cls.__name__ for m in self.types.events)})"
+            )
+        value = self._validate(self._plain.validate_python, item)
+        return ServerSentEvent(self._plain.dump_json(value, **self._dump).decode())
+
+    def _event(self, event: ServerSentEvent[Any]) -> ServerSentEvent[Any]:
+        member = self.types.member_for(event)
+        if member is None:
+            if self.types.events:
+                raise ItemRejected(f"a {type(event).__name__} is not one of the declared events")
+            return event  # declared data only: an event is the app's own choice, as in fastapi.sse
+        adapter = self._events.get(member.cls)
+        if adapter is not None and event.data is not None:
+            self._validate(adapter.validate_json, event.data)
+        return event
+
+    @staticmethod
+    def _validate(validate: Any, value: object) -> Any:
+        try:
+            return validate(value)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            raise ItemRejected(str(exc)) from None
+
+
+def _adapter(types_: tuple[Any, ...]) -> Any:
+    from pydantic import TypeAdapter  # FastAPI's own dependency
+
+    annotation = types_[0] if len(types_) == 1 else _union(types_)
+    return TypeAdapter(annotation)
+
+
+def _union(types_: tuple[Any, ...]) -> Any:
+    from typing import Union
+
+    return Union[types_]  # noqa: UP007 (a union built from a tuple at run time)
+
+
+def _is_fastapi_event(item: object) -> bool:
+    module = sys.modules.get("fastapi.sse")
+    cls = getattr(module, "ServerSentEvent", None) if module is not None else None
+    return cls is not None and isinstance(item, cls)
+
+
+def _from_fastapi_event(item: Any) -> ServerSentEvent[Any]:
+    """FastAPI's ``ServerSentEvent`` as FastAPI writes it: ``data`` as JSON, ``raw_data`` raw."""
+    if item.raw_data is not None:
+        data: Any = item.raw_data
+        cls: type[ServerSentEvent[Any]] = ServerSentEvent
+    else:
+        data = item.data
+        cls = JSONServerSentEvent
+    return cls(data, event=item.event, id=item.id, retry=item.retry, comment=item.comment)
+
+
+class _Converted:
+    """The route's iterable, each item through :meth:`ItemPolicy.convert`; the first rejected
+    item is logged and ends it (the stream then ends as when its generator returns)."""
+
+    __slots__ = ("_count", "_inner", "_policy")
+
+    def __init__(self, inner: Any, policy: ItemPolicy) -> None:
+        self._inner = inner
+        self._policy = policy
+        self._count = 0
+
+    def _convert(self, item: object) -> object:
+        self._count += 1
+        try:
+            return self._policy.convert(item)
+        except ItemRejected as exc:
+            logger.error(  # noqa: TRY400 (a validation error: its message says all, no traceback)
+                "trio_sse: %s: stream item %d does not match the declared type; "
+                "ending the stream: %s",
+                self._policy.label,
+                self._count,
+                exc,
+            )
+            raise
+
+
+class _ConvertedAsync(_Converted):
+    """An async iterator; ``aclose()`` closes the route's generator."""
+
+    __slots__ = ()
+
+    def __aiter__(self) -> AsyncIterator[object]:
+        return self
+
+    async def __anext__(self) -> object:
+        item = await self._inner.__anext__()
+        try:
+            return self._convert(item)
+        except ItemRejected:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._inner, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+class _ConvertedSync(_Converted):
+    """A sync iterator (iterated in a worker thread); ``close()`` closes the generator."""
+
+    __slots__ = ()
+
+    def __iter__(self) -> Iterator[object]:
+        return self
+
+    def __next__(self) -> object:
+        item = next(self._inner)
+        try:
+            return self._convert(item)
+        except ItemRejected:
+            raise StopIteration from None
+
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if close is not None:
+            close()
