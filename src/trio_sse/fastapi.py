@@ -32,18 +32,19 @@ from __future__ import annotations
 import copy
 import functools
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-try:
-    import fastapi.routing as _routing
-    from fastapi import FastAPI
-    from pydantic import TypeAdapter
-except ImportError as exc:  # pragma: no cover (the test extra installs FastAPI)
-    raise ImportError("trio_sse.fastapi needs FastAPI: pip install 'trio_sse[fastapi]'") from exc
-
+from ._extras import require
 from ._fastapi_items import route_item_types
 from ._item_types import ItemTypes
 from ._response import EventSourceResponse
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+# A missing FastAPI is a MissingExtraError (an ImportError) naming the extra, on import.
+_routing = require("fastapi.routing", part="trio_sse.fastapi", extras=("fastapi",))
+TypeAdapter = require("pydantic", part="trio_sse.fastapi", extras=("fastapi",)).TypeAdapter
 
 __all__ = ["document_streams", "item_schema"]
 
@@ -163,7 +164,9 @@ def _content_schema(data_types: tuple[Any, ...], components: dict[str, Any]) -> 
 def _type_schema(data_type: Any, components: dict[str, Any]) -> dict[str, Any]:
     """*data_type*'s JSON schema; a model's is a component, referred to by ``$ref`` (as
     FastAPI documents models), named as FastAPI names it when the name is unique."""
-    schema = TypeAdapter(data_type).json_schema(mode="serialization", ref_template=_REF)
+    schema: dict[str, Any] = TypeAdapter(data_type).json_schema(
+        mode="serialization", ref_template=_REF
+    )
     for name, definition in schema.pop("$defs", {}).items():
         components.setdefault(name, definition)
     name = getattr(data_type, "__name__", None)
