@@ -93,6 +93,8 @@ def stream_item_annotation(call: object) -> Any:
     except Exception:  # an annotation that cannot be resolved: as if there were none
         return None
     annotation = hints.get("return")
+    if annotation in _STREAMS:  # a bare ``AsyncIterator``
+        return Any
     origin = get_origin(annotation)
     if origin not in _STREAMS:
         return None
