@@ -13,6 +13,7 @@ from ._encoder import SEPARATORS as SEPARATORS
 from ._errors import SendTimeoutError as SendTimeoutError
 from ._events import JSONServerSentEvent as JSONServerSentEvent
 from ._events import ServerSentEvent as ServerSentEvent
+from ._lifetime import seconds_until as seconds_until
 from ._limit import STREAM_LIMIT_SCOPE_KEY as STREAM_LIMIT_SCOPE_KEY
 from ._limit import StreamLimit as StreamLimit
 from ._limit import StreamLimitMiddleware as StreamLimitMiddleware

@@ -18,6 +18,7 @@ from ._json import JSONDumps, using_json_dumps
 from ._limit import StreamLimit, limit_from_scope
 from ._options import (
     Option,
+    check_duration,
     check_event,
     check_farewell,
     check_retry_range,
@@ -112,8 +113,15 @@ class EventSourceResponse(Response):
       the server integrations trigger); ``shutdown_event``: an ``anyio.Event`` set when the
       token triggers; ``shutdown_grace_period``: seconds the producer gets to finish (say
       goodbye, close its channel) before it is cancelled. The body always ends cleanly.
+    * ``max_duration``: seconds after which the stream ends (``None``: never), or a
+      ``(low, high)`` range to pick each stream's lifetime from at random, so that streams
+      opened together do not all end and reconnect together. It ends as shutdown does, with
+      the ``farewell`` and ``farewell_retry``, but at once: the producer is cancelled without
+      a grace period. A client reconnects by itself (with ``Last-Event-ID``): this bounds how
+      long a credential checked at connection time goes on being trusted
+      (:func:`~trio_sse.seconds_until` turns an expiry time into a lifetime).
     * ``farewell``: an item (``ServerSentEvent``, dict, str or bytes) sent just before the
-      body ends because of shutdown; ``farewell_retry``: a ``retry:`` hint sent then, in
+      body ends because of shutdown or ``max_duration``; ``farewell_retry``: a ``retry:`` hint sent then, in
       milliseconds, or a ``(low, high)`` range to pick from at random so that clients do not
       all reconnect at the same instant.
     * ``max_buffer_size``: capacity of the producer's channel (and of the buffer behind an
@@ -163,6 +171,7 @@ class EventSourceResponse(Response):
     stream_limit: Option[StreamLimit | None] = Option(_check_limit)
     max_prefetch: Option[int] = Option(positive_int)
     json_dumps: Option[JSONDumps | None] = Option(optional_callable)
+    max_duration: Option[float | tuple[float, float] | None] = Option(check_duration)
 
     def __init__(
         self,
@@ -188,6 +197,7 @@ class EventSourceResponse(Response):
         stream_limit: StreamLimit | None = None,
         max_prefetch: int = DEFAULT_MAX_PREFETCH,
         json_dumps: JSONDumps | None = None,
+        max_duration: float | tuple[float, float] | None = None,
     ) -> None:
         self._source = classify(content, args)  # the content's kind, decided once
         # Each option is checked by its descriptor (see ``_options``). ``ping`` is stored as
@@ -208,6 +218,7 @@ class EventSourceResponse(Response):
         self.stream_limit = stream_limit
         self.max_prefetch = max_prefetch
         self.json_dumps = json_dumps
+        self.max_duration = max_duration
         self.status_code = status_code
         self.media_type = self.media_type if media_type is None else media_type
         self.background = background
@@ -240,6 +251,7 @@ class EventSourceResponse(Response):
             farewell=self.farewell,
             farewell_retry=self.farewell_retry,
             max_prefetch=self.max_prefetch,
+            max_duration=self.max_duration,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

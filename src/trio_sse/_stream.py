@@ -13,8 +13,9 @@ owns, so nothing outlives the response:
   (``_channels.ParkingReceiveStream``) it parks on the stream itself and is woken by
   unparking it, for an event as for a ping: no cancel scope at all;
 * the **listener** waits for ``http.disconnect`` and then cancels the whole group. It also
-  keeps the ping deadline (the time of the writer's last send plus the interval): it waits
-  anyway, so the ping costs one timer per interval rather than one per event;
+  keeps the ping deadline (the time of the writer's last send plus the interval) and the
+  stream's lifetime (``max_duration``): it waits anyway, so the ping costs one timer per
+  interval rather than one per event;
 * the **producer** (a producer function, or a pump for an iterable) feeds a bounded memory
   channel, whose send end yields only when full or once per time slice
   (``_channels.ProducerSendStream``); a receive channel given as content needs no task. A
@@ -86,6 +87,7 @@ class StreamSpec:
         "farewell",
         "farewell_retry",
         "max_buffer_size",
+        "max_duration",
         "max_prefetch",
         "ping_bytes",
         "ping_factory",
@@ -115,8 +117,10 @@ class StreamSpec:
         farewell: object = None,
         farewell_retry: int | tuple[int, int] | None = None,
         max_prefetch: int = DEFAULT_MAX_PREFETCH,
+        max_duration: float | tuple[float, float] | None = None,
     ) -> None:
         self.max_prefetch = max_prefetch
+        self.max_duration = max_duration
         self.farewell = farewell
         self.farewell_retry = farewell_retry
         self.content = content
@@ -141,6 +145,7 @@ class Connection:
         "_clock",
         "_closing",
         "_disconnected",
+        "_expires_at",
         "_finished",
         "_grace_deadline",
         "_group",
@@ -181,6 +186,7 @@ class Connection:
         self._quiet_passes = 1
         self._shutdown_requested = False
         self._grace_deadline = math.inf
+        self._expires_at = math.inf  # when ``max_duration`` ends the stream
         self._group: anyio.abc.TaskGroup | None = None
         # Created only when there is a producer (or a data sender) to cancel: every scope is
         # memory that an idle connection keeps for its whole life.
@@ -234,6 +240,8 @@ class Connection:
         self._clock, self._pass, self._quiet_passes = lib.clock, lib.schedule_pass, lib.quiet_passes
         if spec.ping_interval:
             self._next_ping = self._clock() + spec.ping_interval
+        if spec.max_duration is not None:
+            self._expires_at = self._clock() + _duration(spec.max_duration)
         token = spec.shutdown if spec.shutdown is not None else default_shutdown_token()
         source, feed, send_stream = opened
         timed_out: SendTimeoutError | None = None
@@ -365,13 +373,18 @@ class Connection:
         while True:
             if self._stop_listening:
                 return
-            deadline = math.inf
-            if interval:
+            deadline = self._expires_at
+            if interval or deadline != math.inf:
                 now = clock()
-                deadline = self._next_ping
                 if deadline <= now:
-                    self._wake_writer()
-                    deadline = now + interval
+                    self._expire()
+                    deadline = math.inf
+                if interval:
+                    ping_at = self._next_ping
+                    if ping_at <= now:
+                        self._wake_writer()
+                        ping_at = now + interval
+                    deadline = min(deadline, ping_at)
             scope = anyio.CancelScope(deadline=deadline)
             self._listener_scope = scope
             with scope:
@@ -414,6 +427,16 @@ class Connection:
         elif self._wait_scope is not None:
             self._woken = True
             self._wait_scope.cancel()
+
+    def _expire(self) -> None:
+        """``max_duration`` is over: end the stream as shutdown would, without a grace period
+        (the producer is not told: it is cancelled), with the farewell and ``retry:`` hint."""
+        self._expires_at = math.inf
+        if self._shutdown_requested:
+            return
+        self._shutdown_requested = True
+        self._grace_deadline = self._clock()
+        self._wake_writer()
 
     def _on_shutdown(self) -> None:
         # Called in this connection's loop (scheduled by the token), never concurrently with
@@ -543,6 +566,12 @@ class Connection:
         await self._send_message(_body_message(ping_bytes))
         self._next_ping = self._clock() + spec.ping_interval
         return True
+
+
+def _duration(value: float | tuple[float, float]) -> float:
+    """A stream's lifetime: *value*, or picked at random in a ``(low, high)`` range so that
+    streams opened together do not all end (and reconnect) together."""
+    return random.uniform(*value) if isinstance(value, tuple) else value
 
 
 def _body_message(body: bytes) -> Message:
