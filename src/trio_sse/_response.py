@@ -42,6 +42,7 @@ __all__ = ["EventSourceResponse"]
 DEFAULT_PING_INTERVAL = 15
 DEFAULT_MAX_BUFFER_SIZE = 256
 DEFAULT_CLEANUP_TIMEOUT = 30.0
+DEFAULT_DISCONNECT_GRACE_PERIOD = 1.0
 
 
 def _adapt_for_route(content: Content, route: object, response_class: type) -> Content:
@@ -109,6 +110,13 @@ class EventSourceResponse(Response):
     * ``data_sender_callable``: an ``async def`` run beside the producer, in a cancel scope of
       its own, cancelled when the stream ends (the content ended, shutdown, a disconnect).
     * ``client_close_handler_callable``: ``async def handler(message)`` awaited on disconnect.
+    * ``disconnect_grace_period``: when the client leaves, the producer (a producer function,
+      or the pump of an iterable) is not cancelled at once: its channel is closed, so that its
+      next ``send`` raises ``anyio.BrokenResourceError`` (taken by the response as a normal
+      end: nothing is logged) and its ``async with`` blocks clean up un-cancelled (a database
+      session returns its connection to the pool). It is cancelled if it still runs this many
+      seconds later (``None``: ``DEFAULT_DISCONNECT_GRACE_PERIOD``, 1 s; ``0``: at once,
+      as in sse-starlette). The ASGI call returns when the producer has finished.
     * ``shutdown``: the :class:`ShutdownToken` to obey (default: the process-wide token that
       the server integrations trigger); ``shutdown_event``: an ``anyio.Event`` set when the
       token triggers; ``shutdown_grace_period``: seconds the producer gets to finish (say
@@ -150,6 +158,8 @@ class EventSourceResponse(Response):
     """The default ``cleanup_timeout``, in seconds."""
     DEFAULT_MAX_BUFFER_SIZE = DEFAULT_MAX_BUFFER_SIZE
     """The default ``max_buffer_size``."""
+    DEFAULT_DISCONNECT_GRACE_PERIOD = DEFAULT_DISCONNECT_GRACE_PERIOD
+    """The default ``disconnect_grace_period``, in seconds (1)."""
 
     # The options, readable and settable after construction (as in sse-starlette), checked on
     # set like in the constructor; the stream reads them when its ASGI call starts.
@@ -172,6 +182,7 @@ class EventSourceResponse(Response):
     max_prefetch: Option[int] = Option(positive_int)
     json_dumps: Option[JSONDumps | None] = Option(optional_callable)
     max_duration: Option[float | tuple[float, float] | None] = Option(check_duration)
+    disconnect_grace_period: Option[float] = Option(seconds)
 
     def __init__(
         self,
@@ -198,6 +209,7 @@ class EventSourceResponse(Response):
         max_prefetch: int = DEFAULT_MAX_PREFETCH,
         json_dumps: JSONDumps | None = None,
         max_duration: float | tuple[float, float] | None = None,
+        disconnect_grace_period: float | None = None,
     ) -> None:
         self._source = classify(content, args)  # the content's kind, decided once
         # Each option is checked by its descriptor (see ``_options``). ``ping`` is stored as
@@ -219,6 +231,11 @@ class EventSourceResponse(Response):
         self.max_prefetch = max_prefetch
         self.json_dumps = json_dumps
         self.max_duration = max_duration
+        self.disconnect_grace_period = (
+            self.DEFAULT_DISCONNECT_GRACE_PERIOD
+            if disconnect_grace_period is None
+            else disconnect_grace_period
+        )
         self.status_code = status_code
         self.media_type = self.media_type if media_type is None else media_type
         self.background = background
@@ -252,6 +269,7 @@ class EventSourceResponse(Response):
             farewell_retry=self.farewell_retry,
             max_prefetch=self.max_prefetch,
             max_duration=self.max_duration,
+            disconnect_grace_period=self.disconnect_grace_period,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

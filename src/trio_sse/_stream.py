@@ -84,6 +84,7 @@ class StreamSpec:
         "client_close_handler",
         "content",
         "data_sender",
+        "disconnect_grace_period",
         "farewell",
         "farewell_retry",
         "max_buffer_size",
@@ -118,8 +119,10 @@ class StreamSpec:
         farewell_retry: int | tuple[int, int] | None = None,
         max_prefetch: int = DEFAULT_MAX_PREFETCH,
         max_duration: float | tuple[float, float] | None = None,
+        disconnect_grace_period: float = 0.0,
     ) -> None:
         self.max_prefetch = max_prefetch
+        self.disconnect_grace_period = disconnect_grace_period
         self.max_duration = max_duration
         self.farewell = farewell
         self.farewell_retry = farewell_retry
@@ -159,6 +162,7 @@ class Connection:
         "_send",
         "_sender_scope",
         "_shutdown_requested",
+        "_source",
         "_spec",
         "_stop_listening",
         "_wait_scope",
@@ -187,6 +191,7 @@ class Connection:
         self._shutdown_requested = False
         self._grace_deadline = math.inf
         self._expires_at = math.inf  # when ``max_duration`` ends the stream
+        self._source: Source | None = None  # what the writer reads (closed on disconnect)
         self._group: anyio.abc.TaskGroup | None = None
         # Created only when there is a producer (or a data sender) to cancel: every scope is
         # memory that an idle connection keeps for its whole life.
@@ -244,6 +249,7 @@ class Connection:
             self._expires_at = self._clock() + _duration(spec.max_duration)
         token = spec.shutdown if spec.shutdown is not None else default_shutdown_token()
         source, feed, send_stream = opened
+        self._source = source
         timed_out: SendTimeoutError | None = None
         context_token = _current.set(token)
         token._stream_started()
@@ -410,7 +416,28 @@ class Connection:
             except Exception:
                 logger.exception("trio_sse: client_close_handler_callable raised")
         assert self._group is not None
+        close = self._let_producer_finish()
         self._group.cancel_scope.cancel()
+        if close is not None:
+            close()  # after the cancellation: the writer is cancelled, not woken by it
+
+    def _let_producer_finish(self) -> Callable[[], None] | None:
+        """The client left: close the producer's channel rather than cancel the producer.
+
+        Its next ``send`` raises ``BrokenResourceError``, so its ``async with`` blocks exit
+        through their normal error path and their cleanup (a database session's rollback,
+        a pooled connection's return) runs un-cancelled; it is cancelled only if it is still
+        running ``disconnect_grace_period`` seconds later (its scope's own deadline, which
+        a shield does not stop). Sync; called before the stream's group is cancelled, so that
+        the shield is up when the cancellation comes. Returns what closes the channel, to
+        call once the group is cancelled (``None``: the producer is cancelled with it)."""
+        scope, source = self._producer_scope, self._source
+        grace = self._spec.disconnect_grace_period
+        if scope is None or source is None or not grace:
+            return None
+        scope.shield = True
+        scope.deadline = min(scope.deadline, self._clock() + grace)
+        return source.close
 
     def _stop_listener(self) -> None:
         self._stop_listening = True
@@ -635,6 +662,8 @@ async def _run_in_scope(
     with scope:
         try:
             await function()
+        except anyio.BrokenResourceError:
+            pass  # its channel was closed: the client left (``_let_producer_finish``)
         except Exception:
             # The stream still ends cleanly: the writer sends what was produced before the
             # error, then finishes the body; the browser will reconnect.
