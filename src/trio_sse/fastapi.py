@@ -24,7 +24,8 @@ required when every item is such an event). The item types are read where the st
 them to validate its items: the return annotation (``AsyncIterator[X]``...), else
 ``response_model``.
 
-Needs FastAPI >= 0.135 (``trio_sse[fastapi]``) and Pydantic (FastAPI's own dependency).
+Needs FastAPI >= 0.135 and Pydantic (FastAPI's own dependency), installed by the app: there
+is no ``trio_sse[fastapi]`` extra (yet). Tested with FastAPI 0.165.
 """
 
 from __future__ import annotations
@@ -87,7 +88,11 @@ def document_streams(app: FastAPI) -> FastAPI:
 
 def item_schema(types: ItemTypes, components: dict[str, Any]) -> dict[str, Any]:
     """The OpenAPI ``itemSchema`` of a stream of *types*; the schemas it refers to are added
-    to *components* (``components/schemas``) unless FastAPI put them there already."""
+    to *components* (``components/schemas``) unless FastAPI put them there already.
+
+    *types* is what :func:`document_streams` reads off each route: an ``ItemTypes``, as
+    ``trio_sse._item_types.item_types(annotation)`` builds it from an item annotation (not
+    public yet). Sync."""
     schema: dict[str, Any] = copy.deepcopy(_EVENT)
     properties: dict[str, Any] = schema["properties"]
     data_types = () if types.untyped else types.data_types
