@@ -104,3 +104,24 @@ async def test_the_endpoint_generator_is_read_without_fastapis_wrapper() -> None
             received = [event.data async for event in events]
     assert received == ["0", "1"]
     assert callers == ["__anext__", "__anext__"]  # trio_sse's reader, not _async_stream_raw
+
+
+@pytest.mark.anyio
+async def test_untyped_none_is_null_and_nan_ends_the_stream_in_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = FastAPI()
+
+    @app.get("/s", response_class=EventSourceResponse)
+    async def stream():  # type: ignore[no-untyped-def]  # untyped, on purpose
+        yield None
+        yield {"x": float("nan")}
+        yield "never"
+
+    with anyio.fail_after(10), caplog.at_level("ERROR", logger="trio_sse"):
+        async with open_event_stream(app, "/s") as events:
+            received = [event.data async for event in events]
+    assert received == ["null"]  # as fastapi.sse writes None
+    records = [record for record in caplog.records if record.name == "trio_sse"]
+    assert len(records) == 1 and records[0].exc_info is None
+    assert "GET /s (stream): stream item 2" in records[0].getMessage()

@@ -51,6 +51,9 @@ _DUMP_OPTIONS = (
 )
 
 
+_NULL = ServerSentEvent("null")
+
+
 class ItemRejected(Exception):
     """An item that does not match the stream's declared type (the message says why)."""
 
@@ -169,7 +172,12 @@ class ItemPolicy:
         if _is_fastapi_event(item):
             return _from_fastapi_event(item)
         if self.types.untyped:
-            return JSONServerSentEvent(item)
+            if item is None:
+                return _NULL  # as fastapi.sse writes it (no data field would not dispatch)
+            try:
+                return JSONServerSentEvent(item)
+            except (TypeError, ValueError) as exc:  # not JSON (NaN, an unknown object)
+                raise ItemRejected(str(exc)) from None
         if self._plain is None:
             raise ItemRejected(
                 f"a {type(item).__name__} is not one of the declared events "

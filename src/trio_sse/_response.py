@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import random
 import sys
 from collections.abc import Awaitable, Callable, Mapping
@@ -43,6 +44,15 @@ DEFAULT_PING_INTERVAL = 15
 DEFAULT_MAX_BUFFER_SIZE = 256
 DEFAULT_CLEANUP_TIMEOUT = 30.0
 DEFAULT_DISCONNECT_GRACE_PERIOD = 1.0
+
+
+class _Default(enum.Enum):
+    """``cleanup_timeout``'s "not given" (``None`` means no limit): the class's default."""
+
+    DEFAULT = "default"
+
+
+_DEFAULT = _Default.DEFAULT
 
 
 def _adapt_for_route(content: Content, route: object, response_class: type) -> Content:
@@ -133,7 +143,8 @@ class EventSourceResponse(Response):
       milliseconds, or a ``(low, high)`` range to pick from at random so that clients do not
       all reconnect at the same instant.
     * ``max_buffer_size``: capacity of the producer's channel (and of the buffer behind an
-      iterable); ``cleanup_timeout``: the limit on closing an async iterable.
+      iterable; ``None``: ``DEFAULT_MAX_BUFFER_SIZE``); ``cleanup_timeout``: the limit on
+      closing an async iterable (``None``: no limit; not given: ``DEFAULT_CLEANUP_TIMEOUT``).
     * ``max_prefetch``: an iterable is never pulled more than this many items (default 16,
       ``DEFAULT_MAX_PREFETCH``) ahead of what the server accepted, so a disconnect loses at
       most that many; it also caps the events sent in one body message. Not for producer
@@ -201,8 +212,8 @@ class EventSourceResponse(Response):
         shutdown: ShutdownToken | None = None,
         shutdown_grace_period: float = 0,
         shutdown_event: anyio.Event | None = None,
-        max_buffer_size: int = DEFAULT_MAX_BUFFER_SIZE,
-        cleanup_timeout: float | None = DEFAULT_CLEANUP_TIMEOUT,
+        max_buffer_size: int | None = None,
+        cleanup_timeout: float | _Default | None = _DEFAULT,
         farewell: object = None,
         farewell_retry: int | tuple[int, int] | None = None,
         stream_limit: StreamLimit | None = None,
@@ -223,8 +234,12 @@ class EventSourceResponse(Response):
         self.shutdown = shutdown
         self.shutdown_event = shutdown_event
         self.shutdown_grace_period = shutdown_grace_period
-        self.max_buffer_size = max_buffer_size
-        self.cleanup_timeout = cleanup_timeout
+        self.max_buffer_size = (
+            self.DEFAULT_MAX_BUFFER_SIZE if max_buffer_size is None else max_buffer_size
+        )
+        self.cleanup_timeout = (
+            self.DEFAULT_CLEANUP_TIMEOUT if cleanup_timeout is _DEFAULT else cleanup_timeout
+        )
         self.farewell = farewell
         self.farewell_retry = farewell_retry
         self.stream_limit = stream_limit

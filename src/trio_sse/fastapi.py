@@ -24,8 +24,8 @@ required when every item is such an event). The item types are read where the st
 them to validate its items: the return annotation (``AsyncIterator[X]``...), else
 ``response_model``.
 
-Needs FastAPI >= 0.135 and Pydantic (FastAPI's own dependency), installed by the app: there
-is no ``trio_sse[fastapi]`` extra (yet). Tested with FastAPI 0.165.
+Needs FastAPI >= 0.135 and Pydantic (FastAPI's own dependency): ``trio_sse[fastapi]``, or
+the FastAPI the app installs. Tested with FastAPI 0.135 and 0.165.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._extras import require
 from ._fastapi_items import route_item_types
-from ._item_types import ItemTypes
+from ._item_types import ItemTypes, item_types
 from ._response import EventSourceResponse
 
 if TYPE_CHECKING:
@@ -86,13 +86,15 @@ def document_streams(app: FastAPI) -> FastAPI:
     return app
 
 
-def item_schema(types: ItemTypes, components: dict[str, Any]) -> dict[str, Any]:
-    """The OpenAPI ``itemSchema`` of a stream of *types*; the schemas it refers to are added
-    to *components* (``components/schemas``) unless FastAPI put them there already.
+def item_schema(annotation: Any, components: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI ``itemSchema`` of a stream whose items are declared by *annotation* (an
+    item type: ``Tick``, ``TickEvent | AlertEvent``, ``None`` for untyped), as
+    :func:`document_streams` writes it; the schemas it refers to are added to *components*
+    (``components/schemas``) unless they are there already. Sync."""
+    return _item_schema(item_types(annotation), components)
 
-    *types* is what :func:`document_streams` reads off each route: an ``ItemTypes``, as
-    ``trio_sse._item_types.item_types(annotation)`` builds it from an item annotation (not
-    public yet). Sync."""
+
+def _item_schema(types: ItemTypes, components: dict[str, Any]) -> dict[str, Any]:
     schema: dict[str, Any] = copy.deepcopy(_EVENT)
     properties: dict[str, Any] = schema["properties"]
     data_types = () if types.untyped else types.data_types
@@ -122,7 +124,7 @@ def _describe_streams(document: dict[str, Any], routes: Iterable[Any]) -> None:
         if not route.include_in_schema:
             continue
         operations = document.get("paths", {}).get(route.path_format, {})
-        schema = item_schema(route_item_types(route), components)
+        schema = _item_schema(route_item_types(route), components)
         status = str(route.status_code or 200)
         for method in route.methods or ():
             response = operations.get(method.lower(), {}).get("responses", {}).get(status)
