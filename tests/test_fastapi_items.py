@@ -125,3 +125,13 @@ async def test_untyped_none_is_null_and_nan_ends_the_stream_in_one_line(
     records = [record for record in caplog.records if record.name == "trio_sse"]
     assert len(records) == 1 and records[0].exc_info is None
     assert "GET /s (stream): stream item 2" in records[0].getMessage()
+
+
+def test_replace_keeps_the_class_and_its_fixed_event() -> None:
+    event = TickEvent(Tick(1), id="1")
+    copied = event.replace(id="2")
+    assert type(copied) is TickEvent
+    assert copied.encode("\n") == b'id: 2\nevent: tick\ndata: {"n":1}\n\n'  # not encoded twice
+    assert type(JSONServerSentEvent({"a": 1}).replace(id="3")) is JSONServerSentEvent
+    with pytest.raises(ValueError, match="TickEvent events are named 'tick'"):
+        event.replace(event="tock")

@@ -258,15 +258,27 @@ class ServerSentEvent(Generic[DataT]):
             raise ValueError("this event has no data to parse as JSON")
         return json.loads(self._data)
 
-    def replace(self, **changes: Any) -> ServerSentEvent:
-        """Return a copy with *changes* applied (validated like a new event)."""
+    def replace(self, **changes: Any) -> ServerSentEvent[DataT]:
+        """Return a copy with *changes* applied (validated like a new event), of the same
+        class (a ``JSONServerSentEvent``'s data is its JSON text, not encoded again)."""
         unknown = set(changes) - set(_FIELDS)
         if unknown:
             raise TypeError(f"unknown ServerSentEvent field(s): {', '.join(sorted(unknown))}")
         fields = {name: getattr(self, name) for name in _FIELDS}
         fields.update(changes)
         data = fields.pop("data")
-        return ServerSentEvent(data, **fields)
+        fixed = type(self).fixed_event
+        if fixed is not None and fields["event"] != fixed:
+            raise ValueError(
+                f"{type(self).__name__} events are named {fixed!r}; got event={shown(fields['event'])}"
+            )
+        event = ServerSentEvent(data, **fields)  # data is text already: never encoded again
+        if type(self) is ServerSentEvent:
+            return event
+        copied = object.__new__(type(self))  # the copy keeps its class (and fixed event)
+        for name in ServerSentEvent.__slots__:
+            setattr(copied, name, getattr(event, name))
+        return copied
 
     __replace__ = replace
 
