@@ -13,9 +13,10 @@ its ASGI call starts, and its iterable is then read through :class:`ItemPolicy`,
   JSON, ``raw_data`` as it is, ``event``, ``id``, ``retry``, ``comment``);
 * anything else (a model, a dict, a list, a string...) is *data*, sent as JSON: validated
   against and serialized by the declared item type (``-> AsyncIterator[Tick]``, or the
-  route's ``response_model``) with the route's ``response_model_*`` options, or by
-  FastAPI's JSON rules (``trio_sse._json``, with the stream's ``json_dumps``) when the route
-  declares none.
+  route's ``response_model``) with the route's ``response_model_*`` options (by Pydantic
+  for ``-> AsyncIterator[Any]`` too, as FastAPI does), or by FastAPI's JSON rules
+  (``trio_sse._json``, with the stream's ``json_dumps``) when the route declares none;
+  ``None`` and a non-finite float are ``null``, as in ``fastapi.sse``.
 
 An item that does not match the declared type ends the stream cleanly (the end of body, no
 farewell) with one log line on the ``trio_sse`` logger naming the route and the item.
@@ -27,12 +28,14 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from ._events import JSONServerSentEvent, ServerSentEvent
 from ._item_types import ItemTypes, item_types, stream_item_annotation
+from ._json import to_json
 from ._sources import AsyncIterableContent, Content, SyncIterableContent
 
 __all__ = ["ItemPolicy", "ItemRejected", "adapt_for_route", "route_item_types"]
@@ -112,6 +115,10 @@ class ItemPolicy:
         self._plain = (
             None if self.types.untyped or not self.types.plain else _adapter(self.types.plain)
         )
+        if self.types.untyped and stream_item_annotation(route.dependant.call) is Any:
+            # ``-> AsyncIterator[Any]``: FastAPI serializes by Pydantic (datetimes with ``Z``,
+            # decimals as strings), not by its JSON encoder as for an unannotated generator.
+            self._plain = _adapter((Any,))
         self._events = {
             member.cls: _adapter((member.data_type,))
             for member in self.types.events
@@ -129,8 +136,8 @@ class ItemPolicy:
             return item
         if _is_fastapi_event(item):
             return _from_fastapi_event(item)
-        if self.types.untyped:
-            return JSONServerSentEvent(item)
+        if self.types.untyped and self._plain is None:
+            return _json_data(item)
         if self._plain is None:
             raise ItemRejected(
                 f"a {type(item).__name__} is not one of the declared events "
@@ -156,6 +163,28 @@ class ItemPolicy:
             return validate(value)
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             raise ItemRejected(str(exc)) from None
+
+
+def _json_data(item: object) -> ServerSentEvent[Any]:
+    """*item* as JSON data by FastAPI's rules for an undeclared item: ``None`` and non-finite
+    floats are ``null`` (fastapi.sse writes ``data: null``; a ``JSONServerSentEvent(None)``
+    would have no data, which no client dispatches)."""
+    try:
+        return ServerSentEvent(to_json(_finite(item)))
+    except (TypeError, ValueError) as exc:  # not JSON: logged naming the route, as a mismatch
+        raise ItemRejected(str(exc)) from None
+
+
+def _finite(value: object) -> object:
+    """*value* with its non-finite floats (in lists and dicts too) made ``None``, as FastAPI's
+    ``_normalize_non_finite_floats`` does."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _adapter(types_: tuple[Any, ...]) -> Any:
@@ -230,9 +259,35 @@ class _ConvertedAsync(_Converted):
             raise StopAsyncIteration from None
 
     async def aclose(self) -> None:
+        """Close the route's generator, and the one FastAPI's wrapper iterates (see
+        :func:`_wrapped_generator`). A checkpoint."""
+        wrapped = _wrapped_generator(self._inner)
         aclose = getattr(self._inner, "aclose", None)
         if aclose is not None:
             await aclose()
+        if wrapped is not None:
+            await wrapped.aclose()
+
+
+def _wrapped_generator(wrapper: object) -> Any:
+    """The async generator that *wrapper* iterates, if *wrapper* is FastAPI's wrapper of it.
+
+    FastAPI (0.165) hands a response class that is not its own the path operation's async
+    generator wrapped in another (``_async_stream_raw``: ``async for chunk in async_gen:
+    yield chunk``). Closing the wrapper does not close the generator it iterates (an
+    interrupted ``async for`` never does): the route's ``finally`` would then run only when
+    the garbage collector finds it, outside the request (trio warns of it). It is found as
+    the one async generator among the wrapper's locals, which needs no private name; any
+    other shape finds nothing and changes nothing."""
+    frame = getattr(wrapper, "ag_frame", None)
+    if frame is None:  # not an async generator, or one already finished
+        return None
+    found = [
+        value
+        for value in frame.f_locals.values()
+        if inspect.isasyncgen(value) and value is not wrapper
+    ]
+    return found[0] if len(found) == 1 else None
 
 
 class _ConvertedSync(_Converted):
