@@ -2,9 +2,10 @@
 
 For such an operation FastAPI calls the function and hands the generator to the response
 class as its content; it cannot say that the items are *values* rather than trio_sse's own
-stream items. The response finds out from ``scope["route"]`` (FastAPI's ``APIRoute``) when
-its ASGI call starts, and its iterable is then read through :class:`ItemPolicy`, with
-``fastapi.sse``'s meaning for each item:
+stream items. The response finds out from the scope (FastAPI's ``APIRoute``, or what an
+included router made of it: :func:`effective_route`) when its ASGI call starts, and its
+iterable is then read through :class:`ItemPolicy`, with ``fastapi.sse``'s meaning for each
+item:
 
 * a trio_sse ``ServerSentEvent`` (or ``bytes``, already encoded) is sent as it is; its data
   is validated first when the route declares the event's data type
@@ -20,8 +21,9 @@ its ASGI call starts, and its iterable is then read through :class:`ItemPolicy`,
 
 An item that does not match the declared type ends the stream cleanly (the end of body, no
 farewell) with one log line on the ``trio_sse`` logger naming the route and the item.
-The policy is built once per route and kept on it (``_trio_sse_item_policy``); Pydantic is
-imported only for a route that declares an item type, FastAPI only when it is loaded.
+The policy is built once per route (per inclusion of a router) and kept on it
+(``_trio_sse_item_policy``); Pydantic is imported only for a route that declares an item
+type, FastAPI only when it is loaded.
 """
 
 from __future__ import annotations
@@ -38,7 +40,13 @@ from ._item_types import ItemTypes, item_types, stream_item_annotation
 from ._json import to_json
 from ._sources import AsyncIterableContent, Content, SyncIterableContent
 
-__all__ = ["ItemPolicy", "ItemRejected", "adapt_for_route", "route_item_types"]
+__all__ = [
+    "ItemPolicy",
+    "ItemRejected",
+    "adapt_for_route",
+    "effective_route",
+    "route_item_types",
+]
 
 logger = logging.getLogger("trio_sse")
 
@@ -57,11 +65,12 @@ class ItemRejected(Exception):
     """An item that does not match the stream's declared type (the message says why)."""
 
 
-def adapt_for_route(content: Content, route: object, response_class: type) -> Content:
-    """*content*, read through the route's :class:`ItemPolicy` if *route* is a FastAPI yield
-    path operation answered by *response_class*; else *content* itself. Sync."""
+def adapt_for_route(content: Content, scope: Any, response_class: type) -> Content:
+    """*content*, read through the route's :class:`ItemPolicy` if the scope's route is a
+    FastAPI yield path operation answered by *response_class*; else *content* itself. Sync."""
     if type(content) not in (AsyncIterableContent, SyncIterableContent):
         return content
+    route = effective_route(scope)
     policy: ItemPolicy | bool | None = getattr(route, _POLICY_ATTRIBUTE, False)
     if policy is False:
         policy = _policy_for(route, response_class)
@@ -76,6 +85,23 @@ def adapt_for_route(content: Content, route: object, response_class: type) -> Co
     return SyncIterableContent(_ConvertedSync(content.value, policy))
 
 
+def effective_route(scope: Any) -> Any:
+    """The route as FastAPI runs it for this request.
+
+    FastAPI 0.165 keeps an included router's own ``APIRoute`` in ``scope["route"]`` and what
+    the inclusion made of it (the path with its prefixes, ``default_response_class``, the
+    ``response_model_*`` options...) in ``scope["fastapi"]["effective_route_context"]``, one
+    object per inclusion, which answers as the route would; earlier releases copy the route
+    into the app, with those applied, and put that in ``scope["route"]``."""
+    route = scope.get("route")
+    fastapi_scope = scope.get("fastapi")
+    if isinstance(fastapi_scope, dict):
+        context = fastapi_scope.get("effective_route_context")
+        if context is not None and getattr(context, "original_route", None) is route:
+            return context
+    return route
+
+
 def route_item_types(route: Any) -> ItemTypes:
     """The items *route* declares: its return annotation's item type, else its
     ``response_model``, else untyped."""
@@ -85,10 +111,10 @@ def route_item_types(route: Any) -> ItemTypes:
     return item_types(annotation)
 
 
-def _policy_for(route: object, response_class: type) -> ItemPolicy | None:
+def _policy_for(route: Any, response_class: type) -> ItemPolicy | None:
     routing = sys.modules.get("fastapi.routing")
     api_route = getattr(routing, "APIRoute", None)
-    if api_route is None or not isinstance(route, api_route):
+    if api_route is None or not isinstance(getattr(route, "original_route", route), api_route):
         return None
     declared = getattr(route.response_class, "value", route.response_class)  # a Default(...)
     if not (isinstance(declared, type) and issubclass(response_class, declared)):
