@@ -177,6 +177,30 @@ def test_included_routers_with_prefixes_hidden_routes_and_status_codes() -> None
     assert item_schema(document, "/by-default/items") == BASE_EVENT  # untyped, but a stream
 
 
+class WithOptions(EventSourceResponse):
+    """Options for a yield route come from the class (FastAPI builds the response)."""
+
+    DEFAULT_PING_INTERVAL = 5.0
+
+    def __init__(self, content: Any, *args: Any, status_code: int = 200, **kwargs: Any) -> None:
+        super().__init__(content, *args, status_code=status_code, farewell="bye", **kwargs)
+
+
+def test_a_subclass_with_options_is_documented_if_it_keeps_status_code() -> None:
+    # FastAPI 0.165 reads a route's default status from ``response_class.__init__``'s
+    # ``status_code`` parameter; a subclass whose ``__init__`` takes ``**kwargs`` only makes
+    # app.openapi() fail (UnboundLocalError in get_openapi_path), with or without trio_sse,
+    # for a route without ``status_code=``: keep the parameter.
+    app = document_streams(FastAPI())
+
+    @app.get("/kept", response_class=WithOptions)
+    async def kept() -> AsyncIterator[Tick]:
+        yield Tick(n=1)
+
+    schema = item_schema(app.openapi(), "/kept")
+    assert schema["properties"]["data"]["contentSchema"] == {"$ref": "#/components/schemas/Tick"}
+
+
 def test_calling_document_streams_twice_changes_nothing() -> None:
     app = twin_app()
     once = copy.deepcopy(app.openapi())
