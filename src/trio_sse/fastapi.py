@@ -24,7 +24,8 @@ required when every item is such an event). The item types are read where the st
 them to validate its items: the return annotation (``AsyncIterator[X]``...), else
 ``response_model``.
 
-Needs FastAPI >= 0.135 (``trio_sse[fastapi]``) and Pydantic (FastAPI's own dependency).
+Needs FastAPI >= 0.135 (``pip install 'fastapi>=0.135'``; there is no ``trio_sse[fastapi]``
+extra) and Pydantic (FastAPI's own dependency).
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ try:
     from fastapi import FastAPI
     from pydantic import TypeAdapter
 except ImportError as exc:  # pragma: no cover (the test extra installs FastAPI)
-    raise ImportError("trio_sse.fastapi needs FastAPI: pip install 'trio_sse[fastapi]'") from exc
+    # No trio_sse[fastapi] extra: `nox -s lowest` would pin it beside starlette's floor (0.46),
+    # which FastAPI with fastapi.sse does not accept (0.165 needs starlette >= 1.6).
+    raise ImportError("trio_sse.fastapi needs FastAPI: pip install 'fastapi>=0.135'") from exc
 
 from ._fastapi_items import route_item_types
 from ._item_types import ItemTypes

@@ -1,18 +1,10 @@
-"""The models and typed events the FastAPI tests stream, and helpers to read their streams.
-
-``fastapi.sse`` (FastAPI >= 0.135) is the reference the tests compare with: without it (the
-``lowest`` session installs an older FastAPI) every module of this folder is skipped.
-"""
+"""The models and typed events the FastAPI tests stream, and helpers to read their streams."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-import pytest
-
-pytest.importorskip("fastapi.sse", reason="fastapi.sse needs FastAPI >= 0.135")
 
 from pydantic import BaseModel
 

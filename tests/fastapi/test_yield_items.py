@@ -132,6 +132,26 @@ async def test_none_and_non_finite_floats_are_json_null_as_in_fastapi(
     assert data_json(ours)[-1] == "after"
 
 
+async def test_an_item_that_is_not_json_ends_the_stream_naming_the_route(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = FastAPI()
+
+    @app.get("/opaque", response_class=EventSourceResponse)
+    async def opaque():  # type: ignore[no-untyped-def]
+        yield 1
+        yield object()  # no JSON for it
+        yield 3
+
+    with anyio.fail_after(TIMEOUT):
+        status, events, complete = await read_all(app, "/opaque")
+    assert status == 200 and complete
+    assert data_json(events) == [1]
+    [record] = [r for r in caplog.records if r.name == "trio_sse"]
+    assert "GET /opaque (opaque)" in record.getMessage()
+    assert "object" in record.getMessage()
+
+
 async def test_fastapi_server_sent_events_are_written_as_fastapi_writes_them() -> None:
     ours, theirs = await both(twins(list(FASTAPI_EVENTS)), comments=True)
     assert [fields(event) for event in ours] == [fields(event) for event in theirs]
