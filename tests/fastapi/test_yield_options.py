@@ -155,6 +155,28 @@ async def test_the_send_timeout_ends_a_stream_nobody_reads() -> None:
     assert closed == ["firehose"]
 
 
+async def test_events_ready_together_are_coalesced_into_one_body_message() -> None:
+    # fastapi.sse sends one body message per event; trio_sse writes what is ready together
+    # (at most max_prefetch, 16, per message) when the client is slower than the generator.
+    app = FastAPI()
+    for path, cls in (("/ours", EventSourceResponse), ("/theirs", fastapi.sse.EventSourceResponse)):
+
+        async def burst() -> AsyncIterator[int]:
+            for number in range(100):
+                yield number
+
+        app.get(path, response_class=cls)(burst)
+    messages: dict[str, int] = {}
+    for path in ("/ours", "/theirs"):
+        with anyio.fail_after(TIMEOUT):
+            async with open_event_stream(app, path, max_buffered_messages=1) as stream:
+                await anyio.sleep(0.05)  # a slow client: the generator gets ahead
+                assert data_json([event async for event in stream]) == list(range(100))
+                messages[path] = stream.body_messages
+    assert messages["/theirs"] >= 100
+    assert messages["/ours"] <= 100 // 2, messages
+
+
 @pytest.mark.parametrize("sync", [False, True], ids=["async-gen", "sync-gen"])
 async def test_a_client_disconnect_closes_the_generator(sync: bool) -> None:
     made: list[int] = []
