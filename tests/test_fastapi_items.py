@@ -107,7 +107,7 @@ async def test_the_endpoint_generator_is_read_without_fastapis_wrapper() -> None
 
 
 @pytest.mark.anyio
-async def test_untyped_none_is_null_and_nan_ends_the_stream_in_one_line(
+async def test_untyped_items_are_json_as_fastapi_writes_them_and_others_end_in_one_line(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     app = FastAPI()
@@ -116,15 +116,16 @@ async def test_untyped_none_is_null_and_nan_ends_the_stream_in_one_line(
     async def stream():  # type: ignore[no-untyped-def]  # untyped, on purpose
         yield None
         yield {"x": float("nan")}
+        yield object()  # not JSON: ends the stream
         yield "never"
 
     with anyio.fail_after(10), caplog.at_level("ERROR", logger="trio_sse"):
         async with open_event_stream(app, "/s") as events:
             received = [event.data async for event in events]
-    assert received == ["null"]  # as fastapi.sse writes None
+    assert received == ["null", '{"x":null}']  # as fastapi.sse writes None and NaN
     records = [record for record in caplog.records if record.name == "trio_sse"]
     assert len(records) == 1 and records[0].exc_info is None
-    assert "GET /s (stream): stream item 2" in records[0].getMessage()
+    assert "GET /s (stream): stream item 3" in records[0].getMessage()
 
 
 def test_replace_keeps_the_class_and_its_fixed_event() -> None:

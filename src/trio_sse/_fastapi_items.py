@@ -2,9 +2,10 @@
 
 For such an operation FastAPI calls the function and hands the generator to the response
 class as its content; it cannot say that the items are *values* rather than trio_sse's own
-stream items. The response finds out from ``scope["route"]`` (FastAPI's ``APIRoute``) when
-its ASGI call starts, and its iterable is then read through :class:`ItemPolicy`, with
-``fastapi.sse``'s meaning for each item:
+stream items. The response finds out from the scope (FastAPI's ``APIRoute``, or what an
+included router made of it: :func:`effective_route`) when its ASGI call starts, and its
+iterable is then read through :class:`ItemPolicy`, with ``fastapi.sse``'s meaning for each
+item:
 
 * a trio_sse ``ServerSentEvent`` (or ``bytes``, already encoded) is sent as it is; its data
   is validated first when the route declares the event's data type
@@ -13,20 +14,23 @@ its ASGI call starts, and its iterable is then read through :class:`ItemPolicy`,
   JSON, ``raw_data`` as it is, ``event``, ``id``, ``retry``, ``comment``);
 * anything else (a model, a dict, a list, a string...) is *data*, sent as JSON: validated
   against and serialized by the declared item type (``-> AsyncIterator[Tick]``, or the
-  route's ``response_model``) with the route's ``response_model_*`` options, or by
-  FastAPI's JSON rules (``trio_sse._json``, with the stream's ``json_dumps``) when the route
-  declares none.
+  route's ``response_model``) with the route's ``response_model_*`` options (by Pydantic
+  for ``-> AsyncIterator[Any]`` too, as FastAPI does), or by FastAPI's JSON rules
+  (``trio_sse._json``, with the stream's ``json_dumps``) when the route declares none;
+  ``None`` and a non-finite float are ``null``, as in ``fastapi.sse``.
 
 An item that does not match the declared type ends the stream cleanly (the end of body, no
 farewell) with one log line on the ``trio_sse`` logger naming the route and the item.
-The policy is built once per route and kept on it (``_trio_sse_item_policy``); Pydantic is
-imported only for a route that declares an item type, FastAPI only when it is loaded.
+The policy is built once per route (per inclusion of a router) and kept on it
+(``_trio_sse_item_policy``); Pydantic is imported only for a route that declares an item
+type, FastAPI only when it is loaded.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import math
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -34,9 +38,16 @@ from typing import Any
 
 from ._events import JSONServerSentEvent, ServerSentEvent
 from ._item_types import ItemTypes, item_types, stream_item_annotation
+from ._json import to_json
 from ._sources import AsyncIterableContent, Content, SyncIterableContent
 
-__all__ = ["ItemPolicy", "ItemRejected", "adapt_for_route", "route_item_types"]
+__all__ = [
+    "ItemPolicy",
+    "ItemRejected",
+    "adapt_for_route",
+    "effective_route",
+    "route_item_types",
+]
 
 logger = logging.getLogger("trio_sse")
 
@@ -51,18 +62,16 @@ _DUMP_OPTIONS = (
 )
 
 
-_NULL = ServerSentEvent("null")
-
-
 class ItemRejected(Exception):
     """An item that does not match the stream's declared type (the message says why)."""
 
 
-def adapt_for_route(content: Content, route: object, response_class: type) -> Content:
-    """*content*, read through the route's :class:`ItemPolicy` if *route* is a FastAPI yield
-    path operation answered by *response_class*; else *content* itself. Sync."""
+def adapt_for_route(content: Content, scope: Any, response_class: type) -> Content:
+    """*content*, read through the route's :class:`ItemPolicy` if the scope's route is a
+    FastAPI yield path operation answered by *response_class*; else *content* itself. Sync."""
     if type(content) not in (AsyncIterableContent, SyncIterableContent):
         return content
+    route = effective_route(scope)
     policy: ItemPolicy | bool | None = getattr(route, _POLICY_ATTRIBUTE, False)
     if policy is False:
         policy = _policy_for(route, response_class)
@@ -115,6 +124,23 @@ def _never_started(agen: Any) -> bool:
     return not agen.ag_running and agen.ag_frame is not None and agen.ag_frame.f_lasti == 0
 
 
+def effective_route(scope: Any) -> Any:
+    """The route as FastAPI runs it for this request.
+
+    FastAPI 0.165 keeps an included router's own ``APIRoute`` in ``scope["route"]`` and what
+    the inclusion made of it (the path with its prefixes, ``default_response_class``, the
+    ``response_model_*`` options...) in ``scope["fastapi"]["effective_route_context"]``, one
+    object per inclusion, which answers as the route would; earlier releases copy the route
+    into the app, with those applied, and put that in ``scope["route"]``."""
+    route = scope.get("route")
+    fastapi_scope = scope.get("fastapi")
+    if isinstance(fastapi_scope, dict):
+        context = fastapi_scope.get("effective_route_context")
+        if context is not None and getattr(context, "original_route", None) is route:
+            return context
+    return route
+
+
 def route_item_types(route: Any) -> ItemTypes:
     """The items *route* declares: its return annotation's item type, else its
     ``response_model``, else untyped."""
@@ -124,10 +150,10 @@ def route_item_types(route: Any) -> ItemTypes:
     return item_types(annotation)
 
 
-def _policy_for(route: object, response_class: type) -> ItemPolicy | None:
+def _policy_for(route: Any, response_class: type) -> ItemPolicy | None:
     routing = sys.modules.get("fastapi.routing")
     api_route = getattr(routing, "APIRoute", None)
-    if api_route is None or not isinstance(route, api_route):
+    if api_route is None or not isinstance(getattr(route, "original_route", route), api_route):
         return None
     declared = getattr(route.response_class, "value", route.response_class)  # a Default(...)
     if not (isinstance(declared, type) and issubclass(response_class, declared)):
@@ -154,6 +180,10 @@ class ItemPolicy:
         self._plain = (
             None if self.types.untyped or not self.types.plain else _adapter(self.types.plain)
         )
+        if self.types.untyped and stream_item_annotation(route.dependant.call) is Any:
+            # ``-> AsyncIterator[Any]``: FastAPI serializes by Pydantic (datetimes with ``Z``,
+            # decimals as strings), not by its JSON encoder as for an unannotated generator.
+            self._plain = _adapter((Any,))
         self._events = {
             member.cls: _adapter((member.data_type,))
             for member in self.types.events
@@ -171,13 +201,8 @@ class ItemPolicy:
             return item
         if _is_fastapi_event(item):
             return _from_fastapi_event(item)
-        if self.types.untyped:
-            if item is None:
-                return _NULL  # as fastapi.sse writes it (no data field would not dispatch)
-            try:
-                return JSONServerSentEvent(item)
-            except (TypeError, ValueError) as exc:  # not JSON (NaN, an unknown object)
-                raise ItemRejected(str(exc)) from None
+        if self.types.untyped and self._plain is None:
+            return _json_data(item)
         if self._plain is None:
             raise ItemRejected(
                 f"a {type(item).__name__} is not one of the declared events "
@@ -203,6 +228,28 @@ class ItemPolicy:
             return validate(value)
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             raise ItemRejected(str(exc)) from None
+
+
+def _json_data(item: object) -> ServerSentEvent[Any]:
+    """*item* as JSON data by FastAPI's rules for an undeclared item: ``None`` and non-finite
+    floats are ``null`` (fastapi.sse writes ``data: null``; a ``JSONServerSentEvent(None)``
+    would have no data, which no client dispatches)."""
+    try:
+        return ServerSentEvent(to_json(_finite(item)))
+    except (TypeError, ValueError) as exc:  # not JSON: logged naming the route, as a mismatch
+        raise ItemRejected(str(exc)) from None
+
+
+def _finite(value: object) -> object:
+    """*value* with its non-finite floats (in lists and dicts too) made ``None``, as FastAPI's
+    ``_normalize_non_finite_floats`` does."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _adapter(types_: tuple[Any, ...]) -> Any:
@@ -277,9 +324,37 @@ class _ConvertedAsync(_Converted):
             raise StopAsyncIteration from None
 
     async def aclose(self) -> None:
+        """Close the route's generator, and the one FastAPI's wrapper iterates (see
+        :func:`_wrapped_generator`). A checkpoint."""
+        wrapped = _wrapped_generator(self._inner)
         aclose = getattr(self._inner, "aclose", None)
         if aclose is not None:
             await aclose()
+        if wrapped is not None:
+            await wrapped.aclose()
+
+
+def _wrapped_generator(wrapper: object) -> Any:
+    """The async generator that *wrapper* iterates, if *wrapper* is FastAPI's wrapper of it.
+
+    FastAPI (0.165) hands a response class that is not its own the path operation's async
+    generator wrapped in another (``_async_stream_raw``: ``async for chunk in async_gen:
+    yield chunk``). Closing the wrapper does not close the generator it iterates (an
+    interrupted ``async for`` never does): the route's ``finally`` would then run only when
+    the garbage collector finds it, outside the request (trio warns of it). It is found as
+    the one async generator among the wrapper's locals, which needs no private name; any
+    other shape finds nothing and changes nothing."""
+    frame = getattr(wrapper, "ag_frame", None)
+    if frame is None:  # not an async generator, or one already finished
+        return None
+    if frame.f_code.co_name != "_async_stream_raw":  # the route's own (see ``_unwrapped``)
+        return None
+    found = [
+        value
+        for value in frame.f_locals.values()
+        if inspect.isasyncgen(value) and value is not wrapper
+    ]
+    return found[0] if len(found) == 1 else None
 
 
 class _ConvertedSync(_Converted):

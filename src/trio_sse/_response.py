@@ -55,12 +55,12 @@ class _Default(enum.Enum):
 _DEFAULT = _Default.DEFAULT
 
 
-def _adapt_for_route(content: Content, route: object, response_class: type) -> Content:
+def _adapt_for_route(content: Content, scope: Scope, response_class: type) -> Content:
     if "fastapi.routing" not in sys.modules:  # only FastAPI's routes need it: never import it
         return content
     from ._fastapi_items import adapt_for_route
 
-    return adapt_for_route(content, route, response_class)
+    return adapt_for_route(content, scope, response_class)
 
 
 def _optional_seconds(name: str, value: object) -> float | None:
@@ -161,7 +161,7 @@ class EventSourceResponse(Response):
     media_type = "text/event-stream"
     _routed = False  # the content was adapted to its route (see ``__call__``)
 
-    DEFAULT_PING_INTERVAL = DEFAULT_PING_INTERVAL
+    DEFAULT_PING_INTERVAL: float = DEFAULT_PING_INTERVAL  # a subclass may give 0.5
     """Seconds between pings when ``ping`` is ``None`` (15, as in sse-starlette)."""
     DEFAULT_SEPARATOR = DEFAULT_SEPARATOR
     """The line end when ``sep`` is ``None``: ``"\\r\\n"``."""
@@ -297,7 +297,7 @@ class EventSourceResponse(Response):
             # A FastAPI ``yield`` path operation handed us its generator: its items are values
             # to send as JSON, with fastapi.sse's meanings (``_fastapi_items``).
             self._routed = True
-            self._source = _adapt_for_route(self._source, scope["route"], type(self))
+            self._source = _adapt_for_route(self._source, scope, type(self))
         self._source.check_runnable()
         chain_uvicorn_signals_automatically()  # see trio_sse.chain_uvicorn_signals
         limit = None
