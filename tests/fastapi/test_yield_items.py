@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import anyio
+import fastapi.routing
 import fastapi.sse
 import pytest
 from fastapi import FastAPI
@@ -128,8 +129,16 @@ async def test_none_and_non_finite_floats_are_json_null_as_in_fastapi(
     # that dropped the None (no data field: no event) or died on NaN would differ.
     ours, theirs = await both(twins([value, "after"], annotated=annotated))
     assert len(ours) == 2
-    assert data_json(ours) == data_json(theirs)
-    assert data_json(ours)[-1] == "after"
+    expected = (
+        {math.nan: None, math.inf: None}.get(value, value) if isinstance(value, float) else value
+    )
+    if isinstance(value, dict):
+        expected = dict.fromkeys(value)
+    elif isinstance(value, list):
+        expected = [1.0, None]
+    assert data_json(ours) == [expected, "after"]
+    if hasattr(fastapi.routing, "_normalize_non_finite_floats"):  # FastAPI >= 0.14x
+        assert data_json(ours) == data_json(theirs)
 
 
 async def test_an_item_that_is_not_json_ends_the_stream_naming_the_route(
