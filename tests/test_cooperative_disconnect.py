@@ -89,6 +89,22 @@ async def test_the_producer_sees_a_closed_channel_and_cleans_up_uncancelled(
     assert [r for r in caplog.records if r.name == "trio_sse"] == []  # a normal end
 
 
+async def test_a_producer_whose_tasks_send_ends_quietly(caplog: pytest.LogCaptureFixture) -> None:
+    # The failed send comes out of the producer's own task group, in an exception group.
+    async def producer(send: Sender) -> None:
+        async def ticker() -> None:
+            for number in range(100):
+                await send.send(str(number))
+                await anyio.sleep(0.01)
+
+        async with send, anyio.create_task_group() as group:
+            group.start_soon(ticker)
+
+    with caplog.at_level(logging.DEBUG, logger="trio_sse"):
+        await leave_after_first_event(EventSourceResponse(producer))
+    assert [r for r in caplog.records if r.name == "trio_sse"] == []
+
+
 async def test_an_async_generator_is_closed_uncancelled_too() -> None:
     seen: dict[str, Any] = {}
 

@@ -655,6 +655,16 @@ def _drain(source: Source, sep: str, batch: Batch) -> str | None:
     return status
 
 
+def _client_left(exc: Exception) -> bool:
+    """Whether *exc* is only the closed channel of a client that left: ``BrokenResourceError``
+    from ``send``, alone or from tasks of the producer's own task groups."""
+    if isinstance(exc, anyio.BrokenResourceError):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(anyio.BrokenResourceError)[1] is None
+    return False
+
+
 async def _run_in_scope(
     scope: anyio.CancelScope, function: Callable[[], Awaitable[None]], what: str
 ) -> None:
@@ -662,9 +672,9 @@ async def _run_in_scope(
     with scope:
         try:
             await function()
-        except anyio.BrokenResourceError:
-            pass  # its channel was closed: the client left (``_let_producer_finish``)
-        except Exception:
+        except Exception as exc:
+            if _client_left(exc):
+                return  # its channel was closed: the client left (``_let_producer_finish``)
             # The stream still ends cleanly: the writer sends what was produced before the
             # error, then finishes the body; the browser will reconnect.
             logger.exception("trio_sse: %s raised; ending the stream", what)
