@@ -56,6 +56,18 @@ async def running(name: str, backend: str, tmp_path: Path) -> AsyncIterator[Exam
         kill_group(process)
 
 
+@asynccontextmanager
+async def serving(
+    name: str, backend: str, tmp_path: Path
+) -> AsyncIterator[tuple[Example, httpx.AsyncClient]]:
+    """:func:`running`, and an HTTP client of the example's base URL."""
+    async with (
+        running(name, backend, tmp_path) as example,
+        httpx.AsyncClient(base_url=example.base, timeout=10) as client,
+    ):
+        yield example, client
+
+
 async def take(source: EventSource, count: int) -> list[ServerSentEvent]:
     """The next *count* events of *source* (the stream must not end before)."""
     return [await anext(source) for _ in range(count)]
@@ -82,10 +94,7 @@ async def test_typed_stream_sends_models_as_json_and_ends_at_an_invalid_item(
     anyio_backend: str, tmp_path: Path
 ) -> None:
     with anyio.fail_after(GUARD):
-        async with (
-            running("fastapi_typed_stream", anyio_backend, tmp_path) as example,
-            httpx.AsyncClient(base_url=example.base, timeout=10) as client,
-        ):
+        async with serving("fastapi_typed_stream", anyio_backend, tmp_path) as (example, client):
             ticks = await read_all(client, f"{example.base}/ticks?count=3")
             alerts = await read_all(client, f"{example.base}/alerts")
             readings = await read_all(client, f"{example.base}/readings")
@@ -112,10 +121,7 @@ async def test_typed_stream_openapi_has_each_item_schema(
     anyio_backend: str, tmp_path: Path
 ) -> None:
     with anyio.fail_after(GUARD):
-        async with (
-            running("fastapi_typed_stream", anyio_backend, tmp_path) as example,
-            httpx.AsyncClient(base_url=example.base, timeout=10) as client,
-        ):
+        async with serving("fastapi_typed_stream", anyio_backend, tmp_path) as (_example, client):
             response = await client.get("/openapi.json")
     assert response.status_code == 200
     document = response.json()
@@ -161,10 +167,7 @@ async def test_broadcast_resumes_from_the_last_event_id_with_no_gap_or_duplicate
     anyio_backend: str, tmp_path: Path
 ) -> None:
     with anyio.fail_after(GUARD):
-        async with (
-            running("fastapi_broadcast", anyio_backend, tmp_path) as example,
-            httpx.AsyncClient(base_url=example.base, timeout=10) as client,
-        ):
+        async with serving("fastapi_broadcast", anyio_backend, tmp_path) as (example, client):
             ids = [await publish(client, text) for text in ("one", "two", "three")]
             # Reconnecting after "one": the history after it, then live messages.
             room = f"{example.base}/rooms/lobby"
@@ -193,10 +196,7 @@ async def test_broadcast_unknown_id_is_reset_then_history_and_bad_posts_are_422(
     anyio_backend: str, tmp_path: Path
 ) -> None:
     with anyio.fail_after(GUARD):
-        async with (
-            running("fastapi_broadcast", anyio_backend, tmp_path) as example,
-            httpx.AsyncClient(base_url=example.base, timeout=10) as client,
-        ):
+        async with serving("fastapi_broadcast", anyio_backend, tmp_path) as (example, client):
             ids = [await publish(client, text) for text in ("one", "two")]
             room = f"{example.base}/rooms/lobby"
             headers = {"Last-Event-ID": "nope"}
@@ -218,10 +218,7 @@ async def test_auth_refuses_with_a_401_before_the_stream_starts(
     anyio_backend: str, tmp_path: Path
 ) -> None:
     with anyio.fail_after(GUARD):
-        async with (
-            running("fastapi_auth", anyio_backend, tmp_path) as example,
-            httpx.AsyncClient(base_url=example.base, timeout=10) as client,
-        ):
+        async with serving("fastapi_auth", anyio_backend, tmp_path) as (_example, client):
             anonymous = await client.get("/notifications")
             wrong_token = await client.get("/notifications", params={"token": "guess"})
             wrong_cookie = await client.get(
