@@ -17,6 +17,10 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 import trio_sse
 from trio_sse import (
@@ -36,6 +40,7 @@ from trio_sse.testing import open_app, open_event_stream
 from .broadcast_suite import drain, ids_of, reset_data, take
 from .helpers import app_for
 from .live import free_port, kill_process_group, start_server_process
+from .processes import REPO
 from .servers import auth_app
 
 pytestmark = pytest.mark.anyio
@@ -588,3 +593,58 @@ def test_the_names_are_public() -> None:
         "AuthorizationTimeout",
     ):
         assert getattr(trio_sse, name).__doc__
+
+
+# -- the README's example -----------------------------------------------------------------------
+
+
+def security_example() -> str:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    start = readme.index("\n## Security: who may listen\n")
+    section = readme[start : readme.index("\n## ", start + 1)]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+class ReadmeUser:
+    def __init__(self, user_id: int, *, is_staff: bool) -> None:
+        self.id, self.tenant, self.is_staff = user_id, "acme", is_staff
+
+    async def may_read(self, topic: str) -> bool:
+        return topic == "orders"
+
+
+async def test_the_readme_example_refuses_filters_and_revokes() -> None:
+    async def current_user(request: Request) -> ReadmeUser | None:
+        name = request.cookies.get("session")
+        return {"staff": ReadmeUser(1, is_staff=True), "clerk": ReadmeUser(2, is_staff=False)}.get(
+            name or ""
+        )
+
+    namespace: dict[str, Any] = {"current_user": current_user}
+    exec(compile(security_example(), "README.md", "exec"), namespace)
+    async with Broadcaster() as hub:
+
+        async def endpoint(request: Request) -> Response:
+            request.state.hub = hub
+            response: Response = await namespace["events"](request)
+            return response
+
+        app = Starlette(routes=[Route("/events/{topic}", endpoint)])
+        with anyio.fail_after(10):
+            for path, cookie in (("/events/orders", ""), ("/events/payroll", "session=staff")):
+                async with open_event_stream(app, path, headers={"cookie": cookie}) as stream:
+                    assert stream.status_code == 403
+            async with (
+                open_event_stream(
+                    app, "/events/orders", headers={"cookie": "session=staff"}
+                ) as staff,
+                open_event_stream(
+                    app, "/events/orders", headers={"cookie": "session=clerk"}
+                ) as clerk,
+            ):
+                memo = await hub.publish("orders", ServerSentEvent("memo", event="staff-only"))
+                order = await hub.publish("orders", "order")
+                assert ids_of(await staff.read_events(2)) == [memo, order]
+                assert ids_of(await clerk.read_events(1)) == [order]
+                assert hub.revoke(("tenant", "acme")) == 2
+                assert [event.event async for event in clerk] == ["revoked"]

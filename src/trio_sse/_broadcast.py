@@ -232,6 +232,11 @@ class Broadcaster:
     ``last_event_id`` is then ``null``). The whole retained history follows, then live events:
     the client learns that it may have missed events and gets everything still known. The
     reset event has no ``id``. ``Last-Event-ID`` is untrusted input; no value makes it raise.
+    A cursor only selects a position in the subscription's own topic.
+
+    **Access.** Without an ``authorize`` hook, anyone given a subscription reads the topic. With
+    one (:meth:`subscribe`, :meth:`stream`), the hook decides per topic before anything is
+    registered or sent, may filter events, and names principals that :meth:`revoke` ends.
     """
 
     def __init__(
