@@ -648,3 +648,38 @@ async def test_the_readme_example_refuses_filters_and_revokes() -> None:
                 assert ids_of(await clerk.read_events(1)) == [order]
                 assert hub.revoke(("tenant", "acme")) == 2
                 assert [event.event async for event in clerk] == ["revoked"]
+
+
+async def test_revocations_are_kept_only_while_a_hook_that_began_before_them_runs() -> None:
+    # A busy server always has some hook running: what it remembers stays bounded anyway.
+    first_may_answer, second_may_answer = anyio.Event(), anyio.Event()
+
+    def held(until: anyio.Event) -> Any:
+        async def authorize(topic: str) -> Access | None:
+            await until.wait()
+            return Access("someone")
+
+        return authorize
+
+    async with Broadcaster() as hub:
+
+        async def subscribe(hook: Any) -> None:
+            async with hub.subscribe("t", authorize=hook):
+                pass
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as group:
+                group.start_soon(subscribe, held(first_may_answer))
+                await anyio.wait_all_tasks_blocked()
+                for number in range(100):
+                    hub.revoke(("user", number))
+                group.start_soon(subscribe, held(second_may_answer))
+                await anyio.wait_all_tasks_blocked()
+                assert len(hub._principals._revoked) == 100
+                first_may_answer.set()
+                await anyio.wait_all_tasks_blocked()
+                assert hub._principals._revoked == {}  # the second hook began after them
+                hub.revoke(("user", "late"))
+                assert list(hub._principals._revoked) == [("user", "late")]
+                second_may_answer.set()
+        assert hub._principals._revoked == {}

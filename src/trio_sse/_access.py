@@ -184,25 +184,37 @@ class Principals:
     def __init__(self) -> None:
         self._index: dict[Hashable, dict[Subscriber, None]] = {}
         self._held: dict[Subscriber, tuple[Hashable, ...]] = {}
-        # Revocations made while a hook was running: principal -> serial of the revocation.
-        # Emptied whenever no hook runs, so it is bounded by the hooks in flight.
+        # Revocations that a running hook may not have seen: principal -> the serial of the
+        # revocation. Only those since the oldest running hook began are kept (a hook runs
+        # for at most its timeout), and none once no hook runs.
         self._revoked: dict[Hashable, int] = {}
-        self._serial = 0
-        self._in_flight = 0
+        self._serial = 0  # incremented by every revocation
+        self._in_flight: dict[int, int] = {}  # serial a running hook began at -> how many
 
     def __len__(self) -> int:
         return len(self._held)
 
     def begin(self) -> int:
-        """A hook starts: returns the serial to give :meth:`revoked_since`; pair with
-        :meth:`done`."""
-        self._in_flight += 1
-        return self._serial
+        """A hook starts: the serial to give :meth:`revoked_since` and :meth:`done`."""
+        serial = self._serial
+        self._in_flight[serial] = self._in_flight.get(serial, 0) + 1
+        return serial
 
-    def done(self) -> None:
-        self._in_flight -= 1
+    def done(self, serial: int) -> None:
+        """The hook that began at *serial* ended: forget what no running hook needs."""
+        left = self._in_flight[serial] - 1
+        if left:
+            self._in_flight[serial] = left
+            return
+        del self._in_flight[serial]
+        if not self._revoked:
+            return
         if not self._in_flight:
             self._revoked.clear()
+            return
+        oldest = min(self._in_flight)
+        if serial < oldest:
+            self._revoked = {p: s for p, s in self._revoked.items() if s >= oldest}
 
     def revoked_since(self, principals: Iterable[Hashable], serial: int) -> bool:
         """Was one of *principals* revoked after :meth:`begin` returned *serial*?"""

@@ -390,7 +390,7 @@ class Broadcaster:
                 raise Forbidden(f"topic {reprlib.repr(topic)}: the principal was just revoked")
             return access
         finally:
-            principals.done()
+            principals.done(serial)
 
     def revoke(self, principal: Hashable, *, farewell: object = REVOKED) -> int:
         """End this process's subscriptions granted to *principal*; returns how many.
