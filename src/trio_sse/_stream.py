@@ -219,14 +219,13 @@ class Connection:
         (Returns the coroutine to await: one frame fewer kept by every open stream.)
         """
         content = self._spec.content
-        if content.opens_channel:
-            return self._run_opened(channel)
-        return self._run(content.open(self._spec))
+        if not content.opens_channel:
+            return self._run(content.open(self._spec))
+        if channel is None:
+            return self._end_at_once()
+        return self._run((Source.from_anyio(channel), None, None))
 
-    async def _run_opened(self, channel: MemoryObjectReceiveStream[Any] | None) -> None:
-        if channel is not None:
-            await self._run((Source.from_anyio(channel), None, None))
-            return
+    async def _end_at_once(self) -> None:
         try:
             await self._finish_body()
         except (SendTimeoutError, _ClientGone):
