@@ -4,12 +4,17 @@ Public names are re-exported here; the modules behind them are private.
 ``trio_sse.testing`` and ``trio_sse.client`` are public subpackages not imported here.
 """
 
+from ._access import Access as Access
 from ._broadcast import Broadcaster as Broadcaster
 from ._broadcast import BroadcastStats as BroadcastStats
 from ._broadcast import Overflow as Overflow
 from ._broadcast import Subscription as Subscription
 from ._decoder import EventDecoder as EventDecoder
 from ._encoder import SEPARATORS as SEPARATORS
+from ._errors import AccessError as AccessError
+from ._errors import AuthorizationError as AuthorizationError
+from ._errors import AuthorizationTimeout as AuthorizationTimeout
+from ._errors import Forbidden as Forbidden
 from ._errors import SendTimeoutError as SendTimeoutError
 from ._events import JSONServerSentEvent as JSONServerSentEvent
 from ._events import ServerSentEvent as ServerSentEvent

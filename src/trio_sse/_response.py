@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import logging
 import random
 import sys
 from collections.abc import Awaitable, Callable, Mapping
@@ -14,6 +16,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from ._errors import AccessError
 from ._events import DEFAULT_SEPARATOR, ServerSentEvent
 from ._json import JSONDumps, using_json_dumps
 from ._limit import StreamLimit, limit_from_scope
@@ -44,6 +47,8 @@ DEFAULT_PING_INTERVAL = 15
 DEFAULT_MAX_BUFFER_SIZE = 256
 DEFAULT_CLEANUP_TIMEOUT = 30.0
 DEFAULT_DISCONNECT_GRACE_PERIOD = 1.0
+
+logger = logging.getLogger("trio_sse")
 
 
 class _Default(enum.Enum):
@@ -307,18 +312,65 @@ class EventSourceResponse(Response):
             await self._turn_away(limit, scope, send)
         else:
             try:
-                connection = await self._start(scope, receive, send)
-                if connection is not None:
-                    # Awaited here rather than inside ``_start``: one coroutine frame fewer
-                    # kept by every open stream. The stream's tasks inherit its json_dumps.
-                    with using_json_dumps(self.json_dumps):
-                        await connection.run()
+                if self._source.opens_channel and scope["type"] == "http":
+                    await self._serve_opened(scope, receive, send)
+                else:
+                    connection = await self._start(scope, receive, send)
+                    if connection is not None:
+                        # Awaited here rather than inside ``_start``: one coroutine frame fewer
+                        # kept by every open stream. The stream's tasks inherit its json_dumps.
+                        with using_json_dumps(self.json_dumps):
+                            await connection.run()
             finally:
                 # Whatever ended the stream (even a cancellation): the slot is free again.
                 if limit is not None:
                     limit.release()
         if self.background is not None:
             await self.background()
+
+    async def _serve_opened(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A ``DirectSource`` (``hub.stream``): open its channel, then start the response.
+
+        Opened before anything is sent, so that a subscription its hub refuses
+        (:class:`AccessError`: forbidden, a failing or hanging ``authorize`` hook) is answered
+        with that status, never with a 200 stream. Any other failure to open (Redis
+        unreachable) is logged and ends a 200 body at once, which an ``EventSource``
+        retries. Leaving closes the channel (unsubscribes), after the stream ended.
+        """
+        async with contextlib.AsyncExitStack() as stack:
+            channel = None
+            try:
+                channel = await stack.enter_async_context(self._source.open_channel())
+            except AccessError as exc:
+                await self._refuse(exc, scope, send)
+                return
+            except Exception:
+                logger.exception(
+                    "trio_sse: the stream's channel could not be opened; ending the stream"
+                )
+            connection = await self._start(scope, receive, send)
+            if connection is not None:
+                with using_json_dumps(self.json_dumps):
+                    await connection.run(channel)
+
+    async def _refuse(self, error: AccessError, scope: Scope, send: Send) -> None:
+        """Answer *error*'s status, plain text, before any stream header (see ``_access``).
+
+        The body is the status's reason only: the hook's message (the topic) is not shown.
+        """
+        body = b"" if scope.get("method") == "HEAD" else f"{error.reason}\n".encode()
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode("latin-1")),
+            (b"cache-control", b"no-store"),
+        ]
+        try:
+            await send(
+                {"type": "http.response.start", "status": error.status_code, "headers": headers}
+            )
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+        except OSError:
+            pass  # the client is gone already
 
     async def _start(self, scope: Scope, receive: Receive, send: Send) -> Connection | None:
         """Send the response's start; return the stream's connection to run, if it streams."""

@@ -40,7 +40,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 import anyio.to_thread
-from anyio.streams.memory import MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._asynclib import current_asynclib
 from ._batch import BATCH_BYTES, PARK, PASS, Batch
@@ -206,38 +206,30 @@ class Connection:
 
     # -- public entry -------------------------------------------------------------------------
 
-    def run(self) -> Awaitable[None]:
+    def run(self, channel: MemoryObjectReceiveStream[Any] | None = None) -> Awaitable[None]:
         """Stream until the content ends, the client leaves, shutdown ends it, or a send fails.
 
         Returns normally after a clean end of body (``more_body: False``) or a client
         disconnect; raises ``SendTimeoutError`` when a send timed out. Every task it started
         has finished when it returns. Cancelled from outside (a server's own shutdown timer,
         as in ``hypercorn -k trio``), it still finishes the body cleanly, briefly shielded,
-        before the cancellation goes on. A ``DirectSource``'s channel is opened first and
-        closed last; if it cannot be opened, that is logged and the body ends at once.
+        before the cancellation goes on. A ``DirectSource``'s *channel* is opened (and later
+        closed) by the response, before its headers; ``None``: it could not be opened (the
+        response logged why), and the body ends at once.
         (Returns the coroutine to await: one frame fewer kept by every open stream.)
         """
         content = self._spec.content
-        if content.opens_channel:
-            return self._run_direct(content)
-        return self._run(content.open(self._spec))
+        if not content.opens_channel:
+            return self._run(content.open(self._spec))
+        if channel is None:
+            return self._end_at_once()
+        return self._run((Source.from_anyio(channel), None, None))
 
-    async def _run_direct(self, content: Content) -> None:
-        opened = False
+    async def _end_at_once(self) -> None:
         try:
-            async with content.open_channel() as channel:
-                opened = True
-                await self._run((Source.from_anyio(channel), None, None))
-        except Exception:
-            if opened:
-                raise
-            logger.exception(
-                "trio_sse: the stream's channel could not be opened; ending the stream"
-            )
-            try:
-                await self._finish_body()
-            except (SendTimeoutError, _ClientGone):
-                pass
+            await self._finish_body()
+        except (SendTimeoutError, _ClientGone):
+            pass
 
     async def _run(self, opened: Opened) -> None:
         spec = self._spec
