@@ -122,6 +122,7 @@ def chain_daphne_signals(
     stays). Responses call it themselves unless :func:`~trio_sse.set_uvicorn_chaining` turned
     automatic chaining off.
     """
+    timeout = seconds("drain_timeout", drain_timeout)
     if "daphne" not in sys.modules or threading.current_thread() is not threading.main_thread():
         return None
     try:
@@ -129,7 +130,6 @@ def chain_daphne_signals(
     except RuntimeError:  # not under asyncio: not daphne's reactor
         return None
 
-    timeout = seconds("drain_timeout", drain_timeout)
     drains: dict[ShutdownToken, _Drain] = {}  # one per run token: SIGINT and SIGTERM share it
 
     def hold(original: Handler, token: ShutdownToken) -> _ChainedHandler:

@@ -92,8 +92,6 @@ def chain_uvicorn_signals() -> ShutdownToken | None:
     """
     if "uvicorn" not in sys.modules:  # uvicorn is not running this process: nothing to chain
         return None
-    if threading.current_thread() is not threading.main_thread():
-        return None
     return chain_handlers(_is_uvicorn_handler)
 
 
@@ -103,13 +101,16 @@ def chain_handlers(
 ) -> ShutdownToken | None:
     """Wrap the server's SIGINT/SIGTERM handlers (those *is_server_handler* accepts) with
     *wrap*, bound to a new run token, unless already done; the token, or ``None`` when the
-    installed SIGTERM handler is not the server's. Main thread only; sync, not a checkpoint.
+    installed SIGTERM handler is not the server's. Chains from the main thread only (another
+    thread gets the token of a chain already made, else ``None``); sync, not a checkpoint.
     Shared by the server integrations (uvicorn here, ``_granian``, ``_daphne``)."""
     current = signal.getsignal(signal.SIGTERM)
     if current is _chained and isinstance(current, _ChainedHandler):
         return current.token
     if not is_server_handler(current):
         return None
+    if threading.current_thread() is not threading.main_thread():
+        return None  # handlers can be installed from the main thread only
     return _chain(is_server_handler, wrap)
 
 
