@@ -141,6 +141,9 @@ def _chain(
 def set_uvicorn_chaining(enabled: bool) -> None:
     """Whether ``EventSourceResponse`` chains uvicorn's signals by itself (on by default).
 
+    The same switch governs granian's and daphne's (:func:`~trio_sse.chain_granian_signals`,
+    :func:`~trio_sse.chain_daphne_signals`).
+
     Turn it off when the app handles uvicorn's shutdown its own way (its own signal handlers,
     or its own tokens passed as ``shutdown=``); call it before the first stream starts. It
     does not undo a chain already made, and :func:`chain_uvicorn_signals` called explicitly
