@@ -29,10 +29,10 @@ from ._options import (
     check_sep_or_default,
 )
 from ._prefetch import DEFAULT_MAX_PREFETCH as DEFAULT_MAX_PREFETCH
+from ._server_signals import chain_server_signals_automatically
 from ._shutdown import ShutdownToken
 from ._sources import Content, classify
 from ._stream import Connection, Message, StreamSpec
-from ._uvicorn import chain_uvicorn_signals_automatically
 from ._validate import (
     non_negative_int,
     optional_callable,
@@ -304,7 +304,7 @@ class EventSourceResponse(Response):
             self._routed = True
             self._source = _adapt_for_route(self._source, scope, type(self))
         self._source.check_runnable()
-        chain_uvicorn_signals_automatically()  # see trio_sse.chain_uvicorn_signals
+        chain_server_signals_automatically()  # uvicorn, granian, daphne: _server_signals
         limit = None
         if scope["type"] == "http":
             limit = self.stream_limit if self.stream_limit is not None else limit_from_scope(scope)
