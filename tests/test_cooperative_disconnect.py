@@ -105,6 +105,25 @@ async def test_a_producer_whose_tasks_send_ends_quietly(caplog: pytest.LogCaptur
     assert [r for r in caplog.records if r.name == "trio_sse"] == []
 
 
+async def test_a_producer_failing_on_a_channel_of_its_own_is_still_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A BrokenResourceError is the client leaving only when the client left: a producer that
+    # sends into some other closed channel of its own has a bug, and it is logged.
+    async def producer(send: Sender) -> None:
+        other_send, other_receive = anyio.create_memory_object_stream[str](1)
+        other_receive.close()
+        async with send, other_send:
+            await send.send("first")
+            await other_send.send("nobody reads this")
+
+    with anyio.fail_after(10), caplog.at_level(logging.ERROR, logger="trio_sse"):
+        async with open_event_stream(EventSourceResponse(producer)) as stream:
+            assert [event.data async for event in stream] == ["first"]
+    [record] = [r for r in caplog.records if r.name == "trio_sse"]
+    assert "the stream's producer raised" in record.getMessage()
+
+
 async def test_an_async_generator_is_closed_uncancelled_too() -> None:
     seen: dict[str, Any] = {}
 

@@ -291,7 +291,7 @@ class Connection:
             if send_stream is not None:
                 # The stream's own cancellations, noticed by every send without a pass.
                 producer_send_end(send_stream, (scope, group.cancel_scope))
-            group.start_soon(_run_in_scope, scope, feed, "the stream's producer")
+            group.start_soon(_run_in_scope, scope, feed, "the stream's producer", self)
         data_sender = self._spec.data_sender
         if data_sender is not None:
             # A scope of its own: one cancel scope cannot be entered by two tasks.
@@ -647,9 +647,12 @@ def _drain(source: Source, sep: str, batch: Batch) -> str | None:
     return status
 
 
-def _client_left(exc: Exception) -> bool:
-    """Whether *exc* is only the closed channel of a client that left: ``BrokenResourceError``
-    from ``send``, alone or from tasks of the producer's own task groups."""
+def _client_left(exc: Exception, connection: Connection | None) -> bool:
+    """Whether *exc* is only the closed channel of a client that left: the *connection* saw
+    the disconnect, and *exc* is ``BrokenResourceError`` (from ``send``), alone or from tasks
+    of the producer's own task groups. Any other closed channel is the producer's own bug."""
+    if connection is None or not connection._disconnected:
+        return False
     if isinstance(exc, anyio.BrokenResourceError):
         return True
     if isinstance(exc, BaseExceptionGroup):
@@ -658,14 +661,18 @@ def _client_left(exc: Exception) -> bool:
 
 
 async def _run_in_scope(
-    scope: anyio.CancelScope, function: Callable[[], Awaitable[None]], what: str
+    scope: anyio.CancelScope,
+    function: Callable[[], Awaitable[None]],
+    what: str,
+    connection: Connection | None = None,
 ) -> None:
-    """Run *function* (the producer, or the data sender) in *scope*; log what it raises."""
+    """Run *function* (the producer, or the data sender) in *scope*; log what it raises,
+    but for the producer's closed channel once its *connection*'s client left."""
     with scope:
         try:
             await function()
         except Exception as exc:
-            if _client_left(exc):
+            if _client_left(exc, connection):
                 return  # its channel was closed: the client left (``_let_producer_finish``)
             # The stream still ends cleanly: the writer sends what was produced before the
             # error, then finishes the body; the browser will reconnect.
