@@ -93,24 +93,36 @@ def _unwrapped(iterator: Any) -> Any:
     async generator that re-yields each item of ``gen`` after an ``anyio.sleep(0)`` so that a
     ``StreamingResponse`` can be cancelled; the pump needs no such pass (it gives way by
     itself, see ``_sources``) and the pass costs about two thirds of a yield route's
-    throughput. That wrapper is FastAPI's private code: it is recognised by its code object
-    (name and file) and taken apart only before it started; any other shape is streamed as
-    it is (slower, not wrong). ``tests/fastapi`` pins that the tested FastAPI is recognised.
+    throughput. The wrapper is taken apart only before it started (then dropping it runs
+    nothing and warns of nothing); any other shape is streamed as it is (slower, not wrong).
+    ``tests/test_fastapi_items.py`` pins that the tested FastAPI is recognised.
     """
-    code = getattr(iterator, "ag_code", None)
-    frame = getattr(iterator, "ag_frame", None)
+    inner = _fastapi_wrapped(iterator)
+    return inner if inner is not None and _never_started(iterator) else iterator
+
+
+def _fastapi_wrapped(wrapper: object) -> Any:
+    """The async generator that *wrapper* iterates, if *wrapper* is FastAPI's wrapper of it.
+
+    FastAPI's wrapper (``_async_stream_raw``: ``async for chunk in async_gen: yield chunk``)
+    is FastAPI's private code: it is recognised by its code object (name and file), and what
+    it iterates is found as the one async generator among its locals, whatever the local's
+    name. ``None`` for anything else, and for a wrapper already finished."""
+    code = getattr(wrapper, "ag_code", None)
+    frame = getattr(wrapper, "ag_frame", None)
     if (
         code is None
         or frame is None
         or code.co_name != "_async_stream_raw"
         or not code.co_filename.endswith(_FASTAPI_ROUTING_FILE)
-        or not _never_started(iterator)
     ):
-        return iterator
-    inner = frame.f_locals.get("async_gen")
-    if inner is None or not hasattr(inner, "__anext__"):
-        return iterator
-    return inner  # the wrapper never started: dropping it runs nothing, warns of nothing
+        return None
+    found = [
+        value
+        for value in frame.f_locals.values()
+        if inspect.isasyncgen(value) and value is not wrapper
+    ]
+    return found[0] if len(found) == 1 else None
 
 
 _FASTAPI_ROUTING_FILE = os.path.join("fastapi", "routing.py")
@@ -324,37 +336,16 @@ class _ConvertedAsync(_Converted):
             raise StopAsyncIteration from None
 
     async def aclose(self) -> None:
-        """Close the route's generator, and the one FastAPI's wrapper iterates (see
-        :func:`_wrapped_generator`). A checkpoint."""
-        wrapped = _wrapped_generator(self._inner)
+        """Close the route's generator. Where it is still read through FastAPI's wrapper
+        (:func:`_unwrapped` declined), close the generator the wrapper iterates too: an
+        interrupted ``async for`` never closes what it iterates, whose ``finally`` would run
+        only when the garbage collector finds it, outside the request. A checkpoint."""
+        wrapped = _fastapi_wrapped(self._inner)
         aclose = getattr(self._inner, "aclose", None)
         if aclose is not None:
             await aclose()
         if wrapped is not None:
             await wrapped.aclose()
-
-
-def _wrapped_generator(wrapper: object) -> Any:
-    """The async generator that *wrapper* iterates, if *wrapper* is FastAPI's wrapper of it.
-
-    FastAPI (0.165) hands a response class that is not its own the path operation's async
-    generator wrapped in another (``_async_stream_raw``: ``async for chunk in async_gen:
-    yield chunk``). Closing the wrapper does not close the generator it iterates (an
-    interrupted ``async for`` never does): the route's ``finally`` would then run only when
-    the garbage collector finds it, outside the request (trio warns of it). It is found as
-    the one async generator among the wrapper's locals, which needs no private name; any
-    other shape finds nothing and changes nothing."""
-    frame = getattr(wrapper, "ag_frame", None)
-    if frame is None:  # not an async generator, or one already finished
-        return None
-    if frame.f_code.co_name != "_async_stream_raw":  # the route's own (see ``_unwrapped``)
-        return None
-    found = [
-        value
-        for value in frame.f_locals.values()
-        if inspect.isasyncgen(value) and value is not wrapper
-    ]
-    return found[0] if len(found) == 1 else None
 
 
 class _ConvertedSync(_Converted):
