@@ -50,6 +50,7 @@ __all__ = [
     "Guard",
     "Principals",
     "check_guard",
+    "check_principal",
     "decide",
 ]
 
@@ -88,12 +89,7 @@ class Access:
 
     def __init__(self, *principals: Hashable, allow_event: EventFilter | None = None) -> None:
         for principal in principals:
-            try:
-                hash(principal)
-            except TypeError:
-                raise TypeError(
-                    f"a principal must be hashable (a str, an int, a tuple), got {shown(principal)}"
-                ) from None
+            check_principal("a principal", principal)
         object.__setattr__(self, "principals", tuple(dict.fromkeys(principals)))
         object.__setattr__(self, "allow_event", optional_callable("allow_event", allow_event))
 
@@ -105,6 +101,16 @@ class Access:
         if self.allow_event is not None:
             parts.append(f"allow_event={self.allow_event!r}")
         return f"Access({', '.join(parts)})"
+
+
+def check_principal(name: str, principal: object) -> None:
+    """``TypeError`` (naming *name*) unless *principal* is hashable, as principals must be."""
+    try:
+        hash(principal)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be hashable (a str, an int, a tuple), got {shown(principal)}"
+        ) from None
 
 
 Authorize = Callable[[str], Awaitable[Access | None]]

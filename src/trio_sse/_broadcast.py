@@ -30,7 +30,16 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._access import REVOKED, Access, Authorize, Guard, Principals, check_guard, decide
+from ._access import (
+    REVOKED,
+    Access,
+    Authorize,
+    Guard,
+    Principals,
+    check_guard,
+    check_principal,
+    decide,
+)
 from ._channels import DirectSource
 from ._errors import Forbidden
 from ._events import JSONServerSentEvent, ServerSentEvent, event_from_mapping
@@ -407,13 +416,7 @@ class Broadcaster:
 
         Sync, never blocks; only this process (a Redis hub does not tell the others).
         """
-        try:
-            hash(principal)
-        except TypeError:
-            raise TypeError(
-                f"principal must be hashable (a str, an int, a tuple), "
-                f"got {reprlib.repr(principal)}"
-            ) from None
+        check_principal("principal", principal)
         event = None if farewell is None else _as_event(farewell, self.json_dumps)
         return self._principals.revoke(principal, event)
 

@@ -267,11 +267,7 @@ class ServerSentEvent(Generic[DataT]):
         fields = {name: getattr(self, name) for name in _FIELDS}
         fields.update(changes)
         data = fields.pop("data")
-        fixed = type(self).fixed_event
-        if fixed is not None and fields["event"] != fixed:
-            raise ValueError(
-                f"{type(self).__name__} events are named {fixed!r}; got event={shown(fields['event'])}"
-            )
+        _check_fixed(type(self), fields["event"])
         event = ServerSentEvent(data, **fields)  # data is text already: never encoded again
         if type(self) is ServerSentEvent:
             return event
@@ -306,6 +302,13 @@ class ServerSentEvent(Generic[DataT]):
         )
 
 
+def _check_fixed(cls: type[ServerSentEvent[Any]], event: object) -> None:
+    """``ValueError`` if *cls* fixes its event name and *event* is another."""
+    fixed = cls.fixed_event
+    if fixed is not None and event != fixed:
+        raise ValueError(f"{cls.__name__} events are named {fixed!r}; got event={shown(event)}")
+
+
 def _fix_event(cls: type[ServerSentEvent[Any]], fixed: str | None) -> None:
     """Make every instance of *cls* carry the event name *fixed* (``class E(..., event=...)``).
 
@@ -315,8 +318,8 @@ def _fix_event(cls: type[ServerSentEvent[Any]], fixed: str | None) -> None:
     def __init__(
         self: ServerSentEvent[Any], *args: Any, event: str | None = None, **kw: Any
     ) -> None:
-        if event is not None and event != fixed:
-            raise ValueError(f"{cls.__name__} events are named {fixed!r}; got event={shown(event)}")
+        if event is not None:
+            _check_fixed(cls, event)
         parent_init(self, *args, event=fixed, **kw)
 
     __init__.__doc__ = parent_init.__doc__
