@@ -144,9 +144,9 @@ class EventSourceResponse(Response):
       long a credential checked at connection time goes on being trusted
       (:func:`~trio_sse.seconds_until` turns an expiry time into a lifetime).
     * ``farewell``: an item (``ServerSentEvent``, dict, str or bytes) sent just before the
-      body ends because of shutdown or ``max_duration``; ``farewell_retry``: a ``retry:`` hint sent then, in
-      milliseconds, or a ``(low, high)`` range to pick from at random so that clients do not
-      all reconnect at the same instant.
+      body ends because of shutdown or ``max_duration``; ``farewell_retry``: a ``retry:``
+      hint sent then, in milliseconds, or a ``(low, high)`` range to pick from at random so
+      that clients do not all reconnect at the same instant.
     * ``max_buffer_size``: capacity of the producer's channel (and of the buffer behind an
       iterable; ``None``: ``DEFAULT_MAX_BUFFER_SIZE``); ``cleanup_timeout``: the limit on
       closing an async iterable (``None``: no limit; not given: ``DEFAULT_CLEANUP_TIMEOUT``).

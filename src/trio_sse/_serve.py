@@ -145,7 +145,7 @@ async def serve(
       the kernel aborts a connection whose peer stopped reading (a zero window) or vanished
       once that long passed, whatever the worker. A stream's own ``send_timeout`` cannot do
       that on hypercorn's trio worker, which shields its socket writes. Elsewhere than Linux
-      it is not available and is ignored (logged once at debug level).
+      it is not available and is ignored (said at debug level).
 
     Use with ``nursery.start`` / ``task_group.start``: it reports the list of URLs it listens
     on once the sockets accept connections. Returns after hypercorn stopped; cancelling it
