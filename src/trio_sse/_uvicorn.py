@@ -26,7 +26,7 @@ from typing import Any, TypeGuard
 from . import _shutdown
 from ._shutdown import ShutdownToken
 
-__all__ = ["chain_uvicorn_signals", "chain_uvicorn_signals_automatically", "set_uvicorn_chaining"]
+__all__ = ["chain_handlers", "chain_uvicorn_signals", "set_uvicorn_chaining"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -153,9 +153,3 @@ def set_uvicorn_chaining(enabled: bool) -> None:
     if not isinstance(enabled, bool):
         raise TypeError(f"enabled must be a bool, got {enabled!r}")
     _automatic = enabled
-
-
-def chain_uvicorn_signals_automatically() -> None:
-    """What a response calls at its edge: :func:`chain_uvicorn_signals`, unless turned off."""
-    if _automatic:
-        chain_uvicorn_signals()
