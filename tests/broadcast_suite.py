@@ -27,7 +27,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
-from trio_sse import EventSourceResponse, JSONServerSentEvent, ServerSentEvent
+from trio_sse import Access, EventSourceResponse, Forbidden, JSONServerSentEvent, ServerSentEvent
 from trio_sse._broadcast import Broadcaster
 from trio_sse.testing import open_event_stream
 
@@ -73,6 +73,22 @@ def broadcast_app(
         )
 
     return Starlette(routes=[Route("/events/{topic}", endpoint)])
+
+
+async def refuse(topic: str) -> Access | None:
+    return None
+
+
+def grant(*principals: Any, public_only: bool = False) -> Any:
+    """An ``authorize`` hook granting *principals*; *public_only*: withhold ``event: secret``."""
+
+    def allow_event(event: ServerSentEvent) -> bool:
+        return event.event != "secret"
+
+    async def authorize(topic: str) -> Access | None:
+        return Access(*principals, allow_event=allow_event if public_only else None)
+
+    return authorize
 
 
 class BroadcastSuite:
@@ -488,6 +504,93 @@ class BroadcastSuite:
                     assert stream.complete  # a clean end of body, not a cut
             assert 0 < len(received) < len(ids)
             assert ids_of(received) == ids[: len(received)]
+
+    # -- authorization (issue 16): above the backend, so the same on every one ---------------
+
+    async def test_a_refused_topic_is_a_403_and_nothing_is_subscribed(
+        self, make_hub: MakeHub
+    ) -> None:
+        topic = topic_name()
+        async with make_hub() as hub:
+            event_id = await hub.publish(topic, "history")
+            with anyio.fail_after(10), pytest.raises(Forbidden):
+                async with hub.subscribe(topic, last_event_id=event_id, authorize=refuse):
+                    pass
+            app = broadcast_app(hub, authorize=refuse)
+            with anyio.fail_after(10):
+                async with open_event_stream(
+                    app, f"/events/{topic}", headers={"last-event-id": "x"}
+                ) as stream:
+                    assert stream.status_code == 403
+                    assert [chunk async for chunk in stream.iter_bytes()] == [b"Forbidden\n"]
+            assert hub.stats().subscribers == {}
+
+    async def test_a_filter_withholds_live_and_replayed_events(self, make_hub: MakeHub) -> None:
+        topic = topic_name()
+        async with make_hub() as hub:
+            first = await hub.publish(topic, "first")
+            public = []
+            for number in range(6):
+                secret = number % 2 == 0
+                event = ServerSentEvent(str(number), event="secret" if secret else None)
+                event_id = await hub.publish(topic, event)
+                if not secret:
+                    public.append(event_id)
+            hook = grant(public_only=True)
+            async with hub.subscribe(topic, last_event_id=first, authorize=hook) as events:
+                for number in range(4):
+                    secret = number % 2 == 0
+                    event = ServerSentEvent(f"live{number}", event="secret" if secret else None)
+                    event_id = await hub.publish(topic, event)
+                    if not secret:
+                        public.append(event_id)
+                sentinel = await hub.publish(topic, "sentinel")
+                received = await take(events, len(public) + 1)
+        assert ids_of(received) == [*public, sentinel]  # the sentinel came next: nothing else
+
+    async def test_a_cursor_from_a_forbidden_topic_reads_nothing_of_it(
+        self, make_hub: MakeHub
+    ) -> None:
+        public, secret = topic_name(), topic_name()
+        async with make_hub() as hub:
+            retained = [await hub.publish(public, "p0")]
+            cursors = [await hub.publish(secret, f"s{number}") for number in range(2)]
+            retained.append(await hub.publish(public, "p1"))
+            for cursor in cursors:
+                async with hub.subscribe(public, last_event_id=cursor, authorize=grant()) as events:
+                    sentinel = await hub.publish(public, "sentinel")
+                    received: list[ServerSentEvent] = []
+                    while not received or received[-1].id != sentinel:
+                        received += await take(events, 1)
+                # Memory: an unknown id (a reset, then all). Redis: each stream numbers its
+                # own ids, so another topic's id may also be a position here: what follows it.
+                if received[0].event == "reset":
+                    assert reset_data(received.pop(0))["reason"] in ("unknown-id", "expired")
+                replayed = ids_of(received[:-1])
+                assert replayed == retained[len(retained) - len(replayed) :]
+                assert all(event.event != "reset" for event in received)
+                retained.append(sentinel)
+
+    async def test_revoke_ends_a_principals_stream_with_a_farewell(self, make_hub: MakeHub) -> None:
+        topic = topic_name()
+        async with make_hub() as hub:
+            app = broadcast_app(hub, authorize=grant(("user", "alice")))
+            with anyio.fail_after(10):
+                async with (
+                    open_event_stream(app, f"/events/{topic}") as alice,
+                    hub.subscribe(topic, authorize=grant(("user", "bob"))) as bob,
+                ):
+                    seen = await hub.publish(topic, "seen")
+                    assert ids_of(await alice.read_events(1)) == [seen]
+                    assert hub.revoke(("user", "alice")) == 1
+                    rest = [event async for event in alice]
+                    assert alice.complete
+                    after = await hub.publish(topic, "after")
+                    assert ids_of(await take(bob, 2)) == [seen, after]
+        assert [(event.event, event.data) for event in rest] == [
+            ("revoked", '{"reason":"revoked"}')
+        ]
+        assert hub.stats().revoked == 1
 
     # -- bookkeeping ------------------------------------------------------------------------
 

@@ -18,7 +18,9 @@ from .services import PACKAGES, require
 
 # tests/test_timing_trio.py pairs each pytest-trio test (its marker, trio's MockClock) with an
 # asyncio twin; without trio (``nox -s notrio``) the module cannot be collected at all.
-collect_ignore = [] if importlib.util.find_spec("trio") else ["test_timing_trio.py"]
+collect_ignore = (
+    [] if importlib.util.find_spec("trio") else ["test_timing_trio.py", "test_lifetime_trio.py"]
+)
 
 # The shared broadcast suite is imported by two test modules: let pytest rewrite its asserts.
 pytest.register_assert_rewrite("tests.broadcast_suite")

@@ -358,7 +358,7 @@ async def test_a_subscription_that_cannot_start_ends_the_body_with_a_log(
     caplog.set_level(logging.ERROR, logger="trio_sse")
     async with Broadcaster() as hub:
         source = hub.stream("t")
-    # The hub is closed now: subscribing raises, after the response's headers went out.
+    # The hub is closed now: subscribing raises (not an AccessError): logged, a 200 that ends.
     app = app_for(lambda: EventSourceResponse(source))
     with anyio.fail_after(5):
         async with open_event_stream(app) as stream:

@@ -1,7 +1,8 @@
 """Graceful shutdown on real servers, real signals and real sockets.
 
 Each test starts a server in a subprocess (``python -m trio_sse serve`` on trio or asyncio,
-``uvicorn``, or hypercorn's own CLI with a trio or asyncio worker) serving
+``uvicorn``, hypercorn's own CLI with a trio or asyncio worker, ``granian --interface asgi``
+or ``daphne``) serving
 ``tests.servers.sse_app:app`` on a free port of 127.0.0.1, opens event streams to it with
 httpx, sends the server signals and reads every stream to its end.  The client side runs under
 trio and asyncio (``anyio_backend``); every wait is bounded.
@@ -49,6 +50,8 @@ SERVERS = [
             reason="hypercorn 0.18 -k asyncio ignores its graceful timeout on Python 3.12+",
         ),
     ),
+    "granian",
+    "daphne",
 ]
 # The servers that run under trio: skipped where trio is not installed (``nox -s notrio``).
 TRIO_KINDS = {"runner-trio", "hypercorn-trio"}
@@ -88,6 +91,14 @@ def server_command(kind: str, port: int, grace: float) -> list[str]:
         ]
     if kind == "uvicorn":
         return [sys.executable, "-m", "uvicorn", APP, "--host", "127.0.0.1", "--port", str(port)]
+    if kind == "granian":
+        # --workers-kill-timeout: without one granian waits for open connections forever.
+        return [
+            *(sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1"),
+            *("--port", str(port), "--workers-kill-timeout", "10", APP),
+        ]
+    if kind == "daphne":
+        return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), APP]
     worker = kind.removeprefix("hypercorn-")
     return [
         *(sys.executable, "-m", "hypercorn", "-k", worker, "-b", f"127.0.0.1:{port}"),
@@ -217,23 +228,28 @@ def make_client() -> httpx.AsyncClient:
 
 # -- 1. every server drains 50 cooperative streams on SIGTERM -------------------------------------
 
-# (grace given to the server, the time it may take to exit after the signal, its exit codes)
+# (grace given to the server, the time it may take to exit after the signal, its exit codes,
+# the producers' marker: "sse" when they saw the token, "sse:ended" when cancelled instead)
 DRAIN = {
-    "runner-trio": (2.0, 4.0, {0}),
-    "runner-asyncio": (2.0, 4.0, {0}),
+    "runner-trio": (2.0, 4.0, {0}, "sse"),
+    "runner-asyncio": (2.0, 4.0, {0}, "sse"),
     # uvicorn waits for the streams (which end at once), then re-raises the signal on itself.
-    "uvicorn": (0.0, 3.0, {0, -signal.SIGTERM}),
+    "uvicorn": (0.0, 3.0, {0, -signal.SIGTERM}, "sse"),
     # hypercorn's worker never sees the signal: its streams are cancelled at the graceful
     # timeout and still send the farewell and a clean end of body.
-    "hypercorn-trio": (2.0, 4.0, {0}),
-    "hypercorn-asyncio": (2.0, 4.0, {0}),
+    "hypercorn-trio": (2.0, 4.0, {0}, "sse:ended"),
+    "hypercorn-asyncio": (2.0, 4.0, {0}, "sse:ended"),
+    # The worker's signal is chained (trio_sse._granian): the streams end, granian exits.
+    "granian": (0.0, 4.0, {0}, "sse"),
+    # Twisted's handler is held until the streams drained (trio_sse._daphne).
+    "daphne": (0.0, 4.0, {0}, "sse"),
 }
 
 
 @pytest.mark.parametrize("kind", kinds(*SERVERS))
 async def test_sigterm_drains_every_stream_with_a_farewell(kind: str, tmp_path: Path) -> None:
     count = 50
-    grace, exit_within, exit_codes = DRAIN[kind]
+    grace, exit_within, exit_codes, marker = DRAIN[kind]
     async with running_server(kind, tmp_path, grace=grace) as server, make_client() as client:
         streams = Streams(client, f"{server.url}/sse", count)
         with anyio.fail_after(READY_TIMEOUT + exit_within + 5):
@@ -246,7 +262,7 @@ async def test_sigterm_drains_every_stream_with_a_farewell(kind: str, tmp_path: 
                 exited_after = anyio.current_time() - signalled_at
         streams.assert_farewell()
         lines = await server.count_lines(count)
-        assert lines == ["sse"] * count, server.log()
+        assert lines == [marker] * count, server.log()
         assert code in exit_codes, (code, server.log())
         print(f"{kind}: exit code {code} after {exited_after:.2f} s")
 
@@ -258,15 +274,20 @@ FORCE = {
     "runner-trio": (signal.SIGTERM, signal.SIGTERM, {0}),
     "runner-asyncio": (signal.SIGTERM, signal.SIGTERM, {0}),
     "uvicorn": (signal.SIGINT, signal.SIGINT, {0}),
+    # The second signal reaches Twisted at once: daphne cancels the streams (farewell still).
+    "daphne": (signal.SIGTERM, signal.SIGTERM, {0}),
+}
+
+
+_FORCE_MARKS: dict[str, pytest.MarkDecorator | tuple[pytest.MarkDecorator, ...]] = {
+    "runner-trio": requires_trio,
+    "daphne": (),
 }
 
 
 @pytest.mark.parametrize(
     "kind",
-    [
-        pytest.param(kind, marks=requires_trio if kind == "runner-trio" else _STUCK_ON_312)
-        for kind in FORCE
-    ],
+    [pytest.param(kind, marks=_FORCE_MARKS.get(kind, _STUCK_ON_312)) for kind in FORCE],
 )
 async def test_second_signal_stops_at_once(kind: str, tmp_path: Path) -> None:
     count = 10
@@ -298,7 +319,7 @@ async def test_second_signal_stops_at_once(kind: str, tmp_path: Path) -> None:
 # -- 3. a producer that ignores the token is cancelled at its grace period ------------------------
 
 
-@pytest.mark.parametrize("kind", kinds(*RUNNERS))
+@pytest.mark.parametrize("kind", kinds(*RUNNERS, "granian", "daphne"))
 async def test_stubborn_stream_is_cancelled_at_its_grace(kind: str, tmp_path: Path) -> None:
     count = 10
     async with (
@@ -321,3 +342,31 @@ async def test_stubborn_stream_is_cancelled_at_its_grace(kind: str, tmp_path: Pa
         assert lines == ["stubborn"] * count, server.log()
         assert code == 0, server.log()
         print(f"{kind}: exit code {code} after {exited_after:.2f} s")
+
+
+# -- 4. a client that leaves: its producer is closed, the server keeps serving ---------------------
+
+
+@pytest.mark.parametrize("kind", ["uvicorn", "granian", "daphne"])
+async def test_client_that_leaves_closes_its_producer(kind: str, tmp_path: Path) -> None:
+    count = 5
+    async with running_server(kind, tmp_path, grace=0) as server:
+        with anyio.fail_after(READY_TIMEOUT):
+            async with make_client() as client, anyio.create_task_group() as group:
+                streams = Streams(client, f"{server.url}/sse", count)
+                streams.start(group)
+                await streams.all_started.wait()
+                group.cancel_scope.cancel()  # every client leaves mid-stream
+            left_at = anyio.current_time()
+            # The producer's channel is closed on the disconnect (its next send fails): it
+            # ends well within the default disconnect_grace_period (1 s) and the margin.
+            lines = await server.count_lines(count)
+            assert lines == ["sse:ended"] * count, server.log()
+            assert anyio.current_time() - left_at < 2.5
+            assert server.process.poll() is None, server.log()
+            async with make_client() as client:  # still serving
+                streams = Streams(client, f"{server.url}/sse", 1)
+                async with anyio.create_task_group() as group:
+                    streams.start(group)
+                    await streams.all_started.wait()
+                    group.cancel_scope.cancel()

@@ -255,8 +255,9 @@ def test_json_dumps_str_and_bytes() -> None:
     # Several data lines on the wire; the client joins them back into the same JSON.
     (decoded,) = EventDecoder().feed(event.encode())
     assert decoded.json() == {"a": 1}
-    event = JSONServerSentEvent([1], json_dumps=lambda obj: json.dumps(obj).encode())
-    assert event.data == "[1]"
+    # Another name: the events are generic in their data type (a dict's, then a list's).
+    listed = JSONServerSentEvent([1], json_dumps=lambda obj: json.dumps(obj).encode())
+    assert listed.data == "[1]"
 
 
 def test_json_dumps_given_converted_data_when_it_refuses_the_object() -> None:

@@ -385,3 +385,28 @@ async def test_starlette_attributes_set_after_construction() -> None:
             assert [event.data async for event in stream] == ["a"]
     assert (stream.status_code, stream.headers["x-stream"]) == (201, "yes")
     assert ran == ["background"]
+
+
+def test_a_subclass_changes_every_class_default() -> None:
+    class Quick(EventSourceResponse):
+        DEFAULT_PING_INTERVAL = 2
+        DEFAULT_MAX_BUFFER_SIZE = 3
+        DEFAULT_CLEANUP_TIMEOUT = 4.0
+        DEFAULT_DISCONNECT_GRACE_PERIOD = 0.5
+
+    response = Quick([])
+    assert (
+        response.ping_interval,
+        response.max_buffer_size,
+        response.cleanup_timeout,
+        response.disconnect_grace_period,
+    ) == (2, 3, 4.0, 0.5)
+    # Given explicitly, an argument wins; cleanup_timeout=None still means "no limit".
+    explicit = Quick([], ping=1, max_buffer_size=5, cleanup_timeout=None)
+    assert (explicit.ping_interval, explicit.max_buffer_size, explicit.cleanup_timeout) == (
+        1,
+        5,
+        None,
+    )
+    assert EventSourceResponse([]).max_buffer_size == 256
+    assert EventSourceResponse([]).cleanup_timeout == 30.0

@@ -174,6 +174,33 @@ def test_demo_names_the_demo_extra_before_its_banner(blocked: str) -> None:
     assert f"needs {blocked}: pip install 'trio_sse[demo]'" in result.stderr
 
 
+def test_fastapi_module_names_the_fastapi_extra() -> None:
+    result = run_blocked("import trio_sse.fastapi", "fastapi")
+    assert result.returncode == 1
+    assert "trio_sse.fastapi needs fastapi: pip install 'trio_sse[fastapi]'" in result.stderr
+
+
+def test_a_fastapi_app_is_not_needed_by_the_core() -> None:
+    # A Starlette app's stream never imports FastAPI (nor Pydantic), even with a route in the
+    # scope: trio_sse only looks for FastAPI's routes when FastAPI is loaded.
+    code = """
+        from starlette.applications import Starlette
+        from starlette.routing import Route
+        from starlette.testclient import TestClient
+        from trio_sse import EventSourceResponse
+
+        async def events(request):
+            return EventSourceResponse([{"data": "a", "event": "x"}])
+
+        with TestClient(Starlette(routes=[Route("/", events)])) as client:
+            body = client.get("/").text
+        assert body == "event: x\\r\\ndata: a\\r\\n\\r\\n", repr(body)
+        assert "fastapi" not in sys.modules and "pydantic" not in sys.modules
+    """
+    result = run_blocked(code, "fastapi", "pydantic")
+    assert result.returncode == 0, result.stderr
+
+
 def test_the_client_names_both_extras() -> None:
     expected = (
         "trio_sse.client needs httpx or httpx2:"

@@ -95,3 +95,17 @@ def test_the_sse_starlette_import_module_exports_the_contract_names() -> None:
 
 def test_default_ping_interval_is_a_class_attribute() -> None:
     assert trio_sse.EventSourceResponse.DEFAULT_PING_INTERVAL == 15
+
+
+def test_the_fastapi_names_are_documented_in_their_docstrings_and_the_readme() -> None:
+    import trio_sse.fastapi
+
+    from .processes import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for name in trio_sse.fastapi.__all__:
+        assert inspect.getdoc(getattr(trio_sse.fastapi, name)), name
+        assert f"trio_sse.fastapi.{name}(" in readme, name
+    assert "`fixed_event`" in readme
+    assert "JSONServerSentEvent[Tick]" in readme  # the generic parameter
+    assert trio_sse.ServerSentEvent.fixed_event is None

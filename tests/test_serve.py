@@ -193,6 +193,8 @@ async def test_cancelled_from_outside_still_ends_the_body_cleanly() -> None:
         ({"backend": 1}, TypeError, "backend must be one of 'trio', 'asyncio' .*got 1"),
         ({"backend": "curio"}, ValueError, "backend must be one of 'trio', 'asyncio', got 'curio'"),
         ({"shutdown": "now"}, TypeError, "shutdown must be a ShutdownToken or None, got 'now'"),
+        ({"send_timeout": 0}, ValueError, r"send_timeout must be > 0 \(seconds\), got 0"),
+        ({"send_timeout": "30"}, TypeError, "send_timeout must be a number of seconds or None"),
     ],
 )
 async def test_serve_checks_its_options_before_listening(

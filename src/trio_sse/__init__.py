@@ -4,15 +4,23 @@ Public names are re-exported here; the modules behind them are private.
 ``trio_sse.testing`` and ``trio_sse.client`` are public subpackages not imported here.
 """
 
+from ._access import Access as Access
 from ._broadcast import Broadcaster as Broadcaster
 from ._broadcast import BroadcastStats as BroadcastStats
 from ._broadcast import Overflow as Overflow
 from ._broadcast import Subscription as Subscription
+from ._daphne import chain_daphne_signals as chain_daphne_signals
 from ._decoder import EventDecoder as EventDecoder
 from ._encoder import SEPARATORS as SEPARATORS
+from ._errors import AccessError as AccessError
+from ._errors import AuthorizationError as AuthorizationError
+from ._errors import AuthorizationTimeout as AuthorizationTimeout
+from ._errors import Forbidden as Forbidden
 from ._errors import SendTimeoutError as SendTimeoutError
 from ._events import JSONServerSentEvent as JSONServerSentEvent
 from ._events import ServerSentEvent as ServerSentEvent
+from ._granian import chain_granian_signals as chain_granian_signals
+from ._lifetime import seconds_until as seconds_until
 from ._limit import STREAM_LIMIT_SCOPE_KEY as STREAM_LIMIT_SCOPE_KEY
 from ._limit import StreamLimit as StreamLimit
 from ._limit import StreamLimitMiddleware as StreamLimitMiddleware

@@ -55,6 +55,13 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     serve.add_argument(
         "--grace", type=float, default=5.0, help="seconds streams get to drain (default 5)"
     )
+    serve.add_argument(
+        "--send-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a connection may leave sent data unread before it is dropped "
+        "(TCP_USER_TIMEOUT; default 30, 0: no limit)",
+    )
     serve.add_argument("--factory", action="store_true", help="app is a factory to call")
     serve.add_argument("--log-level", default="info")
     for name, (_, summary) in _DELEGATED.items():
@@ -86,7 +93,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"error: {error}") from None
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     app = _load(args.app, factory=args.factory)
-    run(app, backend=args.backend, host=args.host, port=args.port, shutdown_grace_period=args.grace)
+    run(
+        app,
+        backend=args.backend,
+        host=args.host,
+        port=args.port,
+        shutdown_grace_period=args.grace,
+        send_timeout=args.send_timeout or None,
+    )
     return 0
 
 

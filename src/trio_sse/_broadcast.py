@@ -9,7 +9,11 @@ How the pieces fit (issue #5; the rooms split in issue #12):
   is given the hub's counters and callables, never the hub;
 * a **resuming** subscriber is registered for live events *before* the history is read (see
   ``_subscriber``); what it asks for, and the reset event it may get first, come from the pure
-  parsing of untrusted ids in ``_resume``.
+  parsing of untrusted ids in ``_resume``;
+* a **guarded** subscription (``authorize=``) asks its hook first, before it is registered and
+  before the response sends anything (``_access``); the hook's :class:`~trio_sse.Access`
+  names its principals (for :meth:`Broadcaster.revoke`) and may filter its events. This is
+  above the backend, so it holds for every backend.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import functools
 import reprlib
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -26,7 +30,18 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._access import (
+    REVOKED,
+    Access,
+    Authorize,
+    Guard,
+    Principals,
+    check_guard,
+    check_principal,
+    decide,
+)
 from ._channels import DirectSource
+from ._errors import Forbidden
 from ._events import JSONServerSentEvent, ServerSentEvent, event_from_mapping
 from ._json import JSONDumps, is_model
 from ._resume import (
@@ -39,6 +54,7 @@ from ._resume import (
 from ._subscriber import (
     DEFAULT_BLOCK_TIMEOUT,
     Counters,
+    FilteredSubscriber,
     Options,
     Overflow,
     Subscriber,
@@ -70,7 +86,9 @@ class BroadcastStats:
     * ``published``: events published through this hub;
     * ``delivered``: events put into subscribers' buffers (one per subscriber and event);
     * ``dropped``: events discarded by ``drop_oldest``;
-    * ``disconnected``: subscribers ended by ``disconnect`` or a ``block`` timeout.
+    * ``disconnected``: subscribers ended by ``disconnect`` or a ``block`` timeout;
+    * ``revoked``: subscribers ended by :meth:`Broadcaster.revoke`;
+    * ``withheld``: events kept from a subscriber by its ``allow_event`` filter.
     """
 
     subscribers: Mapping[str, int]
@@ -78,6 +96,8 @@ class BroadcastStats:
     delivered: int
     dropped: int
     disconnected: int
+    revoked: int = 0
+    withheld: int = 0
 
     @property
     def total_subscribers(self) -> int:
@@ -110,21 +130,29 @@ def _as_event(item: object, json_dumps: JSONDumps | None) -> ServerSentEvent:
 class Subscription:
     """``async with hub.subscribe(topic, ...) as events:``, see :meth:`Broadcaster.subscribe`.
 
-    Single use. Entering registers the subscriber, then (when resuming) reads the history:
-    a checkpoint; cancelled or failing there (Redis unreachable), it unregisters and the
-    exception propagates. The subscription owns both ends of the channel: leaving unregisters
-    and closes them (a replay still in progress is cancelled). Leaving never blocks.
+    Single use. Entering asks the ``authorize`` hook (if any; a refusal or a failing hook
+    raises an :class:`~trio_sse.AccessError` and nothing is registered), registers the
+    subscriber, then (when resuming) reads the history: a checkpoint; cancelled or failing
+    there (Redis unreachable), it unregisters and the exception propagates. The subscription
+    owns both ends of the channel: leaving unregisters and closes them (a replay still in
+    progress is cancelled). Leaving never blocks.
     """
 
-    __slots__ = ("_hub", "_options", "_resume", "_subscriber", "_topic", "_watching")
+    __slots__ = ("_guard", "_hub", "_options", "_resume", "_subscriber", "_topic", "_watching")
 
     def __init__(
-        self, hub: Broadcaster, topic: str, resume: Resume | None, options: Options
+        self,
+        hub: Broadcaster,
+        topic: str,
+        resume: Resume | None,
+        options: Options,
+        guard: Guard | None = None,
     ) -> None:
         self._hub = hub
         self._topic = topic
         self._resume = resume
         self._options = options
+        self._guard = guard
         self._subscriber: Subscriber | None = None
         self._watching = False
 
@@ -135,9 +163,16 @@ class Subscription:
         hub._check_open()
         topic = self._topic
         resume = self._resume
-        # Registered for live events before anything else: whatever is published from now on
-        # reaches this subscriber, live or queued behind the replay.
-        subscriber = hub._add_subscriber(topic, self._options, replaying=resume is not None)
+        access = None
+        if self._guard is not None:
+            access = await hub._authorize(topic, self._guard)
+            hub._check_open()
+        # Registered for live events before anything else (and, when guarded, in the same
+        # step as the decision: no revocation can come between): whatever is published from
+        # now on reaches this subscriber, live or queued behind the replay.
+        subscriber = hub._add_subscriber(
+            topic, self._options, replaying=resume is not None, access=access
+        )
         self._subscriber = subscriber
         try:
             await hub._backend.watch(topic)
@@ -206,6 +241,11 @@ class Broadcaster:
     ``last_event_id`` is then ``null``). The whole retained history follows, then live events:
     the client learns that it may have missed events and gets everything still known. The
     reset event has no ``id``. ``Last-Event-ID`` is untrusted input; no value makes it raise.
+    A cursor only selects a position in the subscription's own topic.
+
+    **Access.** Without an ``authorize`` hook, anyone given a subscription reads the topic. With
+    one (:meth:`subscribe`, :meth:`stream`), the hook decides per topic before anything is
+    registered or sent, may filter events, and names principals that :meth:`revoke` ends.
     """
 
     def __init__(
@@ -238,6 +278,10 @@ class Broadcaster:
         # not a bound method of its own).
         self._counters = Counters()
         self._unregister_hook: Callable[[Subscriber], None] = self._unregister
+        # Subscribers whose Access named principals, for ``revoke``; they unregister from it
+        # too (the others never touch it).
+        self._principals = Principals()
+        self._unregister_held_hook: Callable[[Subscriber], None] = self._unregister_held
 
     @property
     def backend(self) -> Backend:
@@ -297,15 +341,35 @@ class Broadcaster:
         assert self._group is not None
         self._group.start_soon(function)
 
-    def _add_subscriber(self, topic: str, options: Options, *, replaying: bool) -> Subscriber:
-        """A new subscriber of *topic*, registered for live events from now on. Never blocks."""
-        subscriber = Subscriber(
-            topic, options, self._counters, self._unregister_hook, replaying=replaying
-        )
+    def _add_subscriber(
+        self, topic: str, options: Options, *, replaying: bool, access: Access | None = None
+    ) -> Subscriber:
+        """A new subscriber of *topic*, registered for live events from now on. Never blocks.
+
+        With an *access* that filters events it is a ``FilteredSubscriber``; one that names
+        principals is indexed for :meth:`revoke`. Without *access*, a plain ``Subscriber``.
+        """
+        unregister = self._unregister_hook
+        if access is not None and access.principals:
+            unregister = self._unregister_held_hook
+        subscriber: Subscriber
+        if access is not None and access.allow_event is not None:
+            subscriber = FilteredSubscriber(
+                topic,
+                options,
+                self._counters,
+                unregister,
+                replaying=replaying,
+                allow_event=access.allow_event,
+            )
+        else:
+            subscriber = Subscriber(topic, options, self._counters, unregister, replaying=replaying)
         subscribers = self._topics.get(topic)
         if subscribers is None:
             subscribers = self._topics[topic] = {}
         subscribers[subscriber] = None
+        if access is not None and access.principals:
+            self._principals.add(subscriber, access.principals)
         return subscriber
 
     def _unregister(self, subscriber: Subscriber) -> None:
@@ -314,6 +378,47 @@ class Broadcaster:
             subscribers.pop(subscriber, None)
             if not subscribers:
                 del self._topics[subscriber.topic]
+
+    def _unregister_held(self, subscriber: Subscriber) -> None:
+        self._unregister(subscriber)
+        self._principals.remove(subscriber)
+
+    # -- access -------------------------------------------------------------------------------
+
+    async def _authorize(self, topic: str, guard: Guard) -> Access:
+        """The hook's grant for *topic*, or an ``AccessError``. A checkpoint (the hook's).
+
+        A principal revoked while the hook ran is refused (``Forbidden``): the caller
+        registers the subscriber right after this returns, with no checkpoint between.
+        """
+        principals = self._principals
+        serial = principals.begin()
+        try:
+            access = await decide(guard, topic)
+            if principals.revoked_since(access.principals, serial):
+                raise Forbidden(f"topic {reprlib.repr(topic)}: the principal was just revoked")
+            return access
+        finally:
+            principals.done(serial)
+
+    def revoke(self, principal: Hashable, *, farewell: object = REVOKED) -> int:
+        """End this process's subscriptions granted to *principal*; returns how many.
+
+        *principal* is matched against the principals of each subscription's
+        :class:`~trio_sse.Access` (what its ``authorize`` hook returned). Each one's
+        buffered events are discarded, *farewell* is the last thing it reads (an event, a
+        dict of its fields or data, as for :meth:`publish`; give it no ``id``: the client's
+        ``Last-Event-ID`` should stay its last real event; ``None``: none; default
+        ``event: revoked`` with ``data: {"reason":"revoked"}``), then its channel ends, so a
+        ``hub.stream()`` response ends its body cleanly. A hook still deciding for this
+        principal is refused when it answers. Whether the client may come back is up to the
+        hook, which must now refuse it (the hub keeps no list of revoked principals).
+
+        Sync, never blocks; only this process (a Redis hub does not tell the others).
+        """
+        check_principal("principal", principal)
+        event = None if farewell is None else _as_event(farewell, self.json_dumps)
+        return self._principals.revoke(principal, event)
 
     # -- publishing ---------------------------------------------------------------------------
 
@@ -388,6 +493,8 @@ class Broadcaster:
         max_buffer_size: int = 256,
         on_overflow: Overflow | str = Overflow.DISCONNECT,
         block_timeout: float | None = None,
+        authorize: Authorize | None = None,
+        authorize_timeout: float | None = None,
     ) -> Subscription:
         """Subscribe to *topic*: ``async with hub.subscribe(topic) as events: ...``.
 
@@ -403,11 +510,22 @@ class Broadcaster:
         * ``on_overflow``: an :class:`Overflow` or its value (``"disconnect"``,
           ``"drop_oldest"``, ``"block"``); ``block_timeout`` (``block`` only; default 5 s):
           how long delivery waits for room before disconnecting this subscriber.
+        * ``authorize``: ``async def authorize(topic) -> Access | None``, awaited when
+          entering, before anything is registered or replayed (see :class:`~trio_sse.Access`).
+          ``None`` (or raising :class:`~trio_sse.Forbidden`) refuses: entering raises
+          ``Forbidden``; a hook that raises gives :class:`~trio_sse.AuthorizationError`, one
+          that takes longer than ``authorize_timeout`` seconds (default 5) is cancelled and
+          gives :class:`~trio_sse.AuthorizationTimeout` (both logged once). The grant's
+          ``allow_event`` filters every event this subscriber gets, replayed ones included;
+          its principals are what :meth:`revoke` ends.
 
         Arguments are checked here (``TypeError``/``ValueError``), not when entering.
         """
         options = check_options(max_buffer_size, on_overflow, block_timeout)
-        return Subscription(self, _check_topic(topic), parse_last_event_id(last_event_id), options)
+        guard = check_guard(authorize, authorize_timeout)
+        return Subscription(
+            self, _check_topic(topic), parse_last_event_id(last_event_id), options, guard
+        )
 
     def stream(
         self,
@@ -418,6 +536,8 @@ class Broadcaster:
         max_buffer_size: int = 256,
         on_overflow: Overflow | str = Overflow.DISCONNECT,
         block_timeout: float | None = None,
+        authorize: Authorize | None = None,
+        authorize_timeout: float | None = None,
     ) -> Producer:
         """A producer for ``EventSourceResponse(hub.stream(topic, request))``.
 
@@ -425,18 +545,25 @@ class Broadcaster:
         ``lastEventId`` query parameter, see :func:`last_event_id_from`), an id, or ``None``.
         The other options are those of :meth:`subscribe`, checked now.
 
-        The response subscribes when the stream starts and streams the subscription itself
-        (no forwarding task: an event costs one wake-up per subscriber) until it ends
-        (overflow policy, hub closed) or the response ends (client gone, shutdown); then it
-        unsubscribes, the body ends cleanly and an ``EventSource`` reconnects with its last
-        id. A subscription that cannot start (Redis unreachable) is logged and ends the
-        body at once, as a producer that raises does. Called as a producer function
-        (``await producer(send)``), it forwards the events into *send* and closes it.
+        The response subscribes before it sends its headers, then streams the subscription
+        itself (no forwarding task: an event costs one wake-up per subscriber) until it ends
+        (overflow policy, revocation, hub closed) or the response ends (client gone,
+        shutdown); then it unsubscribes, the body ends cleanly and an ``EventSource``
+        reconnects with its last id. With ``authorize``, a refusal is answered with a 403, a
+        hook that raises with a 500 and one that times out with a 503, plain text and no
+        stream (an ``EventSource`` does not retry after them); ``HEAD`` asks the hook too.
+        The hook is the app's to bind to the request, e.g. a closure over the user its
+        cookie names. A subscription that cannot start for another reason (Redis
+        unreachable) is logged and ends a 200 body at once, as a producer that raises does
+        (an ``EventSource`` retries that). Called as a producer function
+        (``await producer(send)``), it forwards the events into *send* and closes it (an
+        ``AccessError`` is then the producer's error).
         """
         _check_topic(topic)
         resume = parse_last_event_id(last_event_id_from(request_or_last_event_id))
         options = check_options(max_buffer_size, on_overflow, block_timeout)
-        return DirectSource(functools.partial(Subscription, self, topic, resume, options))
+        guard = check_guard(authorize, authorize_timeout)
+        return DirectSource(functools.partial(Subscription, self, topic, resume, options, guard))
 
     # -- statistics ---------------------------------------------------------------------------
 
@@ -449,4 +576,6 @@ class Broadcaster:
             delivered=counters.delivered,
             dropped=counters.dropped,
             disconnected=counters.disconnected,
+            revoked=counters.revoked,
+            withheld=counters.withheld,
         )

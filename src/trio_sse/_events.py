@@ -10,11 +10,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn
 
 from ._encoder import check_sep, encode_fields
 from ._json import JSONDumps, is_model, to_json
 from ._validate import non_negative_int, shown
+
+if TYPE_CHECKING:  # a default (PEP 696): a bare ``ServerSentEvent`` is ``ServerSentEvent[Any]``
+    from typing_extensions import TypeVar
+
+    DataT = TypeVar("DataT", default=Any)
+else:  # at run time the parameter only carries the type (FastAPI's documentation reads it)
+    from typing import TypeVar
+
+    DataT = TypeVar("DataT")
 
 __all__ = ["JSONServerSentEvent", "ServerSentEvent", "encode_item", "event_from_mapping"]
 
@@ -57,14 +66,15 @@ def _refuse(event: ServerSentEvent, name: str) -> NoReturn:
     raise AttributeError(f"{type(event).__name__} is immutable; use .replace({name}=...)")
 
 
-class ServerSentEvent:
+class ServerSentEvent(Generic[DataT]):
     """One event of a ``text/event-stream``.
 
     ``ServerSentEvent(data=None, *, event=None, id=None, retry=None, comment=None, sep=None)``
 
-    * ``data``: any object; ``None`` means no ``data`` field, a non-``str`` value is ``str()``-ed.
-      Multi-line data (CRLF, CR or LF) is written as several ``data:`` lines, and ``""`` is one
-      empty ``data`` line (an event a browser dispatches with empty data).
+    * ``data``: any object; ``None`` means no ``data`` field, a non-``str`` value is ``str()``-ed
+      (:class:`JSONServerSentEvent` writes JSON instead). Multi-line data (CRLF, CR or LF) is
+      written as several ``data:`` lines, and ``""`` is one empty ``data`` line (an event a
+      browser dispatches with empty data). The attribute ``data`` is the text written.
     * ``event``: the event type (``addEventListener`` name); no CR or LF.
     * ``id``: the event id (``str``, or an ``int`` which is kept as its decimal string); no CR, LF
       or NUL. It is never rewritten: resume by ``Last-Event-ID`` relies on it.
@@ -79,7 +89,19 @@ class ServerSentEvent:
     Events are immutable and hashable; equality compares the fields except ``sep``, which is
     presentation, not content.  ``copy.replace(event, id="7")`` (or :meth:`replace`) makes a
     changed copy, validated again.
+
+    **Typed events.** The class is generic in the type of the data it is built from:
+    ``JSONServerSentEvent(Tick(...))`` is a ``JSONServerSentEvent[Tick]``, and type checkers
+    see it. A FastAPI path operation annotated ``-> AsyncIterator[JSONServerSentEvent[Tick]]``
+    has each event's JSON data validated against ``Tick`` before it is sent, and its OpenAPI
+    document describes it (see ``trio_sse.fastapi``); a ``ServerSentEvent[T]``'s data is text,
+    documented as a string. A subclass may fix the event name: ``class
+    TickEvent(JSONServerSentEvent[Tick], event="tick")`` makes events named ``tick`` (its
+    ``fixed_event`` class attribute); giving another ``event=`` is a ``ValueError``.
     """
+
+    #: The event name every instance of a class declared with ``event="..."`` carries.
+    fixed_event: ClassVar[str | None] = None
 
     # The fields live in private slots behind read-only properties: building an event is then
     # plain slot stores, which a stream does once per event (see benchmarks/, "encode").
@@ -95,7 +117,7 @@ class ServerSentEvent:
 
     def __init__(
         self,
-        data: object = None,
+        data: DataT | None = None,
         *,
         event: str | None = None,
         id: str | int | None = None,
@@ -105,7 +127,7 @@ class ServerSentEvent:
     ) -> None:
         # Each check has an inline fast path for the common, valid value; anything else goes
         # to the full check, which also produces the error.
-        self._data = None if data is None else data if type(data) is str else str(data)
+        self._data = None if data is None else data if type(data) is str else str(data)  # type: ignore[assignment]
         if event is not None and (type(event) is not str or "\n" in event or "\r" in event):
             event = _check_event(event)
         self._event = event
@@ -117,9 +139,14 @@ class ServerSentEvent:
         self._sep = None if sep is None else check_sep(sep)
         self._cache = None
 
+    def __init_subclass__(cls, *, event: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if event is not None:
+            _fix_event(cls, _check_event(event))
+
     @property
     def data(self) -> str | None:
-        """The data (``None``: no ``data`` field)."""
+        """The data as written (``None``: no ``data`` field)."""
         return self._data
 
     @data.setter
@@ -231,15 +258,23 @@ class ServerSentEvent:
             raise ValueError("this event has no data to parse as JSON")
         return json.loads(self._data)
 
-    def replace(self, **changes: Any) -> ServerSentEvent:
-        """Return a copy with *changes* applied (validated like a new event)."""
+    def replace(self, **changes: Any) -> ServerSentEvent[DataT]:
+        """Return a copy with *changes* applied (validated like a new event), of the same
+        class (a ``JSONServerSentEvent``'s data is its JSON text, not encoded again)."""
         unknown = set(changes) - set(_FIELDS)
         if unknown:
             raise TypeError(f"unknown ServerSentEvent field(s): {', '.join(sorted(unknown))}")
         fields = {name: getattr(self, name) for name in _FIELDS}
         fields.update(changes)
         data = fields.pop("data")
-        return ServerSentEvent(data, **fields)
+        _check_fixed(type(self), fields["event"])
+        event = ServerSentEvent(data, **fields)  # data is text already: never encoded again
+        if type(self) is ServerSentEvent:
+            return event
+        copied = object.__new__(type(self))  # the copy keeps its class (and fixed event)
+        for name in ServerSentEvent.__slots__:
+            setattr(copied, name, getattr(event, name))
+        return copied
 
     __replace__ = replace
 
@@ -267,6 +302,31 @@ class ServerSentEvent:
         )
 
 
+def _check_fixed(cls: type[ServerSentEvent[Any]], event: object) -> None:
+    """``ValueError`` if *cls* fixes its event name and *event* is another."""
+    fixed = cls.fixed_event
+    if fixed is not None and event != fixed:
+        raise ValueError(f"{cls.__name__} events are named {fixed!r}; got event={shown(event)}")
+
+
+def _fix_event(cls: type[ServerSentEvent[Any]], fixed: str | None) -> None:
+    """Make every instance of *cls* carry the event name *fixed* (``class E(..., event=...)``).
+
+    The class's ``__init__`` is wrapped once, here: the base class's hot path is untouched."""
+    parent_init = cls.__init__
+
+    def __init__(
+        self: ServerSentEvent[Any], *args: Any, event: str | None = None, **kw: Any
+    ) -> None:
+        if event is not None:
+            _check_fixed(cls, event)
+        parent_init(self, *args, event=fixed, **kw)
+
+    __init__.__doc__ = parent_init.__doc__
+    cls.__init__ = __init__  # type: ignore[method-assign]
+    cls.fixed_event = fixed
+
+
 def _rebuild(
     data: str | None,
     event: str | None,
@@ -278,7 +338,7 @@ def _rebuild(
     return ServerSentEvent(data, event=event, id=id, retry=retry, comment=comment, sep=sep)
 
 
-class JSONServerSentEvent(ServerSentEvent):
+class JSONServerSentEvent(ServerSentEvent[DataT]):
     """A :class:`ServerSentEvent` whose ``data`` is *data* serialised as compact JSON.
 
     ``json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))``: UTF-8
@@ -296,7 +356,7 @@ class JSONServerSentEvent(ServerSentEvent):
 
     def __init__(
         self,
-        data: object = None,
+        data: DataT | None = None,
         *,
         event: str | None = None,
         id: str | int | None = None,
@@ -306,7 +366,7 @@ class JSONServerSentEvent(ServerSentEvent):
         json_dumps: JSONDumps | None = None,
     ) -> None:
         super().__init__(
-            None if data is None else to_json(data, json_dumps),
+            None if data is None else to_json(data, json_dumps),  # type: ignore[arg-type]
             event=event,
             id=id,
             retry=retry,

@@ -16,9 +16,16 @@ from typing import Any, Generic, TypeVar, overload
 
 from ._encoder import check_sep
 from ._events import DEFAULT_SEPARATOR, ServerSentEvent
-from ._validate import is_int, non_negative_int, shown
+from ._validate import is_int, is_number, non_negative_int, seconds, shown
 
-__all__ = ["Option", "check_event", "check_farewell", "check_retry_range", "check_sep_or_default"]
+__all__ = [
+    "Option",
+    "check_duration",
+    "check_event",
+    "check_farewell",
+    "check_retry_range",
+    "check_sep_or_default",
+]
 
 T = TypeVar("T")
 
@@ -74,6 +81,21 @@ def check_retry_range(name: str, value: object) -> int | tuple[int, int] | None:
     low, high = value
     if not 0 <= low <= high:
         raise ValueError(f"{name} must be a range 0 <= low <= high, got {shown(value)}")
+    return (low, high)
+
+
+def check_duration(name: str, value: object) -> float | tuple[float, float] | None:
+    """Seconds (a number ``> 0``), a ``(low, high)`` range of them to pick from, or ``None``."""
+    if value is None or is_number(value):
+        return seconds(name, value, allow_none=True, positive=True)
+    if not isinstance(value, tuple) or len(value) != 2 or not all(map(is_number, value)):
+        raise TypeError(
+            f"{name} must be seconds (a number > 0), a (low, high) range of them or None, "
+            f"got {shown(value)}"
+        )
+    low, high = (seconds(name, bound, positive=True) for bound in value)
+    if not low <= high:
+        raise ValueError(f"{name} must be a range 0 < low <= high, got {shown(value)}")
     return (low, high)
 
 

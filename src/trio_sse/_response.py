@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import enum
+import logging
 import random
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -12,21 +16,23 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from ._errors import AccessError
 from ._events import DEFAULT_SEPARATOR, ServerSentEvent
 from ._json import JSONDumps, using_json_dumps
 from ._limit import StreamLimit, limit_from_scope
 from ._options import (
     Option,
+    check_duration,
     check_event,
     check_farewell,
     check_retry_range,
     check_sep_or_default,
 )
 from ._prefetch import DEFAULT_MAX_PREFETCH as DEFAULT_MAX_PREFETCH
+from ._server_signals import chain_server_signals_automatically
 from ._shutdown import ShutdownToken
-from ._sources import classify
-from ._stream import Connection, Message, StreamSpec
-from ._uvicorn import chain_uvicorn_signals_automatically
+from ._sources import Content, classify
+from ._stream import Connection, Message, StreamSpec, report_unopened
 from ._validate import (
     non_negative_int,
     optional_callable,
@@ -40,6 +46,26 @@ __all__ = ["EventSourceResponse"]
 DEFAULT_PING_INTERVAL = 15
 DEFAULT_MAX_BUFFER_SIZE = 256
 DEFAULT_CLEANUP_TIMEOUT = 30.0
+DEFAULT_DISCONNECT_GRACE_PERIOD = 1.0
+
+logger = logging.getLogger("trio_sse")
+
+
+class _Default(enum.Enum):
+    """``cleanup_timeout``'s "not given" (``None`` means no limit): the class's default."""
+
+    DEFAULT = "default"
+
+
+_DEFAULT = _Default.DEFAULT
+
+
+def _adapt_for_route(content: Content, scope: Scope, response_class: type) -> Content:
+    if "fastapi.routing" not in sys.modules:  # only FastAPI's routes need it: never import it
+        return content
+    from ._fastapi_items import adapt_for_route
+
+    return adapt_for_route(content, scope, response_class)
 
 
 def _optional_seconds(name: str, value: object) -> float | None:
@@ -79,6 +105,10 @@ class EventSourceResponse(Response):
     An item that cannot be encoded, or a producer that raises, is logged on the ``trio_sse``
     logger and ends the stream with a clean end of body.
 
+    As ``response_class`` of a FastAPI path operation that ``yield``s, items mean what they
+    mean to ``fastapi.sse``: events are sent as they are, anything else is JSON data, checked
+    against the declared item type (``-> AsyncIterator[Tick]``); see ``trio_sse.fastapi``.
+
     Options, with sse-starlette's names and meanings. Each is also an attribute (``ping`` is
     ``ping_interval``), readable and settable after construction and checked on set as in the
     constructor (a wrong type is a ``TypeError``, a bad value a ``ValueError``, naming the
@@ -95,16 +125,31 @@ class EventSourceResponse(Response):
     * ``data_sender_callable``: an ``async def`` run beside the producer, in a cancel scope of
       its own, cancelled when the stream ends (the content ended, shutdown, a disconnect).
     * ``client_close_handler_callable``: ``async def handler(message)`` awaited on disconnect.
+    * ``disconnect_grace_period``: when the client leaves, the producer (a producer function,
+      or the pump of an iterable) is not cancelled at once: its channel is closed, so that its
+      next ``send`` raises ``anyio.BrokenResourceError`` (taken by the response as a normal
+      end: nothing is logged) and its ``async with`` blocks clean up un-cancelled (a database
+      session returns its connection to the pool). It is cancelled if it still runs this many
+      seconds later (``None``: ``DEFAULT_DISCONNECT_GRACE_PERIOD``, 1 s; ``0``: at once,
+      as in sse-starlette). The ASGI call returns when the producer has finished.
     * ``shutdown``: the :class:`ShutdownToken` to obey (default: the process-wide token that
       the server integrations trigger); ``shutdown_event``: an ``anyio.Event`` set when the
       token triggers; ``shutdown_grace_period``: seconds the producer gets to finish (say
       goodbye, close its channel) before it is cancelled. The body always ends cleanly.
+    * ``max_duration``: seconds after which the stream ends (``None``: never), or a
+      ``(low, high)`` range to pick each stream's lifetime from at random, so that streams
+      opened together do not all end and reconnect together. It ends as shutdown does, with
+      the ``farewell`` and ``farewell_retry``, but at once: the producer is cancelled without
+      a grace period. A client reconnects by itself (with ``Last-Event-ID``): this bounds how
+      long a credential checked at connection time goes on being trusted
+      (:func:`~trio_sse.seconds_until` turns an expiry time into a lifetime).
     * ``farewell``: an item (``ServerSentEvent``, dict, str or bytes) sent just before the
-      body ends because of shutdown; ``farewell_retry``: a ``retry:`` hint sent then, in
-      milliseconds, or a ``(low, high)`` range to pick from at random so that clients do not
-      all reconnect at the same instant.
+      body ends because of shutdown or ``max_duration``; ``farewell_retry``: a ``retry:``
+      hint sent then, in milliseconds, or a ``(low, high)`` range to pick from at random so
+      that clients do not all reconnect at the same instant.
     * ``max_buffer_size``: capacity of the producer's channel (and of the buffer behind an
-      iterable); ``cleanup_timeout``: the limit on closing an async iterable.
+      iterable; ``None``: ``DEFAULT_MAX_BUFFER_SIZE``); ``cleanup_timeout``: the limit on
+      closing an async iterable (``None``: no limit; not given: ``DEFAULT_CLEANUP_TIMEOUT``).
     * ``max_prefetch``: an iterable is never pulled more than this many items (default 16,
       ``DEFAULT_MAX_PREFETCH``) ahead of what the server accepted, so a disconnect loses at
       most that many; it also caps the events sent in one body message. Not for producer
@@ -119,8 +164,9 @@ class EventSourceResponse(Response):
     """
 
     media_type = "text/event-stream"
+    _routed = False  # the content was adapted to its route (see ``__call__``)
 
-    DEFAULT_PING_INTERVAL = DEFAULT_PING_INTERVAL
+    DEFAULT_PING_INTERVAL: float = DEFAULT_PING_INTERVAL  # a subclass may give 0.5
     """Seconds between pings when ``ping`` is ``None`` (15, as in sse-starlette)."""
     DEFAULT_SEPARATOR = DEFAULT_SEPARATOR
     """The line end when ``sep`` is ``None``: ``"\\r\\n"``."""
@@ -128,6 +174,8 @@ class EventSourceResponse(Response):
     """The default ``cleanup_timeout``, in seconds."""
     DEFAULT_MAX_BUFFER_SIZE = DEFAULT_MAX_BUFFER_SIZE
     """The default ``max_buffer_size``."""
+    DEFAULT_DISCONNECT_GRACE_PERIOD = DEFAULT_DISCONNECT_GRACE_PERIOD
+    """The default ``disconnect_grace_period``, in seconds (1)."""
 
     # The options, readable and settable after construction (as in sse-starlette), checked on
     # set like in the constructor; the stream reads them when its ASGI call starts.
@@ -149,6 +197,8 @@ class EventSourceResponse(Response):
     stream_limit: Option[StreamLimit | None] = Option(_check_limit)
     max_prefetch: Option[int] = Option(positive_int)
     json_dumps: Option[JSONDumps | None] = Option(optional_callable)
+    max_duration: Option[float | tuple[float, float] | None] = Option(check_duration)
+    disconnect_grace_period: Option[float] = Option(seconds)
 
     def __init__(
         self,
@@ -167,13 +217,15 @@ class EventSourceResponse(Response):
         shutdown: ShutdownToken | None = None,
         shutdown_grace_period: float = 0,
         shutdown_event: anyio.Event | None = None,
-        max_buffer_size: int = DEFAULT_MAX_BUFFER_SIZE,
-        cleanup_timeout: float | None = DEFAULT_CLEANUP_TIMEOUT,
+        max_buffer_size: int | None = None,
+        cleanup_timeout: float | _Default | None = _DEFAULT,
         farewell: object = None,
         farewell_retry: int | tuple[int, int] | None = None,
         stream_limit: StreamLimit | None = None,
         max_prefetch: int = DEFAULT_MAX_PREFETCH,
         json_dumps: JSONDumps | None = None,
+        max_duration: float | tuple[float, float] | None = None,
+        disconnect_grace_period: float | None = None,
     ) -> None:
         self._source = classify(content, args)  # the content's kind, decided once
         # Each option is checked by its descriptor (see ``_options``). ``ping`` is stored as
@@ -187,13 +239,23 @@ class EventSourceResponse(Response):
         self.shutdown = shutdown
         self.shutdown_event = shutdown_event
         self.shutdown_grace_period = shutdown_grace_period
-        self.max_buffer_size = max_buffer_size
-        self.cleanup_timeout = cleanup_timeout
+        self.max_buffer_size = (
+            self.DEFAULT_MAX_BUFFER_SIZE if max_buffer_size is None else max_buffer_size
+        )
+        self.cleanup_timeout = (
+            self.DEFAULT_CLEANUP_TIMEOUT if cleanup_timeout is _DEFAULT else cleanup_timeout
+        )
         self.farewell = farewell
         self.farewell_retry = farewell_retry
         self.stream_limit = stream_limit
         self.max_prefetch = max_prefetch
         self.json_dumps = json_dumps
+        self.max_duration = max_duration
+        self.disconnect_grace_period = (
+            self.DEFAULT_DISCONNECT_GRACE_PERIOD
+            if disconnect_grace_period is None
+            else disconnect_grace_period
+        )
         self.status_code = status_code
         self.media_type = self.media_type if media_type is None else media_type
         self.background = background
@@ -226,6 +288,8 @@ class EventSourceResponse(Response):
             farewell=self.farewell,
             farewell_retry=self.farewell_retry,
             max_prefetch=self.max_prefetch,
+            max_duration=self.max_duration,
+            disconnect_grace_period=self.disconnect_grace_period,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -234,8 +298,13 @@ class EventSourceResponse(Response):
         A trio channel given as content under asyncio raises ``RuntimeError`` before anything
         is sent: the server answers 500, not a 200 whose body breaks off.
         """
+        if "route" in scope and not self._routed:
+            # A FastAPI ``yield`` path operation handed us its generator: its items are values
+            # to send as JSON, with fastapi.sse's meanings (``_fastapi_items``).
+            self._routed = True
+            self._source = _adapt_for_route(self._source, scope, type(self))
         self._source.check_runnable()
-        chain_uvicorn_signals_automatically()  # see trio_sse.chain_uvicorn_signals
+        chain_server_signals_automatically()  # uvicorn, granian, daphne: _server_signals
         limit = None
         if scope["type"] == "http":
             limit = self.stream_limit if self.stream_limit is not None else limit_from_scope(scope)
@@ -243,18 +312,63 @@ class EventSourceResponse(Response):
             await self._turn_away(limit, scope, send)
         else:
             try:
-                connection = await self._start(scope, receive, send)
-                if connection is not None:
-                    # Awaited here rather than inside ``_start``: one coroutine frame fewer
-                    # kept by every open stream. The stream's tasks inherit its json_dumps.
-                    with using_json_dumps(self.json_dumps):
-                        await connection.run()
+                if self._source.opens_channel and scope["type"] == "http":
+                    await self._serve_opened(scope, receive, send)
+                else:
+                    connection = await self._start(scope, receive, send)
+                    if connection is not None:
+                        # Awaited here rather than inside ``_start``: one coroutine frame fewer
+                        # kept by every open stream. The stream's tasks inherit its json_dumps.
+                        with using_json_dumps(self.json_dumps):
+                            await connection.run()
             finally:
                 # Whatever ended the stream (even a cancellation): the slot is free again.
                 if limit is not None:
                     limit.release()
         if self.background is not None:
             await self.background()
+
+    async def _serve_opened(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A ``DirectSource`` (``hub.stream``): open its channel, then start the response.
+
+        Opened before anything is sent, so that a subscription its hub refuses
+        (:class:`AccessError`: forbidden, a failing or hanging ``authorize`` hook) is answered
+        with that status, never with a 200 stream. Any other failure to open (Redis
+        unreachable) is logged and ends a 200 body at once, which an ``EventSource``
+        retries. Leaving closes the channel (unsubscribes), after the stream ended.
+        """
+        async with contextlib.AsyncExitStack() as stack:
+            channel = None
+            try:
+                channel = await stack.enter_async_context(self._source.open_channel())
+            except AccessError as exc:
+                await self._refuse(exc, scope, send)
+                return
+            except Exception as exc:
+                report_unopened(exc)  # one line per kind of failure per interval
+            connection = await self._start(scope, receive, send)
+            if connection is not None:
+                with using_json_dumps(self.json_dumps):
+                    await connection.run(channel)
+
+    async def _refuse(self, error: AccessError, scope: Scope, send: Send) -> None:
+        """Answer *error*'s status, plain text, before any stream header (see ``_access``).
+
+        The body is the status's reason only: the hook's message (the topic) is not shown.
+        """
+        body = b"" if scope.get("method") == "HEAD" else f"{error.reason}\n".encode()
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode("latin-1")),
+            (b"cache-control", b"no-store"),
+        ]
+        try:
+            await send(
+                {"type": "http.response.start", "status": error.status_code, "headers": headers}
+            )
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+        except OSError:
+            pass  # the client is gone already
 
     async def _start(self, scope: Scope, receive: Receive, send: Send) -> Connection | None:
         """Send the response's start; return the stream's connection to run, if it streams."""

@@ -13,6 +13,7 @@ import copy
 import functools
 import logging
 import signal
+import socket
 import threading
 from typing import Any, Literal
 
@@ -25,7 +26,9 @@ from ._extras import require
 from ._shutdown import ShutdownToken, _run_token_for_server, _server_token
 from ._validate import choice, optional_instance, seconds
 
-__all__ = ["run", "serve"]
+__all__ = ["DEFAULT_SEND_TIMEOUT", "run", "serve"]
+
+DEFAULT_SEND_TIMEOUT = 30.0
 
 logger = logging.getLogger("trio_sse")
 
@@ -77,6 +80,19 @@ def _bind_urls(sockets: Any) -> list[str]:
     return urls
 
 
+def _bound_unread_data(sock: socket.socket, timeout: float) -> None:
+    """Set ``TCP_USER_TIMEOUT`` (milliseconds) on a TCP listening socket: its accepted
+    connections inherit it (see :func:`serve`'s ``send_timeout``). Other sockets (a Unix
+    socket) and systems without the option are left alone."""
+    option = getattr(socket, "TCP_USER_TIMEOUT", None)
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    if option is None:
+        logger.debug("TCP_USER_TIMEOUT is not available here: send_timeout is not applied")
+        return
+    sock.setsockopt(socket.IPPROTO_TCP, option, max(1, round(timeout * 1000)))
+
+
 async def _watch_signals(
     token: ShutdownToken,
     stop_now: anyio.CancelScope,
@@ -107,6 +123,7 @@ async def serve(
     shutdown_grace_period: float = 5.0,
     config: Any = None,
     handle_signals: bool = True,
+    send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
     task_status: anyio.abc.TaskStatus[list[str]] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve *app* with hypercorn in the current trio or asyncio loop until shut down.
@@ -122,6 +139,13 @@ async def serve(
     * ``shutdown_grace_period``: how long to wait for streams to drain before hypercorn is
       told to stop. Give responses a ``shutdown_grace_period`` below it.
     * ``handle_signals``: install SIGINT/SIGTERM handling (main thread only).
+    * ``send_timeout``: seconds a connection may go without the client taking the data
+      sent to it (default 30, ``DEFAULT_SEND_TIMEOUT``; ``None``: no limit). Set as Linux's
+      ``TCP_USER_TIMEOUT`` on the listening sockets, which every accepted connection inherits:
+      the kernel aborts a connection whose peer stopped reading (a zero window) or vanished
+      once that long passed, whatever the worker. A stream's own ``send_timeout`` cannot do
+      that on hypercorn's trio worker, which shields its socket writes. Elsewhere than Linux
+      it is not available and is ignored (said at debug level).
 
     Use with ``nursery.start`` / ``task_group.start``: it reports the list of URLs it listens
     on once the sockets accept connections. Returns after hypercorn stopped; cancelling it
@@ -130,6 +154,7 @@ async def serve(
     if backend is not None:
         choice("backend", backend, _BACKENDS)
     shutdown_grace_period = seconds("shutdown_grace_period", shutdown_grace_period)
+    send_timeout = seconds("send_timeout", send_timeout, allow_none=True, positive=True)
     optional_instance("shutdown", shutdown, ShutdownToken, "a ShutdownToken")
     under_trio = running_under_trio()
     running: Backend = "trio" if under_trio else "asyncio"
@@ -139,6 +164,8 @@ async def serve(
     config = _make_config(config, host, port)
     sockets = config.create_sockets()
     for sock in sockets.secure_sockets + sockets.insecure_sockets:
+        if send_timeout is not None:
+            _bound_unread_data(sock, send_timeout)
         sock.listen(config.backlog)
     urls = _bind_urls(sockets)
 

@@ -189,8 +189,8 @@ _accounting = threading.Lock()
 # every run's streams, and a run that drained leaves nothing spent for the next one.
 _default_token = ShutdownToken()
 
-# The token of the uvicorn run that ``_uvicorn.chain_uvicorn_signals`` chained last (set
-# there only). It stays after that run ended, until another run is chained.
+# The token of the server run (uvicorn, a granian worker, daphne) whose signals
+# ``_uvicorn.chain_handlers`` chained last (set there only). It stays after that run ended, until another run is chained.
 _run_token: ShutdownToken | None = None
 
 _current: contextvars.ContextVar[ShutdownToken] = contextvars.ContextVar("trio_sse_shutdown")

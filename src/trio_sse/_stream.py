@@ -13,8 +13,9 @@ owns, so nothing outlives the response:
   (``_channels.ParkingReceiveStream``) it parks on the stream itself and is woken by
   unparking it, for an event as for a ping: no cancel scope at all;
 * the **listener** waits for ``http.disconnect`` and then cancels the whole group. It also
-  keeps the ping deadline (the time of the writer's last send plus the interval): it waits
-  anyway, so the ping costs one timer per interval rather than one per event;
+  keeps the ping deadline (the time of the writer's last send plus the interval) and the
+  stream's lifetime (``max_duration``): it waits anyway, so the ping costs one timer per
+  interval rather than one per event;
 * the **producer** (a producer function, or a pump for an iterable) feeds a bounded memory
   channel, whose send end yields only when full or once per time slice
   (``_channels.ProducerSendStream``); a receive channel given as content needs no task. A
@@ -39,7 +40,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 import anyio.to_thread
-from anyio.streams.memory import MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._asynclib import current_asynclib
 from ._batch import BATCH_BYTES, PARK, PASS, Batch
@@ -58,7 +59,7 @@ UNOPENED_LOG = LogLimiter(10.0)
 """Streams whose channel could not be opened: one record per kind of failure per 10 s."""
 
 
-def _report_unopened(exc: Exception) -> None:
+def report_unopened(exc: Exception) -> None:
     """Log that a stream could not open its channel, without flooding (see ``_ratelog``).
 
     A connection error (Redis down) is one line; anything else keeps its traceback, as a
@@ -110,9 +111,11 @@ class StreamSpec:
         "client_close_handler",
         "content",
         "data_sender",
+        "disconnect_grace_period",
         "farewell",
         "farewell_retry",
         "max_buffer_size",
+        "max_duration",
         "max_prefetch",
         "ping_bytes",
         "ping_factory",
@@ -142,8 +145,12 @@ class StreamSpec:
         farewell: object = None,
         farewell_retry: int | tuple[int, int] | None = None,
         max_prefetch: int = DEFAULT_MAX_PREFETCH,
+        max_duration: float | tuple[float, float] | None = None,
+        disconnect_grace_period: float = 0.0,
     ) -> None:
         self.max_prefetch = max_prefetch
+        self.disconnect_grace_period = disconnect_grace_period
+        self.max_duration = max_duration
         self.farewell = farewell
         self.farewell_retry = farewell_retry
         self.content = content
@@ -168,6 +175,7 @@ class Connection:
         "_clock",
         "_closing",
         "_disconnected",
+        "_expires_at",
         "_finished",
         "_grace_deadline",
         "_group",
@@ -181,6 +189,7 @@ class Connection:
         "_send",
         "_sender_scope",
         "_shutdown_requested",
+        "_source",
         "_spec",
         "_stop_listening",
         "_wait_scope",
@@ -208,6 +217,8 @@ class Connection:
         self._quiet_passes = 1
         self._shutdown_requested = False
         self._grace_deadline = math.inf
+        self._expires_at = math.inf  # when ``max_duration`` ends the stream
+        self._source: Source | None = None  # what the writer reads (closed on disconnect)
         self._group: anyio.abc.TaskGroup | None = None
         # Created only when there is a producer (or a data sender) to cancel: every scope is
         # memory that an idle connection keeps for its whole life.
@@ -222,36 +233,30 @@ class Connection:
 
     # -- public entry -------------------------------------------------------------------------
 
-    def run(self) -> Awaitable[None]:
+    def run(self, channel: MemoryObjectReceiveStream[Any] | None = None) -> Awaitable[None]:
         """Stream until the content ends, the client leaves, shutdown ends it, or a send fails.
 
         Returns normally after a clean end of body (``more_body: False``) or a client
         disconnect; raises ``SendTimeoutError`` when a send timed out. Every task it started
         has finished when it returns. Cancelled from outside (a server's own shutdown timer,
         as in ``hypercorn -k trio``), it still finishes the body cleanly, briefly shielded,
-        before the cancellation goes on. A ``DirectSource``'s channel is opened first and
-        closed last; if it cannot be opened, that is logged and the body ends at once.
+        before the cancellation goes on. A ``DirectSource``'s *channel* is opened (and later
+        closed) by the response, before its headers; ``None``: it could not be opened (the
+        response logged why), and the body ends at once.
         (Returns the coroutine to await: one frame fewer kept by every open stream.)
         """
         content = self._spec.content
-        if content.opens_channel:
-            return self._run_direct(content)
-        return self._run(content.open(self._spec))
+        if not content.opens_channel:
+            return self._run(content.open(self._spec))
+        if channel is None:
+            return self._end_at_once()
+        return self._run((Source.from_anyio(channel), None, None))
 
-    async def _run_direct(self, content: Content) -> None:
-        opened = False
+    async def _end_at_once(self) -> None:
         try:
-            async with content.open_channel() as channel:
-                opened = True
-                await self._run((Source.from_anyio(channel), None, None))
-        except Exception as exc:
-            if opened:
-                raise
-            _report_unopened(exc)
-            try:
-                await self._finish_body()
-            except (SendTimeoutError, _ClientGone):
-                pass
+            await self._finish_body()
+        except (SendTimeoutError, _ClientGone):
+            pass
 
     async def _run(self, opened: Opened) -> None:
         spec = self._spec
@@ -259,8 +264,11 @@ class Connection:
         self._clock, self._pass, self._quiet_passes = lib.clock, lib.schedule_pass, lib.quiet_passes
         if spec.ping_interval:
             self._next_ping = self._clock() + spec.ping_interval
+        if spec.max_duration is not None:
+            self._expires_at = self._clock() + _duration(spec.max_duration)
         token = spec.shutdown if spec.shutdown is not None else default_shutdown_token()
         source, feed, send_stream = opened
+        self._source = source
         timed_out: SendTimeoutError | None = None
         context_token = _current.set(token)
         token._stream_started()
@@ -310,7 +318,7 @@ class Connection:
             if send_stream is not None:
                 # The stream's own cancellations, noticed by every send without a pass.
                 producer_send_end(send_stream, (scope, group.cancel_scope))
-            group.start_soon(_run_in_scope, scope, feed, "the stream's producer")
+            group.start_soon(_run_in_scope, scope, feed, "the stream's producer", self)
         data_sender = self._spec.data_sender
         if data_sender is not None:
             # A scope of its own: one cancel scope cannot be entered by two tasks.
@@ -390,13 +398,18 @@ class Connection:
         while True:
             if self._stop_listening:
                 return
-            deadline = math.inf
-            if interval:
+            deadline = self._expires_at
+            if interval or deadline != math.inf:
                 now = clock()
-                deadline = self._next_ping
                 if deadline <= now:
-                    self._wake_writer()
-                    deadline = now + interval
+                    self._expire()
+                    deadline = math.inf
+                if interval:
+                    ping_at = self._next_ping
+                    if ping_at <= now:
+                        self._wake_writer()
+                        ping_at = now + interval
+                    deadline = min(deadline, ping_at)
             scope = anyio.CancelScope(deadline=deadline)
             self._listener_scope = scope
             with scope:
@@ -422,7 +435,28 @@ class Connection:
             except Exception:
                 logger.exception("trio_sse: client_close_handler_callable raised")
         assert self._group is not None
+        close = self._let_producer_finish()
         self._group.cancel_scope.cancel()
+        if close is not None:
+            close()  # after the cancellation: the writer is cancelled, not woken by it
+
+    def _let_producer_finish(self) -> Callable[[], None] | None:
+        """The client left: close the producer's channel rather than cancel the producer.
+
+        Its next ``send`` raises ``BrokenResourceError``, so its ``async with`` blocks exit
+        through their normal error path and their cleanup (a database session's rollback,
+        a pooled connection's return) runs un-cancelled; it is cancelled only if it is still
+        running ``disconnect_grace_period`` seconds later (its scope's own deadline, which
+        a shield does not stop). Sync; called before the stream's group is cancelled, so that
+        the shield is up when the cancellation comes. Returns what closes the channel, to
+        call once the group is cancelled (``None``: the producer is cancelled with it)."""
+        scope, source = self._producer_scope, self._source
+        grace = self._spec.disconnect_grace_period
+        if scope is None or source is None or not grace:
+            return None
+        scope.shield = True
+        scope.deadline = min(scope.deadline, self._clock() + grace)
+        return source.close
 
     def _stop_listener(self) -> None:
         self._stop_listening = True
@@ -439,6 +473,16 @@ class Connection:
         elif self._wait_scope is not None:
             self._woken = True
             self._wait_scope.cancel()
+
+    def _expire(self) -> None:
+        """``max_duration`` is over: end the stream as shutdown would, without a grace period
+        (the producer is not told: it is cancelled), with the farewell and ``retry:`` hint."""
+        self._expires_at = math.inf
+        if self._shutdown_requested:
+            return
+        self._shutdown_requested = True
+        self._grace_deadline = self._clock()
+        self._wake_writer()
 
     def _on_shutdown(self) -> None:
         # Called in this connection's loop (scheduled by the token), never concurrently with
@@ -570,6 +614,12 @@ class Connection:
         return True
 
 
+def _duration(value: float | tuple[float, float]) -> float:
+    """A stream's lifetime: *value*, or picked at random in a ``(low, high)`` range so that
+    streams opened together do not all end (and reconnect) together."""
+    return random.uniform(*value) if isinstance(value, tuple) else value
+
+
 def _body_message(body: bytes) -> Message:
     return {"type": "http.response.body", "body": body, "more_body": True}
 
@@ -624,14 +674,33 @@ def _drain(source: Source, sep: str, batch: Batch) -> str | None:
     return status
 
 
+def _client_left(exc: Exception, connection: Connection | None) -> bool:
+    """Whether *exc* is only the closed channel of a client that left: the *connection* saw
+    the disconnect, and *exc* is ``BrokenResourceError`` (from ``send``), alone or from tasks
+    of the producer's own task groups. Any other closed channel is the producer's own bug."""
+    if connection is None or not connection._disconnected:
+        return False
+    if isinstance(exc, anyio.BrokenResourceError):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(anyio.BrokenResourceError)[1] is None
+    return False
+
+
 async def _run_in_scope(
-    scope: anyio.CancelScope, function: Callable[[], Awaitable[None]], what: str
+    scope: anyio.CancelScope,
+    function: Callable[[], Awaitable[None]],
+    what: str,
+    connection: Connection | None = None,
 ) -> None:
-    """Run *function* (the producer, or the data sender) in *scope*; log what it raises."""
+    """Run *function* (the producer, or the data sender) in *scope*; log what it raises,
+    but for the producer's closed channel once its *connection*'s client left."""
     with scope:
         try:
             await function()
-        except Exception:
+        except Exception as exc:
+            if _client_left(exc, connection):
+                return  # its channel was closed: the client left (``_let_producer_finish``)
             # The stream still ends cleanly: the writer sends what was produced before the
             # error, then finishes the body; the browser will reconnect.
             logger.exception("trio_sse: %s raised; ending the stream", what)

@@ -31,6 +31,7 @@ from .backends._base import Entry, Position
 __all__ = [
     "DEFAULT_BLOCK_TIMEOUT",
     "Counters",
+    "FilteredSubscriber",
     "Options",
     "Overflow",
     "StartTask",
@@ -74,16 +75,20 @@ class Counters:
     ``published``: events published through the hub; ``delivered``: events put into
     subscribers' buffers (one per subscriber and event); ``dropped``: events discarded by
     ``drop_oldest``; ``disconnected``: subscribers ended by ``disconnect`` or a ``block``
-    timeout. Plain ints, no locking: a hub is used from one event loop.
+    timeout; ``revoked``: subscribers ended by ``Broadcaster.revoke``; ``withheld``: events
+    an ``allow_event`` filter kept from a subscriber. Plain ints, no locking: a hub is used
+    from one event loop.
     """
 
-    __slots__ = ("delivered", "disconnected", "dropped", "published")
+    __slots__ = ("delivered", "disconnected", "dropped", "published", "revoked", "withheld")
 
     def __init__(self) -> None:
         self.published = 0
         self.delivered = 0
         self.dropped = 0
         self.disconnected = 0
+        self.revoked = 0
+        self.withheld = 0
 
 
 class Options(NamedTuple):
@@ -395,6 +400,29 @@ class Subscriber:
 
     # -- ending ------------------------------------------------------------------------------
 
+    def revoke(self, farewell: ServerSentEvent | None) -> int:
+        """End this subscriber for a revocation: 1 if it was still open, else 0. Never blocks.
+
+        What is buffered and not yet read is discarded (a revoked subscriber stops receiving
+        now, not after its backlog), then *farewell* (if any) is the last thing it reads.
+        """
+        if self.closed:
+            return 0
+        receive = self.receive
+        try:
+            while True:
+                receive.receive_nowait()
+        except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+            pass
+        if farewell is not None:
+            try:
+                self.send.send_nowait(farewell)  # the buffer is empty: it fits
+            except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass  # nobody is listening
+        self.counters.revoked += 1
+        self.end()
+        return 1
+
     def disconnect(self) -> None:
         """End this subscriber because of its overflow policy (counted in the stats)."""
         if not self.closed:
@@ -414,3 +442,69 @@ class Subscriber:
         self.backlog.clear()
         self._room()
         self.unregister(self)
+
+
+class FilteredSubscriber(Subscriber):
+    """A subscriber whose :class:`~trio_sse.Access` has an ``allow_event`` filter.
+
+    The filter is applied where an event enters this subscriber: :meth:`offer` for live
+    events (those queued behind a replay too) and :meth:`begin_replay` for the history, so no
+    path reaches the channel without it. Plain subscribers never run this code: the hub's
+    delivery loop is the same for both, and costs nothing more without a filter.
+    """
+
+    __slots__ = ("allow_event", "filter_failed")
+
+    def __init__(
+        self,
+        topic: str,
+        options: Options,
+        counters: Counters,
+        unregister: Callable[[Subscriber], None],
+        *,
+        replaying: bool,
+        allow_event: Callable[[ServerSentEvent], bool],
+    ) -> None:
+        super().__init__(topic, options, counters, unregister, replaying=replaying)
+        self.allow_event = allow_event
+        self.filter_failed = False
+
+    def allows(self, event: ServerSentEvent) -> bool:
+        """Run the filter; one that raises withholds the event (logged once). Never blocks."""
+        try:
+            allowed = bool(self.allow_event(event))
+        except Exception:
+            allowed = False
+            if not self.filter_failed:
+                self.filter_failed = True
+                logger.exception(
+                    "trio_sse: allow_event raised for a subscriber of %r; its events are "
+                    "withheld (logged once per subscriber)",
+                    self.topic,
+                )
+        if not allowed:
+            self.counters.withheld += 1
+        return allowed
+
+    def offer(self, entry: Entry) -> bool:
+        if self.closed or not self.allows(entry.event):
+            return True
+        return super().offer(entry)
+
+    def begin_replay(
+        self,
+        items: deque[tuple[Position | None, ServerSentEvent]],
+        after: Position | None,
+        start_task: StartTask,
+    ) -> None:
+        # The reset event (no position) is the hub's own and carries only the client's id.
+        kept = deque(item for item in items if item[0] is None or self.allows(item[1]))
+        super().begin_replay(kept, after, start_task)
+
+    def _sent(self, position: Position | None) -> None:
+        # Never below the replay's end: when the filter withheld the replay's last events,
+        # live events up to that end must still be recognised as already replayed.
+        last = self.last
+        if position is not None and last is not None and position < last:
+            position = last
+        super()._sent(position)

@@ -26,7 +26,7 @@ from typing import Any, TypeGuard
 from . import _shutdown
 from ._shutdown import ShutdownToken
 
-__all__ = ["chain_uvicorn_signals", "chain_uvicorn_signals_automatically", "set_uvicorn_chaining"]
+__all__ = ["chain_handlers", "chain_uvicorn_signals", "set_uvicorn_chaining"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -92,31 +92,46 @@ def chain_uvicorn_signals() -> ShutdownToken | None:
     """
     if "uvicorn" not in sys.modules:  # uvicorn is not running this process: nothing to chain
         return None
+    return chain_handlers(_is_uvicorn_handler)
+
+
+def chain_handlers(
+    is_server_handler: Callable[[object], bool],
+    wrap: Callable[[Handler, ShutdownToken], _ChainedHandler] = _ChainedHandler,
+) -> ShutdownToken | None:
+    """Wrap the server's SIGINT/SIGTERM handlers (those *is_server_handler* accepts) with
+    *wrap*, bound to a new run token, unless already done; the token, or ``None`` when the
+    installed SIGTERM handler is not the server's. Chains from the main thread only (another
+    thread gets the token of a chain already made, else ``None``); sync, not a checkpoint.
+    Shared by the server integrations (uvicorn here, ``_granian``, ``_daphne``)."""
     current = signal.getsignal(signal.SIGTERM)
     if current is _chained and isinstance(current, _ChainedHandler):
         return current.token
-    if not _is_uvicorn_handler(current):
+    if not is_server_handler(current):
         return None
     if threading.current_thread() is not threading.main_thread():
-        return None
-    return _chain()
+        return None  # handlers can be installed from the main thread only
+    return _chain(is_server_handler, wrap)
 
 
-def _chain() -> ShutdownToken | None:
+def _chain(
+    is_server_handler: Callable[[object], bool],
+    wrap: Callable[[Handler, ShutdownToken], _ChainedHandler],
+) -> ShutdownToken | None:
     global _chained
     with _lock:
         current = signal.getsignal(signal.SIGTERM)
         if isinstance(current, _ChainedHandler):
             return current.token  # chained by another caller meanwhile
-        if not _is_uvicorn_handler(current):
+        if not is_server_handler(current):
             return None
         token = _shutdown._run_token_for_server()
         # The token first, then the handlers: a signal in between finds the new token bound.
         _shutdown._run_token = token
         for signum in _SIGNALS:
             handler = signal.getsignal(signum)
-            if _is_uvicorn_handler(handler):
-                wrapped = _ChainedHandler(handler, token)
+            if is_server_handler(handler) and callable(handler):
+                wrapped = wrap(handler, token)
                 signal.signal(signum, wrapped)
                 if signum == signal.SIGTERM:
                     _chained = wrapped
@@ -125,6 +140,9 @@ def _chain() -> ShutdownToken | None:
 
 def set_uvicorn_chaining(enabled: bool) -> None:
     """Whether ``EventSourceResponse`` chains uvicorn's signals by itself (on by default).
+
+    The same switch governs granian's and daphne's (:func:`~trio_sse.chain_granian_signals`,
+    :func:`~trio_sse.chain_daphne_signals`).
 
     Turn it off when the app handles uvicorn's shutdown its own way (its own signal handlers,
     or its own tokens passed as ``shutdown=``); call it before the first stream starts. It
@@ -135,9 +153,3 @@ def set_uvicorn_chaining(enabled: bool) -> None:
     if not isinstance(enabled, bool):
         raise TypeError(f"enabled must be a bool, got {enabled!r}")
     _automatic = enabled
-
-
-def chain_uvicorn_signals_automatically() -> None:
-    """What a response calls at its edge: :func:`chain_uvicorn_signals`, unless turned off."""
-    if _automatic:
-        chain_uvicorn_signals()

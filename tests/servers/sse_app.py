@@ -3,7 +3,9 @@
 ``/sse`` sends an event every 50 ms until the stream's shutdown token triggers, then closes
 its channel; ``/stubborn`` ignores the token and is cancelled at the end of the grace period.
 Each producer's ``finally`` appends one line to the file named by ``SSE_COUNT_FILE``, so that
-the test can check that every producer was closed, however the stream ended.
+the test can check that every producer was closed, however the stream ended: ``/sse`` writes
+``sse`` when it saw the token (its cooperative phase) and ``sse:ended`` when it did not (it
+was cancelled, or its client left).
 Environment: ``SSE_COUNT_FILE`` (required for the count), ``SSE_GRACE`` (seconds, default 1).
 """
 
@@ -36,6 +38,7 @@ def _record(marker: str) -> None:
 async def cooperative(send: Send) -> None:
     """Send ``n`` every TICK until shutdown begins, then close the channel."""
     token = current_shutdown_token()
+    saw_token = False
     try:
         async with send:
             n = 0
@@ -44,8 +47,9 @@ async def cooperative(send: Send) -> None:
                 n += 1
                 with anyio.move_on_after(TICK):
                     await token.wait()
+            saw_token = True
     finally:
-        _record("sse")
+        _record("sse" if saw_token else "sse:ended")
 
 
 async def stubborn(send: Send) -> None:
