@@ -47,7 +47,7 @@ class _Blocker:
 sys.meta_path.insert(0, _Blocker())
 """
 
-OPTIONAL = ("trio", "hypercorn", "httpx", "httpx2")
+OPTIONAL = ("trio", "hypercorn", "httpx", "httpx2", "coredis")
 
 
 def run_blocked(
@@ -178,6 +178,20 @@ def test_fastapi_module_names_the_fastapi_extra() -> None:
     result = run_blocked("import trio_sse.fastapi", "fastapi")
     assert result.returncode == 1
     assert "trio_sse.fastapi needs fastapi: pip install 'trio_sse[fastapi]'" in result.stderr
+
+
+def test_the_redis_backend_names_the_redis_extra() -> None:
+    # The backends module imports without coredis; the backend says what to install when made.
+    code = """
+        from trio_sse.backends import RedisBackend
+        RedisBackend("redis://127.0.0.1:6379/0")
+    """
+    result = run_blocked(code, "coredis")
+    assert result.returncode == 1
+    assert (
+        "trio_sse.backends.RedisBackend needs coredis: pip install 'trio_sse[redis]'"
+        in result.stderr
+    )
 
 
 def test_a_fastapi_app_is_not_needed_by_the_core() -> None:

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import anyio
 
+from .._extras import require
 from .._validate import shown
 
 if TYPE_CHECKING:
@@ -49,11 +50,8 @@ _CERT_REQS = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "non
 
 
 def import_coredis() -> None:
-    """Import coredis, or raise ``ImportError`` naming the extra that installs it."""
-    try:
-        import coredis  # noqa: F401
-    except ImportError as exc:
-        raise ImportError("the Redis backend needs coredis: pip install 'trio_sse[redis]'") from exc
+    """Import coredis, or raise ``MissingExtraError`` (an ``ImportError``) naming the extra."""
+    require("coredis", part="trio_sse.backends.RedisBackend", extras=("redis",))
 
 
 @dataclass(frozen=True)
