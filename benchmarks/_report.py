@@ -214,6 +214,63 @@ def _fanout(results: Results) -> list[str]:
     return [*out, "", *(["Errors:", *errors, ""] if errors else [])]
 
 
+def _redis_cpu(rows: Sequence[Row]) -> float:
+    """Redis's own CPU per delivered event, in µs (median over rounds)."""
+    return _median([1e6 * r["redis_cpu"] / r["delivered"] for r in rows if r.get("delivered")])
+
+
+def _redis(results: Results) -> list[str]:
+    data = results.redis
+    if not data:
+        return []
+    s = results.settings
+    out = [
+        "## Across processes: Redis against memory",
+        "",
+        f"{s['fanout_subscribers']:,} subscribers to one topic, {s['fanout_events']} events "
+        f"published at {s['fanout_rate']:g}/s, as in the fan-out scenario. **memory**: "
+        "publisher and subscribers on one server process (the in-memory hub). **redis** / "
+        "**rediss**: the publisher posts to one server process, the subscribers are connected "
+        "to another, and the topic goes through one `redis-server` (plain TCP / TLS with a "
+        "certificate made for the run). Server CPU counts both app processes per delivered "
+        f"event; Redis's own CPU is beside it (medians of {s['reps']} rounds).",
+        "",
+    ]
+    rows = []
+    for server, table in data.items():
+        for case in ("memory", "redis", "rediss"):
+            r = table.get(case) or []
+            rows.append(
+                [
+                    server,
+                    case,
+                    _fmt(_median(_values(r, "p50_ms")), ".1f"),
+                    _fmt(_median(_values(r, "p99_ms")), ".1f"),
+                    _fmt(_median(_values(r, "server_us_per_event")), ".1f"),
+                    _fmt(_redis_cpu(r), ".2f"),
+                    f"{_fmt(_median(_values(r, 'delivered')))}/{_fmt(_median(_values(r, 'expected')))}",
+                    _fmt(_ratio(r, table.get("memory"), "server_us_per_event"), ".2f", "x"),
+                    _fmt(_ratio(r, table.get("redis"), "server_us_per_event"), ".2f", "x"),
+                ]
+            )
+    out += _table(
+        [
+            "server",
+            "case",
+            "p50 ms",
+            "p99 ms",
+            "server CPU µs/event",
+            "Redis CPU µs/event",
+            "delivered",
+            "CPU ÷ memory",
+            "CPU ÷ redis",
+        ],
+        rows,
+    )
+    errors = _errors(data)
+    return [*out, "", *(["Errors:", *errors, ""] if errors else [])]
+
+
 def _idle(results: Results) -> list[str]:
     data = results.idle
     if not data:
@@ -461,6 +518,6 @@ def render(results: Results) -> str:
         "`-k asyncio` / `-k trio`.",
         "",
     ]
-    for section in (_targets, _throughput, _fanout, _idle, _shutdown, _encode):
+    for section in (_targets, _throughput, _fanout, _redis, _idle, _shutdown, _encode):
         lines += section(results)
     return "\n".join(lines).rstrip() + "\n"

@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -23,12 +24,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._redis import RedisForBench, redis_server
 from ._report import render
 from ._servers import ROOT, Server, running
+from .client import cpu_seconds
 
 __all__ = ["SCENARIOS", "Settings", "main"]
 
-SCENARIOS = ("encode", "throughput", "fanout", "idle", "shutdown")
+SCENARIOS = ("encode", "throughput", "fanout", "idle", "shutdown", "redis")
 MAIN_SERVERS = ("uvicorn", "hypercorn-asyncio", "hypercorn-trio")
 
 #: (server, app) pairs of the shutdown scenario: trio_sse on its own runner (both backends),
@@ -100,6 +103,7 @@ class Results:
     idle: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     shutdown: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     fanout_impl: str = ""
+    redis: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
 
 
 def _log(message: str) -> None:
@@ -239,12 +243,62 @@ def scenario_shutdown(settings: Settings, results: Results) -> None:
             )
 
 
+#: the redis scenario's contestants: how the subscribers' server gets the events
+REDIS_CASES = ("memory", "redis", "rediss")
+
+
+def _redis_servers(server_name: str, redis: RedisForBench, log: Path | None) -> dict[str, Any]:
+    """For each case: (publishing server, subscribers' server); one process for memory."""
+    memory = Server(server_name, "trio_sse", log=log)
+    pairs: dict[str, Any] = {"memory": (memory, memory)}
+    for case, url in (("redis", redis.url), ("rediss", redis.tls_url)):
+        env = {"TRIO_SSE_BENCH_REDIS_URL": url, "TRIO_SSE_BENCH_REDIS_PREFIX": f"{case}:"}
+        pairs[case] = tuple(Server(server_name, "trio_sse", log=log, env=env) for _ in range(2))
+    return pairs
+
+
+def scenario_redis(settings: Settings, results: Results) -> None:
+    """Fan-out across processes through Redis (plain and TLS) against memory in one process.
+
+    The publisher posts to one server process; the subscribers are connected to another,
+    and both share the topic through one ``redis-server``. Server CPU counts both app
+    processes; Redis's own CPU is reported beside it.
+    """
+    if shutil.which("redis-server") is None:
+        _log("redis: skipped, it needs redis-server: apt-get install redis-server")
+        return
+    with redis_server() as redis:
+        for server_name in settings.servers:
+            pairs = _redis_servers(server_name, redis, settings.log)
+            every = list(dict.fromkeys(server for pair in pairs.values() for server in pair))
+            with running(every):
+                table = results.redis.setdefault(server_name, {})
+                for round_number in range(settings.reps):
+                    for case in REDIS_CASES:
+                        publisher, subscribed = pairs[case]
+                        pids = list(dict.fromkeys([*publisher.pids, *subscribed.pids]))
+                        redis_cpu = cpu_seconds([redis.pid])
+                        result = run_client(
+                            "fanout", 300, port=subscribed.port, publish_port=publisher.port,
+                            subscribers=settings.fanout_subscribers, events=settings.fanout_events,
+                            rate=settings.fanout_rate, pids=pids,
+                        )  # fmt: skip
+                        result["redis_cpu"] = cpu_seconds([redis.pid]) - redis_cpu
+                        table.setdefault(case, []).append(result)
+                        _log(
+                            f"redis {server_name} {case} round {round_number + 1}: p99 "
+                            f"{result.get('p99_ms', float('nan')):.1f} ms, "
+                            f"{result.get('server_us_per_event', float('nan')):.1f} us/event"
+                        )
+
+
 _RUNNERS: dict[str, Callable[[Settings, Results], None]] = {
     "encode": scenario_encode,
     "throughput": scenario_throughput,
     "fanout": scenario_fanout,
     "idle": scenario_idle,
     "shutdown": scenario_shutdown,
+    "redis": scenario_redis,
 }
 
 

@@ -52,8 +52,17 @@ def free_port() -> int:
 class Server:
     """One server process serving one app module."""
 
-    def __init__(self, server: str, app: str, *, grace: int = 2, log: Path | None = None) -> None:
+    def __init__(
+        self,
+        server: str,
+        app: str,
+        *,
+        grace: int = 2,
+        log: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.server = server
+        self.env = env or {}  # added to the server's environment
         self.app = app
         self.grace = grace
         self.port = free_port()
@@ -89,7 +98,7 @@ class Server:
         raise ValueError(f"unknown server {self.server!r}")
 
     def start(self, timeout: float = 30.0) -> None:
-        env = dict(os.environ)
+        env = dict(os.environ) | self.env
         paths = [str(ROOT / "src"), str(ROOT)]
         if env.get("PYTHONPATH"):
             paths.append(env["PYTHONPATH"])

@@ -138,6 +138,16 @@ def _fan_out() -> FanOut:
         raise RuntimeError("the app's lifespan has not run") from None
 
 
+def _backend() -> Any:
+    """``RedisBackend(TRIO_SSE_BENCH_REDIS_URL)`` when set (the redis scenario), else memory."""
+    url = os.environ.get("TRIO_SSE_BENCH_REDIS_URL")
+    if not url:
+        return None
+    from trio_sse.backends import RedisBackend
+
+    return RedisBackend(url, prefix=os.environ.get("TRIO_SSE_BENCH_REDIS_PREFIX", "bench:"))
+
+
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     broadcaster = broadcaster_class()
@@ -148,7 +158,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         finally:
             _state.pop("fan_out", None)
         return
-    async with broadcaster() as hub:
+    async with broadcaster(_backend()) as hub:
         _state["fan_out"] = BroadcasterFanOut(hub)
         try:
             yield

@@ -384,9 +384,20 @@ def _publish(port: int, pump: Pump, topic: str, n: int, rate: float, seq: int) -
 
 
 def fanout(
-    port: int, subscribers: int, events: int, rate: float, pids: list[int], timeout: float
+    port: int,
+    subscribers: int,
+    events: int,
+    rate: float,
+    pids: list[int],
+    timeout: float,
+    publish_port: int = 0,
 ) -> dict[str, Any]:
-    """*subscribers* connections to one topic; publish *events* at *rate*; time each delivery."""
+    """*subscribers* connections to one topic; publish *events* at *rate*; time each delivery.
+
+    Published through *publish_port* when given (another server process sharing the topic
+    through Redis), else through *port*, the subscribers' server.
+    """
+    publish_port = publish_port or port
     pump = Pump()
     latencies: list[int] = []
     warmed: set[Connection] = set()
@@ -420,7 +431,7 @@ def fanout(
         return {"error": "subscribers did not all get their response headers"}
     # Every subscriber is registered once it has received a warm-up event (seq -1).
     for _ in range(20):
-        _publish(port, pump, topic, 1, 0, -1)
+        _publish(publish_port, pump, topic, 1, 0, -1)
         if pump.run(lambda: len(warmed) == subscribers, 1.0):
             break
     if len(warmed) != subscribers:
@@ -431,7 +442,7 @@ def fanout(
     client_cpu = time.process_time()
     server_cpu = cpu_seconds(pids)
     start = time.monotonic()
-    publisher = _publish(port, pump, topic, events, rate, 0)
+    publisher = _publish(publish_port, pump, topic, events, rate, 0)
     pump.run(lambda: len(latencies) >= expected, events / max(rate, 1) + timeout)
     server_cpu = cpu_seconds(pids) - server_cpu
     client_cpu = time.process_time() - client_cpu
@@ -539,6 +550,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.client", description=__doc__)
     parser.add_argument("mode", choices=("throughput", "fanout", "idle", "shutdown"))
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--publish-port", type=int, default=0, help="fanout: publish here")
     parser.add_argument("--pids", default="", help="server pids (CPU time, RSS), comma-separated")
     parser.add_argument("--path", default="/stream")
     parser.add_argument("--expect", type=int, default=0)
@@ -555,7 +567,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.mode == "throughput":
         result = throughput(args.port, args.path, args.expect, pids, args.timeout)
     elif args.mode == "fanout":
-        result = fanout(args.port, args.subscribers, args.events, args.rate, pids, args.timeout)
+        result = fanout(
+            args.port, args.subscribers, args.events, args.rate, pids, args.timeout,
+            args.publish_port,
+        )  # fmt: skip
     elif args.mode == "idle":
         result = idle(args.port, args.connections, pids, args.settle, args.timeout)
     else:

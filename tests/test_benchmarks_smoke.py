@@ -9,18 +9,23 @@ on crafted byte streams, cut at every possible place.
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import pytest
 from benchmarks import app_raw, app_trio_sse
 from benchmarks._common import make_payload
 from benchmarks.client import EventCounter, ResponseParser
 
 from trio_sse import EventDecoder, ServerSentEvent
+from trio_sse.backends import RedisBackend
 from trio_sse.testing import open_event_stream
+
+from .redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
 
@@ -103,6 +108,27 @@ async def test_trio_sse_fan_out_delivers_each_event_to_every_subscriber(
     elif app_trio_sse.broadcaster_class() is None:
         pytest.skip("this trio_sse has no Broadcaster")
     await check_fan_out(app_trio_sse.app)
+
+
+@pytest.mark.service("redis-server")
+async def test_trio_sse_fan_out_through_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The redis scenario's servers: the same app, its hub on TRIO_SSE_BENCH_REDIS_URL.
+    server = RedisServer()
+    await anyio.to_thread.run_sync(server.start)
+    try:
+        monkeypatch.setenv("TRIO_SSE_BENCH_REDIS_URL", server.url)
+        monkeypatch.setenv("TRIO_SSE_BENCH_REDIS_PREFIX", f"smoke-{uuid.uuid4().hex[:8]}:")
+        backend = app_trio_sse._backend()
+        assert isinstance(backend, RedisBackend)
+        assert backend.address == server.url
+        await check_fan_out(app_trio_sse.app)
+    finally:
+        await anyio.to_thread.run_sync(server.stop)
+
+
+def test_without_the_variable_the_hub_is_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRIO_SSE_BENCH_REDIS_URL", raising=False)
+    assert app_trio_sse._backend() is None
 
 
 async def test_sse_starlette_fan_out(sse_starlette_app: ASGIApp) -> None:
