@@ -6,7 +6,8 @@ the context manager's own task group: leaving closes the listener and every conn
 What it does with the traffic, decided per client request (one RESP command):
 
 * by default it passes everything through;
-* :meth:`RedisProxy.lose_replies`: the next *times* requests of a command reach Redis, then the
+* :meth:`RedisProxy.lose_replies`: the next *times* requests of a command (optionally: those
+  with a given argument, a stream id) reach Redis, then the
   proxy resets the client's connection (``SO_LINGER`` 0: an RST) as soon as Redis' reply
   starts to come back, instead of passing the reply on. Redis executed the command; the client
   never hears of it (issue 15: "a reply lost after Redis executed the XADD");
@@ -25,7 +26,7 @@ from __future__ import annotations
 import collections
 import socket
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -82,6 +83,18 @@ def reset_on_close(stream: anyio.abc.SocketStream) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
+Hook = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class _Loss:
+    """Replies to lose: of how many more requests, which ones, what to do before the reset."""
+
+    times: int
+    argument: bytes | None
+    before_reset: Hook | None
+
+
 @dataclass
 class _Link:
     """One client connection and its own connection to Redis."""
@@ -89,7 +102,7 @@ class _Link:
     client: anyio.abc.SocketStream
     upstream: anyio.abc.SocketStream
     scope: anyio.CancelScope
-    doomed: bool = False  # the next reply bytes are not passed on: the client is reset
+    doomed: _Loss | None = None  # the next reply bytes are not passed on: the client is reset
     parser: Requests = field(default_factory=Requests)
 
 
@@ -101,7 +114,7 @@ class RedisProxy:
         self.redis_port = redis_port
         self.requests: collections.Counter[bytes] = collections.Counter()
         self.resets = 0
-        self._lose: dict[bytes, int] = {}
+        self._lose: dict[bytes, _Loss] = {}
         self._cut_at: tuple[bytes, bool] | None = None
         self._restored: anyio.Event | None = None  # set while the network is cut
 
@@ -109,10 +122,21 @@ class RedisProxy:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def lose_replies(self, command: bytes = b"XADD", *, times: int = 1) -> None:
+    def lose_replies(
+        self,
+        command: bytes = b"XADD",
+        *,
+        times: int = 1,
+        argument: bytes | None = None,
+        before_reset: Hook | None = None,
+    ) -> None:
         """Reset the connection instead of passing on the replies of the next *times*
-        requests of *command*. Sync."""
-        self._lose[command.upper()] = times
+        requests of *command* (with *argument* among their arguments, if given). Sync.
+
+        With *before_reset*, the proxy awaits it once Redis' reply is there, and resets the
+        connection after: what happens in the world while a client waits for a lost reply.
+        """
+        self._lose[command.upper()] = _Loss(times, argument, before_reset)
 
     def cut_at(self, command: bytes = b"XADD", *, forward: bool) -> None:
         """Cut the network at the next request of *command*; see the module docstring."""
@@ -142,9 +166,10 @@ class RedisProxy:
         """Count *request*, arm the faults it triggers; whether it goes through at once."""
         name = request[0].upper() if request else b""
         self.requests[name] += 1
-        if self._lose.get(name, 0) > 0:
-            self._lose[name] -= 1
-            link.doomed = True
+        loss = self._lose.get(name)
+        if loss is not None and loss.times > 0 and loss.argument in (None, *request[1:]):
+            loss.times -= 1
+            link.doomed = loss
         if self._cut_at is not None and self._cut_at[0] == name:
             forward = self._cut_at[1]
             self._cut_at = None
@@ -179,7 +204,9 @@ class RedisProxy:
         try:
             while True:
                 data = await link.upstream.receive()
-                if link.doomed:
+                if link.doomed is not None:
+                    if link.doomed.before_reset is not None:
+                        await link.doomed.before_reset()
                     self.resets += 1
                     reset_on_close(link.client)
                     await link.client.aclose()

@@ -119,6 +119,84 @@ async def test_a_lost_reply_to_an_event_with_its_own_id(redis_server: RedisServe
             assert await stored(redis_server, hub, "own") == [(own.id, "mine")]
 
 
+async def test_a_lost_reply_after_another_publisher_took_the_id(
+    redis_server: RedisServer,
+) -> None:
+    """The publish's first id is taken (by a hub whose events carry ids far ahead), so it
+    asks Redis for the top and takes the next id: that ``XADD``'s reply is lost, and the
+    retry recognises its own entry there, not the other publisher's."""
+    topic = "taken"
+    with anyio.fail_after(20):
+        async with (
+            open_redis_proxy(redis_server.port) as proxy,
+            Broadcaster(backend_for(proxy.url)) as hub,
+            Broadcaster(RedisBackend(redis_server.url, prefix=hub.backend.prefix)) as other,  # type: ignore[attr-defined]
+            hub.subscribe(topic) as events,
+        ):
+            ahead = await other.publish(topic, ServerSentEvent("other", id="99999999999990-0"))
+            proxy.lose_replies(b"XADD", argument=b"99999999999990-1")
+            mine = await hub.publish(topic, "mine")
+            assert (mine, proxy.resets) == ("99999999999990-1", 1)
+            # The other hub's next id is taken in turn: it goes past it, too.
+            last = await other.publish(topic, "other again")
+            assert last == "99999999999990-2"
+            entries = await stored(redis_server, hub, topic)
+            received = await take(events, 3)
+    assert entries == [(ahead, "other"), (mine, "mine"), (last, "other again")]
+    assert [(event.id, event.data) for event in received] == entries
+
+
+def filler_requests(key: str, count: int) -> bytes:
+    """*count* pipelined ``XADD <key> MAXLEN ~ 1 * data filler``: another busy publisher."""
+    arguments = [b"XADD", key.encode(), b"MAXLEN", b"~", b"1", b"*", b"data", b"filler"]
+    request = b"*%d\r\n" % len(arguments)
+    request += b"".join(b"$%d\r\n%s\r\n" % (len(argument), argument) for argument in arguments)
+    return request * count
+
+
+async def add_fillers(server: RedisServer, key: str, count: int) -> None:
+    async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
+        await stream.send(filler_requests(key, count))
+        replies = b""
+        while replies.count(b"\r\n") < count:
+            replies += await stream.receive()
+
+
+async def test_a_lost_reply_whose_entry_was_trimmed_before_the_retry(
+    redis_server: RedisServer,
+) -> None:
+    """The entry is stored, delivered, then trimmed away (a short history, a busy topic)
+    before the resent ``XADD`` looks for it: the publish cannot be confirmed, and must not
+    store the event again under a new id (delivered twice)."""
+    topic = "trimmed"
+    received: list[ServerSentEvent] = []
+    with anyio.fail_after(20):
+        async with (
+            open_redis_proxy(redis_server.port) as proxy,
+            Broadcaster(backend_for(proxy.url), history=1) as hub,
+            hub.subscribe(topic, max_buffer_size=1000) as events,
+        ):
+            key = hub.backend.prefix + topic  # type: ignore[attr-defined]
+
+            async def deliver_then_trim() -> None:
+                received.append(await events.receive())  # the entry was delivered live
+                await add_fillers(redis_server, key, 300)  # MAXLEN ~ 1 drops its node
+                assert await command(redis_server.url, "XLEN", key) < 300
+
+            proxy.lose_replies(b"XADD", before_reset=deliver_then_trim)
+            try:
+                outcome: str | RedisError = await hub.publish(topic, "mine")
+            except RedisError as exc:
+                outcome = exc
+            assert proxy.resets == 1
+            tail = await hub.publish(topic, "tail")
+            while not received or received[-1].id != tail:
+                received.append(await events.receive())
+    assert [event.data for event in received].count("mine") == 1
+    assert isinstance(outcome, RedisConnectionError), outcome
+    assert "may have been trimmed" in str(outcome)
+
+
 async def test_lost_xread_replies_deliver_each_event_once(redis_server: RedisServer) -> None:
     topic = "reader"
     with anyio.fail_after(30):

@@ -44,6 +44,7 @@ from ._redis_entries import (
     next_id,
     nonce_of,
     text,
+    trimmed_past,
 )
 
 if TYPE_CHECKING:
@@ -244,7 +245,9 @@ class RedisBackend:
         Returns only once Redis confirmed that it stored the event; raises otherwise
         (``RedisConnectionError``: maybe stored, maybe not). Sent again after a lost reply
         (the client's retry), the ``XADD`` is refused, and the entry at that id carries this
-        publish's nonce: success, stored once.
+        publish's nonce: success, stored once. When the entry is not there and the stream was
+        trimmed past it, it may have been stored and trimmed before the retry looked:
+        ``RedisConnectionError``, never a second copy under a new id.
         """
         own_id = event.id
         if own_id is not None and parse_stream_id(own_id) is None:
@@ -273,6 +276,12 @@ class RedisBackend:
                 if not refused:
                     raise
                 self._ids.observe(topic, (await self._top(key))[1])
+                if await self._trimmed_past(key, position):
+                    raise RedisConnectionError(
+                        f"could not confirm the publish to {topic!r} at {self.address}: the "
+                        f"entry {stream_id} is not there, and may have been trimmed after it "
+                        "was stored (a lost reply, the XADD sent again)"
+                    ) from exc
                 continue
             self._ids.observe(topic, position)
             return stream_id
@@ -280,6 +289,16 @@ class RedisBackend:
             f"no free stream id in {topic!r} after {_ID_ATTEMPTS} attempts: other publishers "
             "took each one first"
         )
+
+    async def _trimmed_past(self, key: bytes, position: Position) -> bool:
+        """Whether an entry at *position* may have been trimmed (or deleted) from the stream
+        since it was stored: see :func:`~._redis_entries.trimmed_past`. ``False`` when Redis
+        cannot say (before 7.0, or an ACL without ``XINFO``). A checkpoint."""
+        try:
+            info = await self._command(b"XINFO", b"STREAM", key)
+        except RedisReplyError:
+            return False
+        return trimmed_past(info, position)
 
     async def _stored(self, key: bytes, stream_id: str, nonce: bytes) -> bool:
         """Whether the entry at *stream_id* is the publish named by *nonce*."""
