@@ -27,6 +27,7 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 import pytest
+from starlette.applications import Starlette
 
 from trio_sse import Broadcaster, EventSourceResponse, ServerSentEvent
 from trio_sse.backends import RedisBackend, RedisConnectionError, RedisError
@@ -345,3 +346,72 @@ async def test_a_redis_slower_than_the_command_timeout(redis_server: RedisServer
     )
     assert [entry_id for entry_id, _ in entries[-5:]] == after
     assert [(event.id, event.data) for event in received] == entries
+
+
+STREAMS = 10
+
+
+async def open_and_drain(app: Starlette, ended: list[bool]) -> None:
+    async with open_event_stream(app) as stream:
+        assert [event async for event in stream] == []
+    ended.append(stream.complete)
+
+
+async def test_streams_starting_across_a_cut_share_one_failure(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Streams of one topic that start while the network is cut wait for one lookup of the
+    topic's end, and all fail with it (each one used to try again in turn, after the one
+    before had timed out: the last of N waited N times the timeouts); one log line."""
+    lookups: list[bytes] = []
+    ended: list[bool] = []
+    with anyio.fail_after(30):
+        async with open_redis_proxy(redis_server.port) as proxy:
+            backend = backend_for(proxy.url)
+            top = backend._top
+
+            async def counted_top(key: bytes) -> tuple[str, tuple[int, int]]:
+                lookups.append(key)
+                return await top(key)
+
+            monkeypatch.setattr(backend, "_top", counted_top)
+            async with Broadcaster(backend) as hub:
+                app = app_for(lambda: EventSourceResponse(hub.stream("cut-streams")))
+                proxy.cut()
+                async with anyio.create_task_group() as group:
+                    for _ in range(STREAMS):
+                        group.start_soon(open_and_drain, app, ended)
+    assert ended == [True] * STREAMS  # each body ended cleanly: EventSource reconnects
+    assert len(lookups) == 1, lookups
+    unopened = [r for r in caplog.records if "channel could not be opened" in r.getMessage()]
+    assert len(unopened) == 1, [r.getMessage() for r in unopened]
+
+
+async def test_concurrent_first_subscribers_share_one_lookup(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same, when the lookup succeeds: one ``XREVRANGE``, every subscriber live."""
+    backend = backend_for(redis_server.url)
+    lookups: list[bytes] = []
+    top = backend._top  # counted
+
+    async def counted_top(key: bytes) -> tuple[str, tuple[int, int]]:
+        lookups.append(key)
+        return await top(key)
+
+    monkeypatch.setattr(backend, "_top", counted_top)
+    got: list[str | None] = []
+
+    async def subscriber(hub: Broadcaster, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        async with hub.subscribe("shared") as events:
+            task_status.started()
+            got.extend(event.data for event in await take(events, 1))
+
+    with anyio.fail_after(20):
+        async with Broadcaster(backend) as hub, anyio.create_task_group() as group:
+            async with anyio.create_task_group() as starting:
+                for _ in range(STREAMS):
+                    starting.start_soon(group.start, subscriber, hub)
+            await hub.publish("shared", "to all")
+    assert got == ["to all"] * STREAMS
+    assert len(lookups) == 1, lookups

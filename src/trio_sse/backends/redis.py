@@ -74,6 +74,26 @@ def _streams(reply: object) -> list[tuple[object, object]]:
     return [(pair[0], pair[1]) for pair in map(entries, entries(reply))]
 
 
+class _Lookup:
+    """One lookup of a topic's end, shared by its concurrent first watchers."""
+
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.error: RedisError | None = None
+
+    async def join(self) -> None:
+        """Wait for the lookup (a checkpoint); raise its error, if it failed, as a copy.
+
+        Failing with it matters: retrying in turn, each after the last one timed out (a cut
+        network), the N-th watcher would wait N times the timeouts.
+        """
+        await self.done.wait()
+        if self.error is not None:
+            raise type(self.error)(str(self.error)) from self.error
+
+
 class RedisBackend:
     """Topics in Redis Streams, shared by every hub that uses the same Redis and ``prefix``.
 
@@ -145,7 +165,7 @@ class RedisBackend:
         # The reader's view: topic -> (id string, position) of the last event handled.
         self._positions: dict[str, tuple[str, Position]] = {}
         self._watchers: dict[str, int] = {}
-        self._pending: dict[str, anyio.Event] = {}
+        self._pending: dict[str, _Lookup] = {}
         self._generation = 0  # bumped whenever the set of watched topics changes
         self._reading_generation: int | None = None  # generation of the XREAD in flight
         self._reader_client_id: int | None = None
@@ -352,21 +372,24 @@ class RedisBackend:
         """Make the reader follow *topic* from its current end. A checkpoint.
 
         Returns once the reader's starting point is fixed: every event added after that is
-        delivered. Concurrent first watchers of one topic share one lookup.
+        delivered. Concurrent first watchers of one topic share one lookup, and its failure.
         """
         self._watchers[topic] = self._watchers.get(topic, 0) + 1
         try:
             while topic not in self._positions:
                 pending = self._pending.get(topic)
                 if pending is not None:
-                    await pending.wait()
+                    await pending.join()
                     continue
-                pending = self._pending[topic] = anyio.Event()
+                pending = self._pending[topic] = _Lookup()
                 try:
                     last = await self._top(self._key(topic))
+                except RedisError as exc:
+                    pending.error = exc
+                    raise
                 finally:
                     del self._pending[topic]
-                    pending.set()
+                    pending.done.set()
                 if self._watchers.get(topic, 0) > 0 and topic not in self._positions:
                     self._positions[topic] = last
                     self._generation += 1
