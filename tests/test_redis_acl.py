@@ -12,7 +12,7 @@ from urllib.parse import quote
 import anyio
 import pytest
 
-from trio_sse import Broadcaster
+from trio_sse import Broadcaster, ServerSentEvent
 from trio_sse.backends import RedisBackend, RedisConnectionError, RedisReplyError
 
 from .broadcast_suite import ids_of, take
@@ -120,3 +120,19 @@ async def test_the_password_never_appears_in_errors_or_logs(
     for secret in (wrong, quote(wrong, safe=""), PASSWORD):
         assert secret not in shown
         assert secret not in caplog.text
+
+
+async def test_a_user_without_xinfo_publishes_past_a_taken_id(redis_server: RedisServer) -> None:
+    """``XINFO`` (whether the stream was trimmed past a refused id) is optional: without it
+    the publish goes on to the next id as before."""
+    keys = prefix()
+    user = await add_user(redis_server, keys, *COMMANDS)
+    denied = await command(redis_server.url, "ACL", "DRYRUN", user, "XINFO", "STREAM", keys + "t")
+    assert b"no permissions" in denied
+    with anyio.fail_after(10):
+        async with (
+            Broadcaster(RedisBackend(url_for(redis_server, user), prefix=keys)) as hub,
+            Broadcaster(RedisBackend(redis_server.url, prefix=keys)) as other,
+        ):
+            await other.publish("t", ServerSentEvent("ahead", id="99999999999990-0"))
+            assert await hub.publish("t", "next") == "99999999999990-1"

@@ -31,6 +31,7 @@ __all__ = [
     "next_id",
     "nonce_of",
     "text",
+    "trimmed_past",
 ]
 
 logger = logging.getLogger("trio_sse")
@@ -101,6 +102,24 @@ def nonce_of(raw: object) -> bytes | None:
             nonce = values[index + 1]
             return nonce if isinstance(nonce, bytes) else None
     return None
+
+
+def trimmed_past(info: object, position: Position) -> bool:
+    """From a stream's ``XINFO STREAM`` reply (a RESP3 map or RESP2 pairs): whether an entry
+    at *position* may have been stored and then trimmed or deleted. True when entries were
+    removed (more were added than the stream holds) and every remaining one comes after
+    *position*; False when Redis does not say (before 7.0: no ``entries-added``)."""
+    if not isinstance(info, dict):
+        pairs = entries(info)
+        info = dict(zip(pairs[::2], pairs[1::2], strict=False))
+    added, length = info.get(b"entries-added"), info.get(b"length")
+    if not (isinstance(added, int) and isinstance(length, int) and added > length):
+        return False
+    first = info.get(b"first-entry")
+    if first is None:
+        return True  # all removed
+    first_position = parse_stream_id(text(entries(first)[0]))
+    return first_position is None or position < first_position
 
 
 def decode_entry(raw: object) -> tuple[str, Position, ServerSentEvent | None]:

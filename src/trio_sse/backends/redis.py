@@ -44,6 +44,7 @@ from ._redis_entries import (
     next_id,
     nonce_of,
     text,
+    trimmed_past,
 )
 
 if TYPE_CHECKING:
@@ -71,6 +72,26 @@ def _streams(reply: object) -> list[tuple[object, object]]:
     if isinstance(reply, dict):
         return list(reply.items())
     return [(pair[0], pair[1]) for pair in map(entries, entries(reply))]
+
+
+class _Lookup:
+    """One lookup of a topic's end, shared by its concurrent first watchers."""
+
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.error: RedisError | None = None
+
+    async def join(self) -> None:
+        """Wait for the lookup (a checkpoint); raise its error, if it failed, as a copy.
+
+        Failing with it matters: retrying in turn, each after the last one timed out (a cut
+        network), the N-th watcher would wait N times the timeouts.
+        """
+        await self.done.wait()
+        if self.error is not None:
+            raise type(self.error)(str(self.error)) from self.error
 
 
 class RedisBackend:
@@ -144,7 +165,7 @@ class RedisBackend:
         # The reader's view: topic -> (id string, position) of the last event handled.
         self._positions: dict[str, tuple[str, Position]] = {}
         self._watchers: dict[str, int] = {}
-        self._pending: dict[str, anyio.Event] = {}
+        self._pending: dict[str, _Lookup] = {}
         self._generation = 0  # bumped whenever the set of watched topics changes
         self._reading_generation: int | None = None  # generation of the XREAD in flight
         self._reader_client_id: int | None = None
@@ -244,7 +265,9 @@ class RedisBackend:
         Returns only once Redis confirmed that it stored the event; raises otherwise
         (``RedisConnectionError``: maybe stored, maybe not). Sent again after a lost reply
         (the client's retry), the ``XADD`` is refused, and the entry at that id carries this
-        publish's nonce: success, stored once.
+        publish's nonce: success, stored once. When the entry is not there and the stream was
+        trimmed past it, it may have been stored and trimmed before the retry looked:
+        ``RedisConnectionError``, never a second copy under a new id.
         """
         own_id = event.id
         if own_id is not None and parse_stream_id(own_id) is None:
@@ -273,6 +296,12 @@ class RedisBackend:
                 if not refused:
                     raise
                 self._ids.observe(topic, (await self._top(key))[1])
+                if await self._trimmed_past(key, position):
+                    raise RedisConnectionError(
+                        f"could not confirm the publish to {topic!r} at {self.address}: the "
+                        f"entry {stream_id} is not there, and may have been trimmed after it "
+                        "was stored (a lost reply, the XADD sent again)"
+                    ) from exc
                 continue
             self._ids.observe(topic, position)
             return stream_id
@@ -280,6 +309,16 @@ class RedisBackend:
             f"no free stream id in {topic!r} after {_ID_ATTEMPTS} attempts: other publishers "
             "took each one first"
         )
+
+    async def _trimmed_past(self, key: bytes, position: Position) -> bool:
+        """Whether an entry at *position* may have been trimmed (or deleted) from the stream
+        since it was stored: see :func:`~._redis_entries.trimmed_past`. ``False`` when Redis
+        cannot say (before 7.0, or an ACL without ``XINFO``). A checkpoint."""
+        try:
+            info = await self._command(b"XINFO", b"STREAM", key)
+        except RedisReplyError:
+            return False
+        return trimmed_past(info, position)
 
     async def _stored(self, key: bytes, stream_id: str, nonce: bytes) -> bool:
         """Whether the entry at *stream_id* is the publish named by *nonce*."""
@@ -333,21 +372,24 @@ class RedisBackend:
         """Make the reader follow *topic* from its current end. A checkpoint.
 
         Returns once the reader's starting point is fixed: every event added after that is
-        delivered. Concurrent first watchers of one topic share one lookup.
+        delivered. Concurrent first watchers of one topic share one lookup, and its failure.
         """
         self._watchers[topic] = self._watchers.get(topic, 0) + 1
         try:
             while topic not in self._positions:
                 pending = self._pending.get(topic)
                 if pending is not None:
-                    await pending.wait()
+                    await pending.join()
                     continue
-                pending = self._pending[topic] = anyio.Event()
+                pending = self._pending[topic] = _Lookup()
                 try:
                     last = await self._top(self._key(topic))
+                except RedisError as exc:
+                    pending.error = exc
+                    raise
                 finally:
                     del self._pending[topic]
-                    pending.set()
+                    pending.done.set()
                 if self._watchers.get(topic, 0) > 0 and topic not in self._positions:
                     self._positions[topic] = last
                     self._generation += 1
