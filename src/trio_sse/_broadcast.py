@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import reprlib
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -41,6 +41,7 @@ from ._access import (
     decide,
 )
 from ._channels import DirectSource
+from ._cursor import parse_cursor
 from ._errors import Forbidden
 from ._events import JSONServerSentEvent, ServerSentEvent, event_from_mapping
 from ._json import JSONDumps, is_model
@@ -60,6 +61,7 @@ from ._subscriber import (
     Subscriber,
     check_options,
 )
+from ._topics import TopicsSubscription, check_topics
 from ._validate import optional_callable, positive_int
 from .backends._base import Backend, Entry, Position
 from .backends.memory import MemoryBackend
@@ -138,7 +140,17 @@ class Subscription:
     progress is cancelled). Leaving never blocks.
     """
 
-    __slots__ = ("_guard", "_hub", "_options", "_resume", "_subscriber", "_topic", "_watching")
+    __slots__ = (
+        "_from_start",
+        "_guard",
+        "_hub",
+        "_label",
+        "_options",
+        "_resume",
+        "_subscriber",
+        "_topic",
+        "_watching",
+    )
 
     def __init__(
         self,
@@ -147,12 +159,20 @@ class Subscription:
         resume: Resume | None,
         options: Options,
         guard: Guard | None = None,
+        *,
+        label: str | None = None,
+        from_start: bool = False,
     ) -> None:
         self._hub = hub
         self._topic = topic
         self._resume = resume
         self._options = options
         self._guard = guard
+        # For one topic of a stream of several (``_topics``): *label* names the topic in its
+        # reset event; *from_start* replays all it retains with no reset (it was empty when
+        # the client's stream began).
+        self._label = label
+        self._from_start = from_start
         self._subscriber: Subscriber | None = None
         self._watching = False
 
@@ -180,8 +200,9 @@ class Subscription:
             if resume is not None:
                 replay = await hub._backend.replay(topic, resume.lookup)
                 items: deque[tuple[Position | None, ServerSentEvent]] = deque()
-                if replay.status != "found":
-                    items.append((None, reset_event(replay.status, resume.echo)))
+                if replay.status != "found" and not self._from_start:
+                    reset = reset_event(replay.status, resume.echo, topic=self._label)
+                    items.append((None, reset))
                 items.extend(replay.entries)
                 subscriber.begin_replay(items, replay.after, hub._start_task)
         except BaseException:
@@ -487,7 +508,7 @@ class Broadcaster:
 
     def subscribe(
         self,
-        topic: str,
+        topic: str | Sequence[str],
         *,
         last_event_id: str | bytes | None = None,
         max_buffer_size: int = 256,
@@ -495,7 +516,7 @@ class Broadcaster:
         block_timeout: float | None = None,
         authorize: Authorize | None = None,
         authorize_timeout: float | None = None,
-    ) -> Subscription:
+    ) -> Subscription | TopicsSubscription:
         """Subscribe to *topic*: ``async with hub.subscribe(topic) as events: ...``.
 
         ``events`` is an anyio ``MemoryObjectReceiveStream`` of :class:`ServerSentEvent`:
@@ -523,13 +544,32 @@ class Broadcaster:
         """
         options = check_options(max_buffer_size, on_overflow, block_timeout)
         guard = check_guard(authorize, authorize_timeout)
+        if not isinstance(topic, str):
+            topics, cursor = self._check_topics(topic, last_event_id)
+            return TopicsSubscription(self, topics, cursor, options, guard)
         return Subscription(
             self, _check_topic(topic), parse_last_event_id(last_event_id), options, guard
         )
 
+    def _check_topics(
+        self, topics: object, cursor: object
+    ) -> tuple[tuple[str, ...], dict[str, str] | None]:
+        """Several topics and their cursor, checked and parsed (``_topics``). Never blocks."""
+        checked = check_topics(topics, _check_topic)
+        if cursor is not None and not isinstance(cursor, (str, bytes)):
+            raise TypeError(
+                f"last_event_id must be a str, bytes or None, got {type(cursor).__name__}"
+            )
+        if not callable(getattr(self._backend, "head", None)):
+            raise TypeError(
+                f"a stream of several topics needs a backend with head(); "
+                f"{type(self._backend).__name__} has none"
+            )
+        return checked, parse_cursor(cursor)
+
     def stream(
         self,
-        topic: str,
+        topic: str | Sequence[str],
         request_or_last_event_id: object = None,
         /,
         *,
@@ -559,10 +599,16 @@ class Broadcaster:
         (``await producer(send)``), it forwards the events into *send* and closes it (an
         ``AccessError`` is then the producer's error).
         """
-        _check_topic(topic)
-        resume = parse_last_event_id(last_event_id_from(request_or_last_event_id))
         options = check_options(max_buffer_size, on_overflow, block_timeout)
         guard = check_guard(authorize, authorize_timeout)
+        last_event_id = last_event_id_from(request_or_last_event_id)
+        if not isinstance(topic, str):
+            topics, cursor = self._check_topics(topic, last_event_id)
+            return DirectSource(
+                functools.partial(TopicsSubscription, self, topics, cursor, options, guard)
+            )
+        _check_topic(topic)
+        resume = parse_last_event_id(last_event_id)
         return DirectSource(functools.partial(Subscription, self, topic, resume, options, guard))
 
     # -- statistics ---------------------------------------------------------------------------

@@ -1,0 +1,116 @@
+"""Streams of several topics on the memory backend, and the cursor's parsing (issue #16)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trio_sse import Broadcaster, _topics
+from trio_sse._cursor import (
+    MAX_CURSOR_ID_LENGTH,
+    MAX_CURSOR_LENGTH,
+    MAX_STREAM_TOPICS,
+    format_cursor,
+    parse_cursor,
+    topic_key,
+)
+from trio_sse.backends import MemoryBackend
+
+from .broadcast_suite import MakeHub
+from .topics_suite import TopicsSuite
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def make_hub() -> MakeHub:
+    def make(**options: Any) -> Broadcaster:
+        return Broadcaster(**options)
+
+    return make
+
+
+class TestMemoryTopics(TopicsSuite):
+    FOREIGN_ID = "0badcafe-1"  # the format of a memory id, from another epoch
+
+
+# -- the cursor, pure ---------------------------------------------------------------------------
+
+ids = st.text(st.characters(blacklist_characters="\r\n\0", blacklist_categories=["Cs"]))
+
+
+@given(st.dictionaries(st.text(min_size=1), ids, min_size=1, max_size=MAX_STREAM_TOPICS))
+def test_a_cursor_reads_back_what_it_was_written_from(positions: dict[str, str]) -> None:
+    keyed = {topic_key(topic): event_id for topic, event_id in positions.items()}
+    first = next(iter(keyed))
+    cursor = format_cursor(first, keyed)
+    assert cursor.isascii() and len(cursor) <= MAX_CURSOR_LENGTH
+    assert cursor.split(",")[1].startswith(first) or len(keyed[first]) * 3 > MAX_CURSOR_ID_LENGTH
+    kept = {key: event_id for key, event_id in keyed.items() if len(event_id) * 3 <= 80}
+    parsed = parse_cursor(cursor)
+    assert parsed is not None
+    assert kept.items() <= parsed.items() <= keyed.items()
+
+
+def test_cursor_format_and_limits() -> None:
+    key = topic_key("orders")
+    assert key == "1f6a4f5d"[: len(key)] or len(key) == 8
+    assert format_cursor(key, {key: "1-0", "00000000": "", "11111111": None}) == (
+        f"t1,{key}:1-0,00000000:"
+    )
+    assert format_cursor(key, {key: "a,b:é"}) == f"t1,{key}:a%2Cb%3A%C3%A9"
+    assert format_cursor(key, {key: "x" * (MAX_CURSOR_ID_LENGTH + 1)}) == "t1"  # left out
+    assert parse_cursor(None) is None and parse_cursor("") is None and parse_cursor(b"") is None
+    assert parse_cursor(b"t1,00000000:a") == {"00000000": "a"}
+    assert parse_cursor("t1,00000000:" + "a" * (MAX_CURSOR_ID_LENGTH + 1)) == {}
+    assert parse_cursor(b"t1,00000000:\xc3\xa9") == {}  # not ASCII
+    assert parse_cursor("t1,00000000") == {}  # no colon
+    biggest = "t1" + "".join(f",{n:08x}:" + "a" * MAX_CURSOR_ID_LENGTH for n in range(16))
+    assert len(biggest) <= MAX_CURSOR_LENGTH and len(parse_cursor(biggest) or {}) == 16
+
+
+def test_topics_are_checked() -> None:
+    hub = Broadcaster()
+    with pytest.raises(TypeError, match="sequence of str"):
+        hub.subscribe(b"ab")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="sequence of str"):
+        hub.stream({"a"}, None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="topic must be a str"):
+        hub.subscribe(["a", 1])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="1 to 16 topics, got 0"):
+        hub.subscribe([])
+    with pytest.raises(ValueError, match="1 to 16 topics, got 17"):
+        hub.subscribe([str(n) for n in range(17)])
+    with pytest.raises(ValueError, match="'a' is given twice"):
+        hub.subscribe(["a", "b", "a"])
+    with pytest.raises(TypeError, match="last_event_id must be a str, bytes or None, got int"):
+        hub.subscribe(["a"], last_event_id=3)  # type: ignore[arg-type]
+
+
+def test_topics_whose_keys_collide_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_topics, "topic_key", lambda topic: "00000000")
+    with pytest.raises(ValueError, match="'b' is given with the same key as 'a'"):
+        Broadcaster().subscribe(["a", "b"])
+
+
+def test_a_backend_without_head_cannot_serve_several_topics() -> None:
+    class Old(MemoryBackend):
+        head = None  # type: ignore[assignment]
+
+    hub = Broadcaster(Old())  # type: ignore[arg-type]
+    hub.subscribe("a")  # one topic needs no head()
+    with pytest.raises(TypeError, match="needs a backend with head\\(\\); Old has none"):
+        hub.stream(["a", "b"])
+
+
+async def test_a_single_topic_stream_is_unchanged() -> None:
+    async with Broadcaster() as hub:
+        event_id = await hub.publish("a", "x")
+        async with hub.subscribe("a", last_event_id="nope") as events:
+            reset = await events.receive()
+            replayed = await events.receive()
+        assert reset.data == '{"reason":"unknown-id","last_event_id":"nope"}'
+        assert replayed.id == event_id
