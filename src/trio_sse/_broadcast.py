@@ -114,6 +114,11 @@ def _check_topic(topic: object) -> str:
     return topic
 
 
+def _several(topic: object) -> bool:
+    """Whether *topic* asks for a stream of several topics (a list or tuple of them)."""
+    return isinstance(topic, Sequence) and not isinstance(topic, (str, bytes, bytearray))
+
+
 def _as_event(item: object, json_dumps: JSONDumps | None) -> ServerSentEvent:
     if isinstance(item, ServerSentEvent):
         return item
@@ -262,7 +267,8 @@ class Broadcaster:
     ``last_event_id`` is then ``null``). The whole retained history follows, then live events:
     the client learns that it may have missed events and gets everything still known. The
     reset event has no ``id``. ``Last-Event-ID`` is untrusted input; no value makes it raise.
-    A cursor only selects a position in the subscription's own topic.
+    A cursor only selects a position in the subscription's own topic. A stream of several
+    topics (a list of them) resumes them all from one cursor; each topic resets alone.
 
     **Access.** Without an ``authorize`` hook, anyone given a subscription reads the topic. With
     one (:meth:`subscribe`, :meth:`stream`), the hook decides per topic before anything is
@@ -540,11 +546,16 @@ class Broadcaster:
           ``allow_event`` filters every event this subscriber gets, replayed ones included;
           its principals are what :meth:`revoke` ends.
 
+        *topic* may also be a list or tuple of 1 to 16 topics (issue #16): one channel of
+        them all, each in its own order, each event's ``id`` replaced by the stream's cursor,
+        which *last_event_id* then resumes for every topic (see ``_cursor`` and the README's
+        "Several topics in one stream"); ``authorize`` is asked for each topic in turn.
+
         Arguments are checked here (``TypeError``/``ValueError``), not when entering.
         """
         options = check_options(max_buffer_size, on_overflow, block_timeout)
         guard = check_guard(authorize, authorize_timeout)
-        if not isinstance(topic, str):
+        if _several(topic):
             topics, cursor = self._check_topics(topic, last_event_id)
             return TopicsSubscription(self, topics, cursor, options, guard)
         return Subscription(
@@ -552,7 +563,7 @@ class Broadcaster:
         )
 
     def _check_topics(
-        self, topics: object, cursor: object
+        self, topics: Sequence[object], cursor: object
     ) -> tuple[tuple[str, ...], dict[str, str] | None]:
         """Several topics and their cursor, checked and parsed (``_topics``). Never blocks."""
         checked = check_topics(topics, _check_topic)
@@ -581,6 +592,9 @@ class Broadcaster:
     ) -> Producer:
         """A producer for ``EventSourceResponse(hub.stream(topic, request))``.
 
+        *topic* is one topic, or a list or tuple of them for one stream of several topics
+        with one resume cursor (see :meth:`subscribe`); a refusal of any one is the 403.
+
         The second argument is a request (its ``Last-Event-ID`` header, else its
         ``lastEventId`` query parameter, see :func:`last_event_id_from`), an id, or ``None``.
         The other options are those of :meth:`subscribe`, checked now.
@@ -599,17 +613,18 @@ class Broadcaster:
         (``await producer(send)``), it forwards the events into *send* and closes it (an
         ``AccessError`` is then the producer's error).
         """
-        options = check_options(max_buffer_size, on_overflow, block_timeout)
-        guard = check_guard(authorize, authorize_timeout)
-        last_event_id = last_event_id_from(request_or_last_event_id)
-        if not isinstance(topic, str):
-            topics, cursor = self._check_topics(topic, last_event_id)
+        if _several(topic):
+            topics, cursor = self._check_topics(topic, last_event_id_from(request_or_last_event_id))
+            options = check_options(max_buffer_size, on_overflow, block_timeout)
+            guard = check_guard(authorize, authorize_timeout)
             return DirectSource(
                 functools.partial(TopicsSubscription, self, topics, cursor, options, guard)
             )
-        _check_topic(topic)
-        resume = parse_last_event_id(last_event_id)
-        return DirectSource(functools.partial(Subscription, self, topic, resume, options, guard))
+        checked = _check_topic(topic)
+        resume = parse_last_event_id(last_event_id_from(request_or_last_event_id))
+        options = check_options(max_buffer_size, on_overflow, block_timeout)
+        guard = check_guard(authorize, authorize_timeout)
+        return DirectSource(functools.partial(Subscription, self, checked, resume, options, guard))
 
     # -- statistics ---------------------------------------------------------------------------
 

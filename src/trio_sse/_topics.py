@@ -35,14 +35,9 @@ __all__ = ["TopicsSubscription", "check_topics"]
 _UNKNOWN = Resume(None, None)
 
 
-def check_topics(topics: object, check_topic: Any) -> tuple[str, ...]:
+def check_topics(topics: Sequence[object], check_topic: Any) -> tuple[str, ...]:
     """A sequence of topics -> a tuple: 1 to :data:`MAX_STREAM_TOPICS` distinct topics whose
     keys differ. ``TypeError`` for a type, ``ValueError`` for a value; never blocks."""
-    if isinstance(topics, (bytes, bytearray)) or not isinstance(topics, Sequence):
-        raise TypeError(
-            f"topic must be a str or a sequence of str, got {type(topics).__name__} "
-            f"{reprlib.repr(topics)}"
-        )
     checked = tuple(check_topic(topic) for topic in topics)
     if not 1 <= len(checked) <= MAX_STREAM_TOPICS:
         raise ValueError(
