@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import anyio
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trio_sse import Broadcaster, _topics
+from trio_sse import Access, Broadcaster, Forbidden, _topics
 from trio_sse._cursor import (
     MAX_CURSOR_ID_LENGTH,
     MAX_CURSOR_LENGTH,
@@ -20,9 +20,10 @@ from trio_sse._cursor import (
     topic_key,
 )
 from trio_sse.backends import MemoryBackend
+from trio_sse.testing import open_event_stream
 
 from .broadcast_suite import MakeHub
-from .topics_suite import TopicsSuite
+from .topics_suite import TopicsSuite, topics_app
 
 pytestmark = pytest.mark.anyio
 
@@ -135,3 +136,43 @@ async def test_entering_twice_and_closing_the_receive_end() -> None:
                 await anyio.wait_all_tasks_blocked()  # the merge has met the closed channel
             assert hub.stats().subscribers == {"a": 1, "b": 1}
         assert hub.stats().subscribers == {}
+
+
+async def test_a_refused_topic_is_never_looked_at() -> None:
+    looked_at: list[str] = []
+
+    class Recording(MemoryBackend):
+        async def head(self, topic: str) -> str | None:
+            looked_at.append(topic)
+            return await super().head(topic)
+
+    async def authorize(topic: str) -> Access | None:
+        return Access() if topic != "secret" else None
+
+    async with Broadcaster(Recording()) as hub:
+        await hub.publish("secret", "s0")
+        with anyio.fail_after(10), pytest.raises(Forbidden):
+            async with hub.subscribe(["a", "secret", "b"], authorize=authorize):
+                pass
+        assert looked_at == ["a"]
+        assert hub.stats().subscribers == {}
+
+
+async def test_a_query_parameter_cursor_resumes_and_a_single_topic_id_resets() -> None:
+    async with Broadcaster() as hub:
+        app = topics_app(hub)
+        await hub.publish("a", "a0")
+        with anyio.fail_after(10):
+            async with open_event_stream(app, "/multi?topics=a,b") as stream:
+                await hub.publish("b", "b0")
+                (event,) = await stream.read_events(1)
+            await hub.publish("a", "a1")
+            query = urlencode({"topics": "a,b", "lastEventId": event.id})
+            async with open_event_stream(app, f"/multi?{query}") as stream:
+                assert [event.data for event in await stream.read_events(1)] == ["a1"]
+            single = await hub.publish("a", "a2")  # an id of a one-topic stream: not a cursor
+            async with open_event_stream(
+                app, "/multi?topics=a,b", headers={"last-event-id": single}
+            ) as stream:
+                events = await stream.read_events(2)
+                assert [event.event for event in events] == ["reset", "reset"]

@@ -151,6 +151,7 @@ class Subscription:
         "_hub",
         "_label",
         "_options",
+        "_prelude",
         "_resume",
         "_subscriber",
         "_topic",
@@ -167,6 +168,7 @@ class Subscription:
         *,
         label: str | None = None,
         from_start: bool = False,
+        prelude: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._hub = hub
         self._topic = topic
@@ -175,9 +177,11 @@ class Subscription:
         self._guard = guard
         # For one topic of a stream of several (``_topics``): *label* names the topic in its
         # reset event; *from_start* replays all it retains with no reset (it was empty when
-        # the client's stream began).
+        # the client's stream began); *prelude* is awaited once the topic is granted, before
+        # it is registered (a fresh stream reads where the topic stands there).
         self._label = label
         self._from_start = from_start
+        self._prelude = prelude
         self._subscriber: Subscriber | None = None
         self._watching = False
 
@@ -190,7 +194,10 @@ class Subscription:
         resume = self._resume
         access = None
         if self._guard is not None:
-            access = await hub._authorize(topic, self._guard)
+            access = await hub._authorize(topic, self._guard, self._prelude)
+            hub._check_open()
+        elif self._prelude is not None:
+            await self._prelude()
             hub._check_open()
         # Registered for live events before anything else (and, when guarded, in the same
         # step as the decision: no revocation can come between): whatever is published from
@@ -412,16 +419,21 @@ class Broadcaster:
 
     # -- access -------------------------------------------------------------------------------
 
-    async def _authorize(self, topic: str, guard: Guard) -> Access:
+    async def _authorize(
+        self, topic: str, guard: Guard, prelude: Callable[[], Awaitable[None]] | None = None
+    ) -> Access:
         """The hook's grant for *topic*, or an ``AccessError``. A checkpoint (the hook's).
 
-        A principal revoked while the hook ran is refused (``Forbidden``): the caller
-        registers the subscriber right after this returns, with no checkpoint between.
+        A principal revoked while the hook (or *prelude*, awaited once it granted) ran is
+        refused (``Forbidden``): the caller registers the subscriber right after this
+        returns, with no checkpoint between.
         """
         principals = self._principals
         serial = principals.begin()
         try:
             access = await decide(guard, topic)
+            if prelude is not None:
+                await prelude()
             if principals.revoked_since(access.principals, serial):
                 raise Forbidden(f"topic {reprlib.repr(topic)}: the principal was just revoked")
             return access

@@ -135,10 +135,15 @@ class TopicsSubscription:
         key = topic_key(topic)
         cursor = self._cursor
         if cursor is None:
-            # A fresh stream: where the topic stands *before* it is watched, so that resuming
-            # from a cursor that never saw this topic's events misses none published since.
-            self._positions[key] = await self._hub._backend.head(topic) or ""
-            return Subscription(self._hub, topic, None, self._options, self._guard)
+            # A fresh stream: where the topic stands once it is granted and *before* it is
+            # watched, so that resuming from a cursor that never saw this topic's events
+            # misses none published since. A refused topic is never looked at.
+            async def read_head() -> None:
+                self._positions[key] = await self._hub._backend.head(topic) or ""
+
+            return Subscription(
+                self._hub, topic, None, self._options, self._guard, prelude=read_head
+            )
         position = cursor.get(key)
         # No entry (or a malformed cursor): a reset, then all it retains; an empty entry: the
         # topic was empty when the stream began, so all it retains, with no reset.
