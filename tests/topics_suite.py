@@ -13,6 +13,8 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
@@ -123,6 +125,42 @@ class TopicsSuite:
             assert seen[topic] + resumed[topic] == sent[topic] + later[topic] + (
                 ["sentinel"] if topic == b else []
             )
+
+    @settings(
+        max_examples=10,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+    @given(data=st.data())
+    async def test_reconnecting_anywhere_loses_and_repeats_nothing(
+        self, make_hub: MakeHub, data: st.DataObject
+    ) -> None:
+        topics = [topic_name() for _ in range(3)]
+        published: dict[str, list[str | None]] = {topic: [] for topic in topics}
+        received: list[ServerSentEvent] = []
+        counter = 0
+        cursor: str | None = None
+        async with make_hub() as hub:
+            for _connection in range(data.draw(st.integers(1, 4), label="connections")):
+                async with hub.subscribe(topics, last_event_id=cursor) as events:
+                    for topic in data.draw(st.lists(st.sampled_from(topics), max_size=8)):
+                        counter += 1
+                        await hub.publish(topic, f"{topic}#{counter}")
+                        published[topic].append(f"{topic}#{counter}")
+                    pending = sum(map(len, published.values())) - len(received)
+                    read = await take(events, data.draw(st.integers(0, pending), label="read"))
+                received += read
+                if received:
+                    cursor = received[-1].id
+                for topic in data.draw(st.lists(st.sampled_from(topics), max_size=4)):
+                    counter += 1  # while the client is away
+                    await hub.publish(topic, f"{topic}#{counter}")
+                    published[topic].append(f"{topic}#{counter}")
+                if cursor is None:  # it saw nothing: it has no cursor, and starts live again
+                    published = {topic: [] for topic in topics}
+            async with hub.subscribe(topics, last_event_id=cursor) as events:
+                received += await take(events, sum(map(len, published.values())) - len(received))
+        assert by_topic(received, topics) == published
 
     async def test_a_stream_that_never_saw_a_topic_misses_none_of_it(
         self, make_hub: MakeHub
