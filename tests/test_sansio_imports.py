@@ -16,7 +16,13 @@ import sys
 import textwrap
 
 FORBIDDEN = ("anyio", "trio", "starlette", "sniffio", "httpx", "httpcore", "hypercorn")
-SANS_IO = ("trio_sse._events", "trio_sse._encoder", "trio_sse._decoder", "trio_sse._resume")
+SANS_IO = (
+    "trio_sse._events",
+    "trio_sse._encoder",
+    "trio_sse._decoder",
+    "trio_sse._resume",
+    "trio_sse._cursor",
+)
 
 _SCRIPT = textwrap.dedent(
     """
@@ -31,6 +37,7 @@ _SCRIPT = textwrap.dedent(
     stub.__path__ = [package_dir]
     sys.modules["trio_sse"] = stub
 
+    import trio_sse._cursor
     import trio_sse._decoder
     import trio_sse._encoder
     import trio_sse._events
@@ -42,6 +49,7 @@ _SCRIPT = textwrap.dedent(
     assert decoded == [event], decoded
     resume = trio_sse._resume.parse_last_event_id(b"a\\xff")
     assert resume == ("a\\ufffd", "a\\ufffd"), resume
+    assert trio_sse._cursor.parse_cursor("t1,0123abcd:x") == {"0123abcd": "x"}
     assert trio_sse._resume.reset_event("expired", None).event == "reset"
 
     print(json.dumps({

@@ -9,6 +9,9 @@ from ._broadcast import Broadcaster as Broadcaster
 from ._broadcast import BroadcastStats as BroadcastStats
 from ._broadcast import Overflow as Overflow
 from ._broadcast import Subscription as Subscription
+from ._cursor import MAX_CURSOR_LENGTH as MAX_CURSOR_LENGTH
+from ._cursor import MAX_STREAM_TOPICS as MAX_STREAM_TOPICS
+from ._cursor import topic_key as topic_key
 from ._daphne import chain_daphne_signals as chain_daphne_signals
 from ._decoder import EventDecoder as EventDecoder
 from ._encoder import SEPARATORS as SEPARATORS

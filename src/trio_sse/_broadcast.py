@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import reprlib
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -41,6 +41,7 @@ from ._access import (
     decide,
 )
 from ._channels import DirectSource
+from ._cursor import parse_cursor
 from ._errors import Forbidden
 from ._events import JSONServerSentEvent, ServerSentEvent, event_from_mapping
 from ._json import JSONDumps, is_model
@@ -60,6 +61,7 @@ from ._subscriber import (
     Subscriber,
     check_options,
 )
+from ._topics import TopicsSubscription, check_topics
 from ._validate import optional_callable, positive_int
 from .backends._base import Backend, Entry, Position
 from .backends.memory import MemoryBackend
@@ -112,6 +114,11 @@ def _check_topic(topic: object) -> str:
     return topic
 
 
+def _several(topic: object) -> bool:
+    """Whether *topic* asks for a stream of several topics (a list or tuple of them)."""
+    return isinstance(topic, Sequence) and not isinstance(topic, (str, bytes, bytearray))
+
+
 def _as_event(item: object, json_dumps: JSONDumps | None) -> ServerSentEvent:
     if isinstance(item, ServerSentEvent):
         return item
@@ -138,7 +145,18 @@ class Subscription:
     progress is cancelled). Leaving never blocks.
     """
 
-    __slots__ = ("_guard", "_hub", "_options", "_resume", "_subscriber", "_topic", "_watching")
+    __slots__ = (
+        "_from_start",
+        "_guard",
+        "_hub",
+        "_label",
+        "_options",
+        "_prelude",
+        "_resume",
+        "_subscriber",
+        "_topic",
+        "_watching",
+    )
 
     def __init__(
         self,
@@ -147,12 +165,23 @@ class Subscription:
         resume: Resume | None,
         options: Options,
         guard: Guard | None = None,
+        *,
+        label: str | None = None,
+        from_start: bool = False,
+        prelude: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._hub = hub
         self._topic = topic
         self._resume = resume
         self._options = options
         self._guard = guard
+        # For one topic of a stream of several (``_topics``): *label* names the topic in its
+        # reset event; *from_start* replays all it retains with no reset (it was empty when
+        # the client's stream began); *prelude* is awaited once the topic is granted, before
+        # it is registered (a fresh stream reads where the topic stands there).
+        self._label = label
+        self._from_start = from_start
+        self._prelude = prelude
         self._subscriber: Subscriber | None = None
         self._watching = False
 
@@ -165,7 +194,10 @@ class Subscription:
         resume = self._resume
         access = None
         if self._guard is not None:
-            access = await hub._authorize(topic, self._guard)
+            access = await hub._authorize(topic, self._guard, self._prelude)
+            hub._check_open()
+        elif self._prelude is not None:
+            await self._prelude()
             hub._check_open()
         # Registered for live events before anything else (and, when guarded, in the same
         # step as the decision: no revocation can come between): whatever is published from
@@ -180,8 +212,9 @@ class Subscription:
             if resume is not None:
                 replay = await hub._backend.replay(topic, resume.lookup)
                 items: deque[tuple[Position | None, ServerSentEvent]] = deque()
-                if replay.status != "found":
-                    items.append((None, reset_event(replay.status, resume.echo)))
+                if replay.status != "found" and not self._from_start:
+                    reset = reset_event(replay.status, resume.echo, topic=self._label)
+                    items.append((None, reset))
                 items.extend(replay.entries)
                 subscriber.begin_replay(items, replay.after, hub._start_task)
         except BaseException:
@@ -241,7 +274,8 @@ class Broadcaster:
     ``last_event_id`` is then ``null``). The whole retained history follows, then live events:
     the client learns that it may have missed events and gets everything still known. The
     reset event has no ``id``. ``Last-Event-ID`` is untrusted input; no value makes it raise.
-    A cursor only selects a position in the subscription's own topic.
+    A cursor only selects a position in the subscription's own topic. A stream of several
+    topics (a list of them) resumes them all from one cursor; each topic resets alone.
 
     **Access.** Without an ``authorize`` hook, anyone given a subscription reads the topic. With
     one (:meth:`subscribe`, :meth:`stream`), the hook decides per topic before anything is
@@ -385,16 +419,21 @@ class Broadcaster:
 
     # -- access -------------------------------------------------------------------------------
 
-    async def _authorize(self, topic: str, guard: Guard) -> Access:
+    async def _authorize(
+        self, topic: str, guard: Guard, prelude: Callable[[], Awaitable[None]] | None = None
+    ) -> Access:
         """The hook's grant for *topic*, or an ``AccessError``. A checkpoint (the hook's).
 
-        A principal revoked while the hook ran is refused (``Forbidden``): the caller
-        registers the subscriber right after this returns, with no checkpoint between.
+        A principal revoked while the hook (or *prelude*, awaited once it granted) ran is
+        refused (``Forbidden``): the caller registers the subscriber right after this
+        returns, with no checkpoint between.
         """
         principals = self._principals
         serial = principals.begin()
         try:
             access = await decide(guard, topic)
+            if prelude is not None:
+                await prelude()
             if principals.revoked_since(access.principals, serial):
                 raise Forbidden(f"topic {reprlib.repr(topic)}: the principal was just revoked")
             return access
@@ -487,7 +526,7 @@ class Broadcaster:
 
     def subscribe(
         self,
-        topic: str,
+        topic: str | Sequence[str],
         *,
         last_event_id: str | bytes | None = None,
         max_buffer_size: int = 256,
@@ -495,7 +534,7 @@ class Broadcaster:
         block_timeout: float | None = None,
         authorize: Authorize | None = None,
         authorize_timeout: float | None = None,
-    ) -> Subscription:
+    ) -> Subscription | TopicsSubscription:
         """Subscribe to *topic*: ``async with hub.subscribe(topic) as events: ...``.
 
         ``events`` is an anyio ``MemoryObjectReceiveStream`` of :class:`ServerSentEvent`:
@@ -519,17 +558,41 @@ class Broadcaster:
           ``allow_event`` filters every event this subscriber gets, replayed ones included;
           its principals are what :meth:`revoke` ends.
 
+        *topic* may also be a list or tuple of 1 to 16 topics (issue #16): one channel of
+        them all, each in its own order, each event's ``id`` replaced by the stream's cursor,
+        which *last_event_id* then resumes for every topic (see ``_cursor`` and the README's
+        "Several topics in one stream"); ``authorize`` is asked for each topic in turn.
+
         Arguments are checked here (``TypeError``/``ValueError``), not when entering.
         """
         options = check_options(max_buffer_size, on_overflow, block_timeout)
         guard = check_guard(authorize, authorize_timeout)
+        if _several(topic):
+            topics, cursor = self._check_topics(topic, last_event_id)
+            return TopicsSubscription(self, topics, cursor, options, guard)
         return Subscription(
             self, _check_topic(topic), parse_last_event_id(last_event_id), options, guard
         )
 
+    def _check_topics(
+        self, topics: Sequence[object], cursor: object
+    ) -> tuple[tuple[str, ...], dict[str, str] | None]:
+        """Several topics and their cursor, checked and parsed (``_topics``). Never blocks."""
+        checked = check_topics(topics, _check_topic)
+        if cursor is not None and not isinstance(cursor, (str, bytes)):
+            raise TypeError(
+                f"last_event_id must be a str, bytes or None, got {type(cursor).__name__}"
+            )
+        if not callable(getattr(self._backend, "head", None)):
+            raise TypeError(
+                f"a stream of several topics needs a backend with head(); "
+                f"{type(self._backend).__name__} has none"
+            )
+        return checked, parse_cursor(cursor)
+
     def stream(
         self,
-        topic: str,
+        topic: str | Sequence[str],
         request_or_last_event_id: object = None,
         /,
         *,
@@ -540,6 +603,9 @@ class Broadcaster:
         authorize_timeout: float | None = None,
     ) -> Producer:
         """A producer for ``EventSourceResponse(hub.stream(topic, request))``.
+
+        *topic* is one topic, or a list or tuple of them for one stream of several topics
+        with one resume cursor (see :meth:`subscribe`); a refusal of any one is the 403.
 
         The second argument is a request (its ``Last-Event-ID`` header, else its
         ``lastEventId`` query parameter, see :func:`last_event_id_from`), an id, or ``None``.
@@ -559,11 +625,18 @@ class Broadcaster:
         (``await producer(send)``), it forwards the events into *send* and closes it (an
         ``AccessError`` is then the producer's error).
         """
-        _check_topic(topic)
+        if _several(topic):
+            topics, cursor = self._check_topics(topic, last_event_id_from(request_or_last_event_id))
+            options = check_options(max_buffer_size, on_overflow, block_timeout)
+            guard = check_guard(authorize, authorize_timeout)
+            return DirectSource(
+                functools.partial(TopicsSubscription, self, topics, cursor, options, guard)
+            )
+        checked = _check_topic(topic)
         resume = parse_last_event_id(last_event_id_from(request_or_last_event_id))
         options = check_options(max_buffer_size, on_overflow, block_timeout)
         guard = check_guard(authorize, authorize_timeout)
-        return DirectSource(functools.partial(Subscription, self, topic, resume, options, guard))
+        return DirectSource(functools.partial(Subscription, self, checked, resume, options, guard))
 
     # -- statistics ---------------------------------------------------------------------------
 

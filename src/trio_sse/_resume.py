@@ -83,14 +83,20 @@ def parse_last_event_id(value: object) -> Resume | None:
     return Resume(text, echo)
 
 
-def reset_event(reason: str, last_event_id: str | None) -> ServerSentEvent:
+def reset_event(
+    reason: str, last_event_id: str | None, *, topic: str | None = None
+) -> ServerSentEvent:
     """The event sent first to a subscriber whose ``Last-Event-ID`` cannot be resumed.
 
     ``event: reset``, no ``id``, and ``data`` a JSON object with ``reason`` and
-    ``last_event_id`` (pass :attr:`Resume.echo`: encodable, bounded, or ``None``).
+    ``last_event_id`` (pass :attr:`Resume.echo`: encodable, bounded, or ``None``), and
+    ``topic`` when given (a stream of several topics says which one is reset).
     """
+    fields: dict[str, str | None] = {"reason": reason, "last_event_id": last_event_id}
+    if topic is not None:
+        fields["topic"] = topic
     data = json.dumps(
-        {"reason": reason, "last_event_id": last_event_id},
+        fields,
         ensure_ascii=False,
         separators=(",", ":"),
     )

@@ -79,6 +79,14 @@ class Backend(Protocol):
         """The retained events after *last_event_id* (``None``: everything retained)."""
         ...
 
+    async def head(self, topic: str) -> str | None:
+        """The id of *topic*'s newest retained event (``None``: none). A checkpoint.
+
+        Used only by streams of several topics, to record where a topic stood when the
+        stream began (a backend without it cannot serve them).
+        """
+        ...
+
     async def watch(self, topic: str) -> None:
         """Start delivering *topic*'s live events; reference-counted with :meth:`unwatch`."""
         ...

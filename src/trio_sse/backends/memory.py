@@ -131,6 +131,11 @@ class MemoryBackend:
             return Replay("expired", None, entries)
         return Replay("unknown-id", None, entries)
 
+    async def head(self, topic: str) -> str | None:
+        await anyio.lowlevel.checkpoint()
+        state = self._topics.get(topic)
+        return state.entries[-1].event.id if state is not None and state.entries else None
+
     async def watch(self, topic: str) -> None:
         # Every publish delivers directly: nothing to start.
         pass

@@ -366,6 +366,11 @@ class RedisBackend:
             return Replay("expired", None, retained)
         return Replay("unknown-id", None, retained)
 
+    async def head(self, topic: str) -> str | None:
+        """The stream's last id, ``None`` when empty (streams of several topics, issue #16)."""
+        stream_id, position = await self._top(self._key(topic))
+        return None if position == (0, 0) else stream_id
+
     # -- watching -------------------------------------------------------------------------------
 
     async def watch(self, topic: str) -> None:

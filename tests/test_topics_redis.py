@@ -1,0 +1,53 @@
+"""Streams of several topics with one resume cursor on Redis Streams (issue #16)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from trio_sse._broadcast import Broadcaster
+from trio_sse.backends import RedisBackend
+
+from .broadcast_suite import MakeHub, topic_name
+from .redis_server import RedisServer
+from .topics_suite import TopicsSuite
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def make_hub(redis_server: RedisServer) -> MakeHub:
+    prefix = f"test-{uuid.uuid4().hex[:8]}:"  # one per test: the tests share the server
+
+    def make(**options: Any) -> Broadcaster:
+        return Broadcaster(RedisBackend(redis_server.url, prefix=prefix), **options)
+
+    return make
+
+
+@pytest.mark.service("redis-server")
+class TestRedisTopics(TopicsSuite):
+    FOREIGN_ID = "99999999999999-0"  # a stream id far beyond anything published
+
+
+@pytest.mark.service("redis-server")
+async def test_head_is_the_last_stream_id(make_hub: MakeHub) -> None:
+    topic = topic_name()
+    async with make_hub() as hub:
+        assert await hub.backend.head(topic) is None
+        await hub.publish(topic, "a")
+        last = await hub.publish(topic, "b")
+        assert await hub.backend.head(topic) == last
