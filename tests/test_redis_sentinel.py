@@ -9,7 +9,7 @@ resumes from its last id after the failover.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from trio_sse import Broadcaster
 from trio_sse.backends import RedisBackend, RedisConnectionError, RedisNotReplicatedError
 from trio_sse.backends.redis import parse_stream_id
 
-from .redis_sentinel import SentinelGroup
+from .redis_sentinel import SERVICE, SentinelGroup
 
 pytestmark = [pytest.mark.anyio, pytest.mark.service("redis-server", "redis-sentinel")]
 
@@ -166,3 +166,49 @@ async def test_the_hub_follows_a_failover(group: SentinelGroup) -> None:
     # The promoted replica has no replica of its own: its writes are stored, not confirmed.
     assert len(outcome.unconfirmed) == 10
     assert group.primary_port() == group.replica.port
+
+
+async def test_an_apps_sentinel_managed_client(shared: SentinelGroup) -> None:
+    from coredis import Sentinel
+    from coredis.connection import TCPLocation
+
+    sentinel: Sentinel[bytes] = Sentinel(
+        [TCPLocation("127.0.0.1", port) for port in shared.sentinel_ports]
+    )
+    client = sentinel.primary_for(SERVICE)
+    backend = RedisBackend(client, prefix=f"app-{uuid.uuid4().hex[:8]}:")
+    hosts = ",".join(f"127.0.0.1:{port}" for port in shared.sentinel_ports)
+    assert backend.address == f"redis+sentinel://{hosts}/{SERVICE}/0"
+    with anyio.fail_after(20):
+        async with sentinel, Broadcaster(backend) as hub, hub.subscribe("t") as events:
+            event_id = await hub.publish("t", "through the app's client")
+            assert (await events.receive()).id == event_id
+
+
+@pytest.mark.parametrize("wait_replicas", [0, 1])
+async def test_a_publish_sent_twice_is_stored_once_but_not_confirmed(
+    shared: SentinelGroup, monkeypatch: pytest.MonkeyPatch, wait_replicas: int
+) -> None:
+    """As when the client resends an XADD whose reply was lost: the second is refused, the
+    entry is recognised; with wait_replicas the WAIT of the first is lost with its reply."""
+    backend = backend_for(shared, wait_replicas=wait_replicas)
+    add = backend._add
+
+    async def twice(key: bytes, stream_id: str, fields: Sequence[bytes]) -> None:
+        await add(key, stream_id, fields)
+        await add(key, stream_id, fields)  # refused by Redis: that id is taken
+
+    with anyio.fail_after(20):
+        async with Broadcaster(backend) as hub, hub.subscribe("t") as events:
+            monkeypatch.setattr(backend, "_add", twice)
+            if wait_replicas:
+                with pytest.raises(
+                    RedisNotReplicatedError, match="its first reply was lost"
+                ) as caught:
+                    await hub.publish("t", "sent twice")
+                event_id = caught.value.id
+            else:
+                event_id = await hub.publish("t", "sent twice")
+            monkeypatch.undo()
+            last = await hub.publish("t", "once")
+            assert [(await events.receive()).id for _ in range(2)] == [event_id, last]
