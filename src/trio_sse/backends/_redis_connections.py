@@ -76,7 +76,18 @@ class ClosingSentinelConnection(SentinelManagedConnection):
 
 class ClosingSentinelPool(SentinelConnectionPool):
     """A ``SentinelConnectionPool`` of :class:`ClosingSentinelConnection`. Each new connection
-    asks the sentinels where the primary is (a checkpoint)."""
+    asks the sentinels where the primary is (a checkpoint).
+
+    ``release`` gives back the pool's slot of a connection that died while leased: coredis
+    6.9 gives it back only for a connection that dies while idle in the pool, so each
+    connection lost during a blocking command (``XADD`` with ``WAIT``: ``wait_replicas``)
+    shrank the pool, until, after a failover, ``publish`` waited for a slot forever.
+    """
+
+    def release(self, connection: SentinelManagedConnection) -> None:
+        super().release(connection)
+        if not connection.usable and not self._available_connections.full():
+            self._available_connections.append_nowait(None)
 
     async def _construct_connection(self) -> ClosingSentinelConnection:
         location = await self.get_primary_location()
