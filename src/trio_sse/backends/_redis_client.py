@@ -264,7 +264,7 @@ class RedisTarget:
             return cls(_describe(client), lambda: client, owned=False)
         if not isinstance(url_or_client, str):
             raise TypeError(
-                "url must be a redis://, rediss://, unix:// or redis+sentinel:// URL or a "
+                "url must be a redis://, rediss:// or unix:// URL (or redis+sentinel://) or a "
                 f"coredis.Redis client, got {shown(url_or_client)}"
             )
         if url_or_client.startswith(f"{SENTINEL_SCHEME}://"):
