@@ -16,6 +16,7 @@ from ._base import Replay as Replay
 from ._base import ReplayStatus as ReplayStatus
 from ._errors import RedisConnectionError as RedisConnectionError
 from ._errors import RedisError as RedisError
+from ._errors import RedisNotReplicatedError as RedisNotReplicatedError
 from ._errors import RedisReplyError as RedisReplyError
 from .memory import MemoryBackend as MemoryBackend
 from .redis import RedisBackend as RedisBackend
@@ -29,6 +30,7 @@ __all__ = [
     "RedisBackend",
     "RedisConnectionError",
     "RedisError",
+    "RedisNotReplicatedError",
     "RedisReplyError",
     "Replay",
     "ReplayStatus",

@@ -7,6 +7,11 @@ Users of :class:`~trio_sse.backends.RedisBackend` catch trio_sse's types, never 
   Redis cannot serve yet (``LOADING`` after a restart, ``BUSY``, ``MASTERDOWN``). Its message
   names the address (the URL without its password), never the password.
 * :class:`RedisReplyError`: Redis answered a command with an error (``WRONGTYPE``, ``NOPERM``).
+* :class:`RedisNotReplicatedError` (a ``RedisError``): a publish with ``wait_replicas=N`` was
+  stored on the primary, but fewer than N replicas confirmed it in time.
+
+Behind Sentinel, "no primary known", "the primary named is a replica now" and ``READONLY``
+(a write reached a demoted primary) are ``RedisConnectionError``: a failover in progress.
 
 Standard library only at import: coredis is imported when a translation needs it (the
 ``redis`` extra), so ``trio_sse.backends`` imports without it. Nothing here is a checkpoint.
@@ -16,7 +21,13 @@ from __future__ import annotations
 
 import ssl
 
-__all__ = ["RedisConnectionError", "RedisError", "RedisReplyError", "translate"]
+__all__ = [
+    "RedisConnectionError",
+    "RedisError",
+    "RedisNotReplicatedError",
+    "RedisReplyError",
+    "translate",
+]
 
 
 class RedisError(Exception):
@@ -31,8 +42,18 @@ class RedisReplyError(RedisError):
     """Redis answered a command with an error reply (``WRONGTYPE ...``, ``NOPERM ...``)."""
 
 
+class RedisNotReplicatedError(RedisError):
+    """A publish was stored on the primary (under the stream id ``id``) but fewer than
+    ``wanted`` replicas confirmed it within ``wait_timeout``: a failover now may lose it."""
+
+    def __init__(self, message: str, *, id: str, wanted: int) -> None:
+        super().__init__(message)
+        self.id = id
+        self.wanted = wanted
+
+
 # Error replies that mean "not now", not "wrong command".
-_UNAVAILABLE = ("LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN")
+_UNAVAILABLE = ("LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "READONLY")
 
 
 def _root_cause(exc: BaseException) -> BaseException:
@@ -91,6 +112,8 @@ def translate(exc: Exception, where: str, command: str) -> Exception:
     exc = _unwrapped(exc)
     if isinstance(exc, RedisError):
         return exc
+    if isinstance(exc, errors.SentinelError):
+        return RedisConnectionError(f"Redis at {where} has no usable primary now: {exc}")
     if isinstance(exc, errors.AuthenticationError):
         return RedisConnectionError(f"Redis at {where} refused the connection: {_reply_text(exc)}")
     if isinstance(exc, errors.ResponseError):

@@ -7,22 +7,24 @@
   the URL when the hub starts, so that a backend made at import time binds to no event loop;
   or the app's own), the address to name, and how to open the reader's own connection.
 
-The table :data:`_SCHEMES` is the one place that knows URL schemes: Sentinel
-(``redis+sentinel://``) and Cluster URLs are meant to be added there, each with its own way
-to build a client and to open a reader connection.
+The table :data:`_SCHEMES` is the one place that knows URL schemes; ``redis+sentinel://``
+URLs are read and built by ``_redis_sentinel`` (Cluster URLs are meant to be added likewise).
+A Sentinel-managed client (one URL's, or an app's ``Sentinel.primary_for(...)``) is held
+with its sentinels' pools, and the reader's connection asks the sentinels for the primary.
 
 coredis is imported when a client is built or checked, not when this module is imported.
 Beyond coredis' documented client API the backend relies on a basic pool's
 ``connection_class``/``location``/``connection_kwargs`` attributes and on
-``BaseConnection.run``/``create_request``/``client_id``/``invalidate`` and the private memory
-streams that ``_redis_connections`` closes, for the reader's own connection: hence the upper bound on coredis in ``pyproject.toml``.
+``BaseConnection.run``/``create_request``/``client_id``/``invalidate``, the pools' private
+``_construct_connection`` and the private memory streams that ``_redis_connections`` closes,
+for the reader's own connection: hence the upper bound on coredis in ``pyproject.toml``.
 """
 
 from __future__ import annotations
 
 import ssl
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -31,14 +33,23 @@ import anyio
 
 from .._extras import require
 from .._validate import shown
+from ._redis_sentinel import SCHEME as SENTINEL_SCHEME
+from ._redis_sentinel import build_sentinel_client, parse_sentinel_url
 
 if TYPE_CHECKING:
     from coredis import Redis
     from coredis.connection import BaseConnection
 
-__all__ = ["RedisTarget", "RedisURL", "import_coredis", "parse_redis_url"]
+__all__ = [
+    "RedisTarget",
+    "RedisURL",
+    "held",
+    "import_coredis",
+    "parse_redis_url",
+    "reader_connection",
+]
 
-_SCHEMES = ("redis", "rediss", "unix")
+_SCHEMES = ("redis", "rediss", "unix")  # and redis+sentinel://, read by _redis_sentinel
 _TLS_OPTIONS = (
     "ssl_ca_certs",
     "ssl_certfile",
@@ -124,7 +135,7 @@ def parse_redis_url(url: str) -> RedisURL:
         raise TypeError(f"the Redis URL must be a str, got {type(url).__name__}")
     parts = urlsplit(url)
     if parts.scheme not in _SCHEMES:
-        raise _invalid(url, "expected redis://, rediss:// (TLS) or unix://")
+        raise _invalid(url, "expected redis://, rediss:// (TLS), unix:// or redis+sentinel://")
     username = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password is not None else None
     if parts.scheme == "unix":
@@ -154,8 +165,13 @@ def parse_redis_url(url: str) -> RedisURL:
 def _describe(client: Redis[Any]) -> str:
     """The address of an app's client, as a URL without password (for errors and logs)."""
     from coredis.connection import TCPLocation, UnixDomainSocketLocation
+    from coredis.pool import SentinelConnectionPool
+
+    from . import _redis_sentinel
 
     pool = client.connection_pool
+    if isinstance(pool, SentinelConnectionPool):
+        return _redis_sentinel.describe(pool)
     location = pool.location
     options = pool.connection_kwargs
     user = f"{options['username']}@" if options.get("username") else ""
@@ -177,11 +193,20 @@ class _Options:
     ssl_context: ssl.SSLContext | None
 
 
+def _retry_policy() -> Any:
+    """A command that fails with the connection is sent again on a new one (a pooled
+    connection that died while idle, Redis restarting). Safe for every command the backend
+    sends: reads, CLIENT UNBLOCK, and XADD, which carries its own stream id and a nonce (see
+    redis.py: a second XADD of one event is refused, then recognised)."""
+    from coredis.exceptions import ConnectionError as CoredisConnectionError
+    from coredis.retry import ConstantRetryPolicy
+
+    return ConstantRetryPolicy((CoredisConnectionError, TimeoutError), retries=2, delay=0.05)
+
+
 def _build(url: RedisURL, options: _Options) -> Redis[Any]:
     from coredis import ConnectionPool, Redis
     from coredis.connection import Location, TCPLocation, UnixDomainSocketLocation
-    from coredis.exceptions import ConnectionError as CoredisConnectionError
-    from coredis.retry import ConstantRetryPolicy
 
     from ._redis_connections import ClosingTCPConnection, ClosingUnixConnection
 
@@ -205,16 +230,7 @@ def _build(url: RedisURL, options: _Options) -> Redis[Any]:
         stream_timeout=options.command_timeout,
         max_connections=options.max_connections,
     )
-    return Redis(
-        connection_pool=pool,
-        # A command that fails with the connection is sent again on a new one (a pooled
-        # connection that died while idle, Redis restarting). Safe for every command the
-        # backend sends: reads, CLIENT UNBLOCK, and XADD, which carries its own stream id and
-        # a nonce (see redis.py: a second XADD of one event is refused, then recognised).
-        retry_policy=ConstantRetryPolicy(
-            (CoredisConnectionError, TimeoutError), retries=2, delay=0.05
-        ),
-    )
+    return Redis(connection_pool=pool, retry_policy=_retry_policy())
 
 
 @dataclass(frozen=True)
@@ -246,8 +262,22 @@ class RedisTarget:
             return cls(_describe(client), lambda: client, owned=False)
         if not isinstance(url_or_client, str):
             raise TypeError(
-                "url must be a redis://, rediss:// or unix:// URL or a coredis.Redis client, "
-                f"got {shown(url_or_client)}"
+                "url must be a redis://, rediss:// or unix:// URL (or redis+sentinel://) or a "
+                f"coredis.Redis client, got {shown(url_or_client)}"
+            )
+        if url_or_client.startswith(f"{SENTINEL_SCHEME}://"):
+            if ssl_context is not None:
+                raise ValueError("ssl_context needs a rediss:// URL, got a redis+sentinel:// one")
+            sentinel = parse_sentinel_url(url_or_client)
+            return cls(
+                str(sentinel),
+                lambda: build_sentinel_client(
+                    sentinel,
+                    max_connections=max_connections,
+                    connect_timeout=connect_timeout,
+                    command_timeout=command_timeout,
+                    retry_policy=_retry_policy(),
+                ),
             )
         url = parse_redis_url(url_or_client)
         if ssl_context is not None and url.scheme != "rediss":
@@ -261,17 +291,34 @@ class RedisTarget:
 
 
 @asynccontextmanager
+async def held(client: Redis[Any]) -> AsyncIterator[None]:
+    """Keep *client*'s pool entered (coredis 6 pools own a task group), and for a
+    Sentinel-managed client its sentinels' pools too. Pools, not clients: entering a pool is
+    reference-counted, so an app's client (or Sentinel) may be entered by the app as well. A
+    checkpoint on entry and exit."""
+    from coredis.pool import SentinelConnectionPool
+
+    pool = client.connection_pool
+    async with AsyncExitStack() as stack:
+        if isinstance(pool, SentinelConnectionPool):
+            for node in pool.sentinel_manager.sentinels:
+                await stack.enter_async_context(node.connection_pool)
+        await stack.enter_async_context(pool)
+        yield
+
+
+@asynccontextmanager
 async def reader_connection(client: Redis[Any]) -> AsyncIterator[BaseConnection]:
     """A connection of the reader's own, with the pool's settings (address, TLS, credentials,
     database), outside the pool: its blocking ``XREAD`` never holds a pooled one, and its
-    ``client_id`` is known for ``CLIENT UNBLOCK``. A checkpoint; raises coredis' errors (the
-    caller translates). Leaving closes it.
+    ``client_id`` is known for ``CLIENT UNBLOCK``. Built as the pool builds its own (for a
+    Sentinel-managed pool: at the primary the sentinels name now, its role checked). A
+    checkpoint; raises coredis' errors (the caller translates). Leaving closes it.
     """
     from ._redis_connections import close_buffers
 
     pool = client.connection_pool
-    assert pool.location is not None
-    connection = pool.connection_class(pool.location, **pool.connection_kwargs)
+    connection = await pool._construct_connection()
     try:
         async with anyio.create_task_group() as group:
             await group.start(connection.run)

@@ -5,7 +5,8 @@ them only once the transport connected: a connection refused, failing its TLS ha
 cancelled while connecting leaves them to the garbage collector, which warns
 (``ResourceWarning``, an error under ``-W error``). While Redis is down that is one warning
 per attempt. These subclasses close them when ``run`` ends. Imported only where coredis is
-(the ``redis`` extra): the clients built from a URL use them; an app's own client keeps its
+(the ``redis`` extra): the clients built from a URL use them (a Sentinel URL through
+:class:`ClosingSentinelPool`, which overrides coredis' private ``_construct_connection``); an app's own client keeps its
 classes (the reader's connection is closed the same way by ``_redis_client``).
 """
 
@@ -14,8 +15,16 @@ from __future__ import annotations
 from anyio import TASK_STATUS_IGNORED
 from anyio.abc import TaskStatus
 from coredis.connection import BaseConnection, TCPConnection, UnixDomainSocketConnection
+from coredis.connection._sentinel import SentinelManagedConnection
+from coredis.pool import SentinelConnectionPool
 
-__all__ = ["ClosingTCPConnection", "ClosingUnixConnection", "close_buffers"]
+__all__ = [
+    "ClosingSentinelConnection",
+    "ClosingSentinelPool",
+    "ClosingTCPConnection",
+    "ClosingUnixConnection",
+    "close_buffers",
+]
 
 _BUFFERS = (
     "_write_buffer_in",
@@ -53,3 +62,35 @@ class ClosingUnixConnection(UnixDomainSocketConnection):
             await super().run(task_status=task_status)
         finally:
             close_buffers(self)
+
+
+class ClosingSentinelConnection(SentinelManagedConnection):
+    """A Sentinel-managed connection whose ``run`` always closes its memory streams."""
+
+    async def run(self, *, task_status: TaskStatus[None] = TASK_STATUS_IGNORED) -> None:
+        try:
+            await super().run(task_status=task_status)
+        finally:
+            close_buffers(self)
+
+
+class ClosingSentinelPool(SentinelConnectionPool):
+    """A ``SentinelConnectionPool`` of :class:`ClosingSentinelConnection`. Each new connection
+    asks the sentinels where the primary is (a checkpoint).
+
+    ``release`` gives back the pool's slot of a connection that died while leased: coredis
+    6.9 gives it back only for a connection that dies while idle in the pool, so each
+    connection lost during a blocking command (``XADD`` with ``WAIT``: ``wait_replicas``)
+    shrank the pool, until, after a failover, ``publish`` waited for a slot forever.
+    """
+
+    def release(self, connection: SentinelManagedConnection) -> None:
+        super().release(connection)
+        if not connection.usable and not self._available_connections.full():
+            self._available_connections.append_nowait(None)
+
+    async def _construct_connection(self) -> ClosingSentinelConnection:
+        location = await self.get_primary_location()
+        return ClosingSentinelConnection(
+            location, self.service_name, self.is_primary, **self.connection_kwargs
+        )

@@ -33,8 +33,14 @@ from .._events import ServerSentEvent
 from .._resume import parse_stream_id
 from .._validate import int_at_least, optional_instance, positive_int, seconds
 from ._base import Deliver, Entry, Position, Replay
-from ._errors import RedisConnectionError, RedisError, RedisReplyError, translate
-from ._redis_client import RedisTarget, reader_connection
+from ._errors import (
+    RedisConnectionError,
+    RedisError,
+    RedisNotReplicatedError,
+    RedisReplyError,
+    translate,
+)
+from ._redis_client import RedisTarget, held, reader_connection
 from ._redis_entries import (
     StreamIds,
     decode_entry,
@@ -99,12 +105,15 @@ class RedisBackend:
 
     ``RedisBackend(url="redis://127.0.0.1:6379/0", *, prefix="trio_sse:", max_connections=4,
     connect_timeout=5.0, command_timeout=10.0, read_block=2.0, read_count=512,
-    ssl_context=None)``
+    ssl_context=None, wait_replicas=0, wait_timeout=1.0)``
 
     * ``url``: ``redis://[[user]:password@]host[:port][/db]``; ``rediss://...`` for TLS (the
       server's certificate and host name are verified; ``?ssl_ca_certs=<file>``,
       ``&ssl_certfile=<file>&ssl_keyfile=<file>`` for a client certificate, or pass an
-      ``ssl_context``); ``unix:///path/to/redis.sock[?db=n]``. Or a ``coredis.Redis`` client
+      ``ssl_context``); ``unix:///path/to/redis.sock[?db=n]``;
+      ``redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service_name[/db]``
+      for the primary that these sentinels (port 26379 by default) name for *service_name*
+      (the credentials are the Redis nodes'). Or a ``coredis.Redis`` client
       the app already has: the backend uses its pool, timeouts and retry policy (so
       ``max_connections``, ``connect_timeout``, ``command_timeout`` and ``ssl_context`` are
       for URLs only) and does not close it beyond its own use.
@@ -115,6 +124,10 @@ class RedisBackend:
       topic normally wakes it at once with ``CLIENT UNBLOCK``; this bounds the rare case where
       the wake-up races with the read, or the ACL forbids ``CLIENT UNBLOCK``).
       ``read_count``: entries per stream per read.
+    * ``wait_replicas``: after each ``XADD``, ``WAIT`` until that many replicas confirmed it,
+      for at most ``wait_timeout`` seconds; fewer: ``publish`` raises
+      :class:`~trio_sse.backends.RedisNotReplicatedError` (the event is stored on the primary
+      and delivered, but a failover may lose it). ``0`` (the default): no ``WAIT``.
 
     Entering the :class:`~trio_sse.Broadcaster` connects and checks that the user may run
     every command the backend needs on its keys: :class:`~trio_sse.backends.RedisConnectionError`
@@ -140,6 +153,8 @@ class RedisBackend:
         read_block: float = 2.0,
         read_count: int = 512,
         ssl_context: ssl.SSLContext | None = None,
+        wait_replicas: int = 0,
+        wait_timeout: float = 1.0,
     ) -> None:
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
@@ -158,6 +173,13 @@ class RedisBackend:
         self._command_timeout = command_timeout
         self._read_block_ms = max(1, round(block * 1000))
         self._read_count = int_at_least("read_count", read_count, 1)
+        self._wait_replicas = int_at_least("wait_replicas", wait_replicas, 0)
+        wait = seconds("wait_timeout", wait_timeout, positive=True)
+        if not wait < math.inf:
+            raise ValueError(
+                f"wait_timeout must be a finite number of seconds, got {wait_timeout!r}"
+            )
+        self._wait_ms = max(1, round(wait * 1000))
         self._client: Redis[Any] | None = None
         self._deliver: Deliver | None = None
         self._history = 0
@@ -197,10 +219,9 @@ class RedisBackend:
         task_group.start_soon(self._read_forever, name="trio_sse Redis stream reader")
 
     async def _hold(self, client: Redis[Any], *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        """Keep *client*'s pool entered (coredis 6 pools own a task group) until the hub
-        cancels. The pool, not the client: entering a pool is reference-counted, so an app's
-        client may be entered by the app too (the client itself can be entered once)."""
-        async with client.connection_pool:
+        """Keep *client*'s pools entered (see :func:`~._redis_client.held`) until the hub
+        cancels."""
+        async with held(client):
             task_status.started()
             await anyio.sleep_forever()
 
@@ -284,13 +305,15 @@ class RedisBackend:
             else:
                 stream_id, position = own_id, parse_stream_id(own_id) or (0, 0)
             try:
-                await self._command(
-                    b"XADD", key, b"MAXLEN", b"~", self._history, stream_id.encode(), *fields
-                )
+                await self._add(key, stream_id, fields)
             except RedisReplyError as exc:
                 refused = _REFUSED_ID in str(exc)
                 if refused and await self._stored(key, stream_id, nonce):
-                    return stream_id  # an earlier attempt of this publish stored it
+                    # An earlier attempt of this publish stored it, on a connection now gone:
+                    # a WAIT on another one could not tell whether replicas have it.
+                    if self._wait_replicas:
+                        raise self._not_replicated(stream_id, "its first reply was lost") from exc
+                    return stream_id
                 if own_id is not None and (refused or "ID" in str(exc)):
                     raise ValueError(f"Redis refused the event id {own_id!r}: {exc}") from exc
                 if not refused:
@@ -319,6 +342,34 @@ class RedisBackend:
         except RedisReplyError:
             return False
         return trimmed_past(info, position)
+
+    async def _add(self, key: bytes, stream_id: str, fields: Sequence[bytes]) -> None:
+        """The ``XADD``, then (with ``wait_replicas``) the ``WAIT``, which coredis sends on the
+        connection of the ``XADD``: it counts the replicas that have this write. A checkpoint."""
+        arguments: list[bytes | int] = [key, b"MAXLEN", b"~", self._history, stream_id.encode()]
+        arguments += fields
+        if not self._wait_replicas:
+            await self._command(b"XADD", *arguments)
+            return
+        from coredis.exceptions import ReplicationError
+
+        assert self._client is not None
+        try:
+            with self._client.ensure_replication(self._wait_replicas, self._wait_ms):
+                await self._command(b"XADD", *arguments)
+        except RedisError as exc:
+            if isinstance(exc.__cause__, ReplicationError):
+                raise self._not_replicated(stream_id, "WAIT timed out") from exc.__cause__
+            raise
+
+    def _not_replicated(self, stream_id: str, why: str) -> RedisNotReplicatedError:
+        wanted = self._wait_replicas
+        return RedisNotReplicatedError(
+            f"the event {stream_id} is stored on the Redis primary at {self.address}, but "
+            f"fewer than {wanted} replica(s) confirmed it within {self._wait_ms} ms ({why})",
+            id=stream_id,
+            wanted=wanted,
+        )
 
     async def _stored(self, key: bytes, stream_id: str, nonce: bytes) -> bool:
         """Whether the entry at *stream_id* is the publish named by *nonce*."""
