@@ -8,7 +8,8 @@
   or the app's own), the address to name, and how to open the reader's own connection.
 
 The table :data:`_SCHEMES` is the one place that knows URL schemes; ``redis+sentinel://``
-URLs are read and built by ``_redis_sentinel`` (Cluster URLs are meant to be added likewise).
+URLs are read and built by ``_redis_sentinel``, ``redis+cluster://`` ones by ``_redis_cluster``
+(a target that is a cluster says so: ``cluster``).
 A Sentinel-managed client (one URL's, or an app's ``Sentinel.primary_for(...)``) is held
 with its sentinels' pools, and the reader's connection asks the sentinels for the primary.
 
@@ -33,11 +34,13 @@ import anyio
 
 from .._extras import require
 from .._validate import shown
+from ._redis_cluster import SCHEME as CLUSTER_SCHEME
+from ._redis_cluster import build_cluster_client, describe_cluster, parse_cluster_url
 from ._redis_sentinel import SCHEME as SENTINEL_SCHEME
 from ._redis_sentinel import build_sentinel_client, parse_sentinel_url
 
 if TYPE_CHECKING:
-    from coredis import Redis
+    from coredis import Redis, RedisCluster
     from coredis.connection import BaseConnection
 
 __all__ = [
@@ -135,7 +138,10 @@ def parse_redis_url(url: str) -> RedisURL:
         raise TypeError(f"the Redis URL must be a str, got {type(url).__name__}")
     parts = urlsplit(url)
     if parts.scheme not in _SCHEMES:
-        raise _invalid(url, "expected redis://, rediss:// (TLS), unix:// or redis+sentinel://")
+        raise _invalid(
+            url,
+            "expected redis://, rediss:// (TLS), unix://, redis+sentinel:// or redis+cluster://",
+        )
     username = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password is not None else None
     if parts.scheme == "unix":
@@ -238,8 +244,9 @@ class RedisTarget:
     """A URL to build a client from, or an app's client; see the module docstring."""
 
     address: str
-    _make: Callable[[], Redis[Any]] = field(repr=False)
+    _make: Callable[[], Redis[Any] | RedisCluster[Any]] = field(repr=False)
     owned: bool = True  # built here (from a URL), or the app's
+    cluster: bool = False  # a Redis Cluster (keys with hash tags, one reader per slot)
 
     @classmethod
     def of(
@@ -253,8 +260,15 @@ class RedisTarget:
     ) -> RedisTarget:
         """Check *url_or_client* now (``TypeError``/``ValueError``); build nothing yet."""
         import_coredis()
-        from coredis import Redis
+        from coredis import Redis, RedisCluster
 
+        if isinstance(url_or_client, RedisCluster):
+            if ssl_context is not None:
+                raise ValueError("ssl_context is for a URL; the client given has its own")
+            app_cluster = url_or_client
+            return cls(
+                describe_cluster(app_cluster), lambda: app_cluster, owned=False, cluster=True
+            )
         if isinstance(url_or_client, Redis):
             if ssl_context is not None:
                 raise ValueError("ssl_context is for a URL; the client given has its own")
@@ -262,8 +276,24 @@ class RedisTarget:
             return cls(_describe(client), lambda: client, owned=False)
         if not isinstance(url_or_client, str):
             raise TypeError(
-                "url must be a redis://, rediss:// or unix:// URL (or redis+sentinel://) or a "
-                f"coredis.Redis client, got {shown(url_or_client)}"
+                "url must be a redis://, rediss:// or unix:// URL (or redis+sentinel://, "
+                "redis+cluster://) or a coredis.Redis (or RedisCluster) client, got "
+                f"{shown(url_or_client)}"
+            )
+        if url_or_client.startswith(f"{CLUSTER_SCHEME}://"):
+            if ssl_context is not None:
+                raise ValueError("ssl_context needs a rediss:// URL, got a redis+cluster:// one")
+            nodes = parse_cluster_url(url_or_client)
+            return cls(
+                str(nodes),
+                lambda: build_cluster_client(
+                    nodes,
+                    max_connections=max_connections,
+                    connect_timeout=connect_timeout,
+                    command_timeout=command_timeout,
+                    retry_policy=_retry_policy(),
+                ),
+                cluster=True,
             )
         if url_or_client.startswith(f"{SENTINEL_SCHEME}://"):
             if ssl_context is not None:
@@ -285,21 +315,28 @@ class RedisTarget:
         options = _Options(max_connections, connect_timeout, command_timeout, ssl_context)
         return cls(str(url), lambda: _build(url, options))
 
-    def client(self) -> Redis[Any]:
+    def client(self) -> Redis[Any] | RedisCluster[Any]:
         """The coredis client: a new one for a URL (once per hub), else the app's."""
         return self._make()
 
 
 @asynccontextmanager
-async def held(client: Redis[Any]) -> AsyncIterator[None]:
+async def held(
+    client: Redis[Any] | RedisCluster[Any], *, owned: bool = False
+) -> AsyncIterator[None]:
     """Keep *client*'s pool entered (coredis 6 pools own a task group), and for a
     Sentinel-managed client its sentinels' pools too. Pools, not clients: entering a pool is
     reference-counted, so an app's client (or Sentinel) may be entered by the app as well. A
-    checkpoint on entry and exit."""
+    checkpoint on entry and exit. A cluster pool built from a URL (*owned*, a
+    ``ClosingClusterPool``) has its layout's streams closed once left."""
     from coredis.pool import SentinelConnectionPool
+
+    from ._redis_connections import ClosingClusterPool
 
     pool = client.connection_pool
     async with AsyncExitStack() as stack:
+        if owned and isinstance(pool, ClosingClusterPool):
+            stack.callback(pool.close_streams)
         if isinstance(pool, SentinelConnectionPool):
             for node in pool.sentinel_manager.sentinels:
                 await stack.enter_async_context(node.connection_pool)

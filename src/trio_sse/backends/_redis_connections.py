@@ -14,11 +14,18 @@ from __future__ import annotations
 
 from anyio import TASK_STATUS_IGNORED
 from anyio.abc import TaskStatus
-from coredis.connection import BaseConnection, TCPConnection, UnixDomainSocketConnection
+from coredis.connection import (
+    BaseConnection,
+    ClusterConnection,
+    TCPConnection,
+    UnixDomainSocketConnection,
+)
 from coredis.connection._sentinel import SentinelManagedConnection
-from coredis.pool import SentinelConnectionPool
+from coredis.pool import ClusterConnectionPool, SentinelConnectionPool
 
 __all__ = [
+    "ClosingClusterConnection",
+    "ClosingClusterPool",
     "ClosingSentinelConnection",
     "ClosingSentinelPool",
     "ClosingTCPConnection",
@@ -62,6 +69,27 @@ class ClosingUnixConnection(UnixDomainSocketConnection):
             await super().run(task_status=task_status)
         finally:
             close_buffers(self)
+
+
+class ClosingClusterConnection(ClusterConnection):
+    """A cluster node's connection whose ``run`` always closes its memory streams."""
+
+    async def run(self, *, task_status: TaskStatus[None] = TASK_STATUS_IGNORED) -> None:
+        try:
+            await super().run(task_status=task_status)
+        finally:
+            close_buffers(self)
+
+
+class ClosingClusterPool(ClusterConnectionPool):
+    """A ``ClusterConnectionPool`` that can close the memory streams of its cluster layout
+    (``_error_stream``, private to coredis 6, made with the pool and closed by nothing):
+    :func:`~._redis_client.held` does once the pool is left, for the pools built from a
+    ``redis+cluster://`` URL (one per hub, never entered again)."""
+
+    def close_streams(self) -> None:
+        for stream in getattr(self.cluster_layout, "_error_stream", ()):
+            stream.close()
 
 
 class ClosingSentinelConnection(SentinelManagedConnection):

@@ -41,6 +41,8 @@ from ._errors import (
     translate,
 )
 from ._redis_client import RedisTarget, held, reader_connection
+from ._redis_cluster import cluster_key, keyed
+from ._redis_cluster_reader import ClusterReaders
 from ._redis_entries import (
     StreamIds,
     decode_entry,
@@ -54,8 +56,9 @@ from ._redis_entries import (
 )
 
 if TYPE_CHECKING:
-    from coredis import Redis
+    from coredis import Redis, RedisCluster
     from coredis.connection import BaseConnection
+    from coredis.typing import Key
 
 __all__ = ["RedisBackend", "parse_stream_id"]
 
@@ -144,7 +147,7 @@ class RedisBackend:
 
     def __init__(
         self,
-        url: str | Redis[Any] = "redis://127.0.0.1:6379/0",
+        url: str | Redis[Any] | RedisCluster[Any] = "redis://127.0.0.1:6379/0",
         *,
         prefix: str = "trio_sse:",
         max_connections: int = 4,
@@ -180,7 +183,8 @@ class RedisBackend:
                 f"wait_timeout must be a finite number of seconds, got {wait_timeout!r}"
             )
         self._wait_ms = max(1, round(wait * 1000))
-        self._client: Redis[Any] | None = None
+        self._client: Redis[Any] | RedisCluster[Any] | None = None
+        self._cluster: ClusterReaders | None = None  # a Redis Cluster's readers, one per slot
         self._deliver: Deliver | None = None
         self._history = 0
         self._ids = StreamIds()
@@ -197,6 +201,8 @@ class RedisBackend:
         return f"RedisBackend({self.address!r}, prefix={self.prefix!r})"
 
     def _key(self, topic: str) -> bytes:
+        if self._target.cluster:
+            return encode(cluster_key(self.prefix, topic))
         return encode(self.prefix + topic)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -208,20 +214,40 @@ class RedisBackend:
         if self._client is not None:
             raise RuntimeError("this RedisBackend already serves a Broadcaster")
         client = self._client = self._target.client()
+        if self._target.cluster:
+            self._cluster = self._cluster_readers(client, deliver)  # type: ignore[arg-type]
         try:
             await task_group.start(self._hold, client, name="trio_sse Redis client")
             await self._check_access()
         except BaseException:
-            self._client = None
+            self._client = self._cluster = None
             raise
         self._deliver = deliver
         self._history = history
-        task_group.start_soon(self._read_forever, name="trio_sse Redis stream reader")
+        if self._cluster is not None:
+            task_group.start_soon(self._cluster.run, name="trio_sse Redis Cluster readers")
+        else:
+            task_group.start_soon(self._read_forever, name="trio_sse Redis stream reader")
 
-    async def _hold(self, client: Redis[Any], *, task_status: anyio.abc.TaskStatus[None]) -> None:
+    def _cluster_readers(self, client: RedisCluster[Any], deliver: Deliver) -> ClusterReaders:
+        async def dispatch(topic: str, found: Sequence[object]) -> None:
+            await self._dispatch(deliver, topic, found)
+
+        return ClusterReaders(
+            client, self._positions, self._key, dispatch, address=self.address,
+            block_ms=self._read_block_ms, count=self._read_count, timeout=self._read_timeout(),
+        )  # fmt: skip
+
+    def _read_timeout(self) -> float:
+        # A blocking read legitimately takes up to read_block: allow that on top.
+        return self._read_block_ms / 1000 + (self._command_timeout or 30.0)
+
+    async def _hold(
+        self, client: Redis[Any] | RedisCluster[Any], *, task_status: anyio.abc.TaskStatus[None]
+    ) -> None:
         """Keep *client*'s pools entered (see :func:`~._redis_client.held`) until the hub
         cancels."""
-        async with held(client):
+        async with held(client, owned=self._target.owned):
             task_status.started()
             await anyio.sleep_forever()
 
@@ -231,8 +257,8 @@ class RedisBackend:
         Each probe is refused or answered by Redis without writing anything: ``XADD`` with
         the id ``0-0`` is refused ("must be greater than 0-0") only *after* the ACL check.
         """
-        key = self._key("trio_sse-access-check")
-        probes: list[tuple[bytes, tuple[bytes | int, ...]]] = [
+        key = keyed(self._key("trio_sse-access-check"))
+        probes: list[tuple[bytes, tuple[bytes | int | Key, ...]]] = [
             (b"XADD", (key, b"0-0", b"_", b"")),
             (b"XRANGE", (key, b"-", b"+", b"COUNT", 1)),
             (b"XREVRANGE", (key, b"+", b"-", b"COUNT", 1)),
@@ -248,7 +274,10 @@ class RedisBackend:
                         f"{self.prefix}*: {exc}"
                     ) from exc
         try:
-            await self._command(b"CLIENT UNBLOCK", 0)
+            if self._cluster is not None:
+                await self._cluster.unblock(None, 0)
+            else:
+                await self._command(b"CLIENT UNBLOCK", 0)
         except RedisReplyError as exc:
             logger.warning(
                 "trio_sse: Redis at %s denies CLIENT UNBLOCK (%s): a topic's first subscriber "
@@ -264,7 +293,7 @@ class RedisBackend:
 
     # -- commands -------------------------------------------------------------------------------
 
-    async def _command(self, name: bytes, *args: bytes | int) -> Any:
+    async def _command(self, name: bytes, *args: bytes | int | Key) -> Any:
         """One command through the client's pool, its reply undecoded. A checkpoint."""
         client = self._client
         if client is None:
@@ -338,7 +367,7 @@ class RedisBackend:
         since it was stored: see :func:`~._redis_entries.trimmed_past`. ``False`` when Redis
         cannot say (before 7.0, or an ACL without ``XINFO``). A checkpoint."""
         try:
-            info = await self._command(b"XINFO", b"STREAM", key)
+            info = await self._command(b"XINFO", b"STREAM", keyed(key))
         except RedisReplyError:
             return False
         return trimmed_past(info, position)
@@ -346,7 +375,8 @@ class RedisBackend:
     async def _add(self, key: bytes, stream_id: str, fields: Sequence[bytes]) -> None:
         """The ``XADD``, then (with ``wait_replicas``) the ``WAIT``, which coredis sends on the
         connection of the ``XADD``: it counts the replicas that have this write. A checkpoint."""
-        arguments: list[bytes | int] = [key, b"MAXLEN", b"~", self._history, stream_id.encode()]
+        arguments: list[bytes | int | Key] = [keyed(key), b"MAXLEN", b"~", self._history]
+        arguments.append(stream_id.encode())
         arguments += fields
         if not self._wait_replicas:
             await self._command(b"XADD", *arguments)
@@ -373,12 +403,13 @@ class RedisBackend:
 
     async def _stored(self, key: bytes, stream_id: str, nonce: bytes) -> bool:
         """Whether the entry at *stream_id* is the publish named by *nonce*."""
-        found = entries(await self._command(b"XRANGE", key, stream_id.encode(), stream_id.encode()))
+        start = stream_id.encode()
+        found = entries(await self._command(b"XRANGE", keyed(key), start, start))
         return any(nonce_of(raw) == nonce for raw in found)
 
     async def _top(self, key: bytes) -> tuple[str, Position]:
         """The stream's last id (``"0-0"`` when empty or missing)."""
-        reply = entries(await self._command(b"XREVRANGE", key, b"+", b"-", b"COUNT", 1))
+        reply = entries(await self._command(b"XREVRANGE", keyed(key), b"+", b"-", b"COUNT", 1))
         if not reply:
             return "0-0", (0, 0)
         stream_id = text(entries(reply[0])[0])
@@ -392,7 +423,7 @@ class RedisBackend:
         key = self._key(topic)
         while True:
             page = entries(
-                await self._command(b"XRANGE", key, start.encode(), b"+", b"COUNT", _PAGE)
+                await self._command(b"XRANGE", keyed(key), start.encode(), b"+", b"COUNT", _PAGE)
             )
             for raw in page:
                 _, position, event = decode_entry(raw)
@@ -449,7 +480,11 @@ class RedisBackend:
                 if self._watchers.get(topic, 0) > 0 and topic not in self._positions:
                     self._positions[topic] = last
                     self._generation += 1
-                    await self._wake_reader(self._generation)
+                    if self._cluster is not None:
+                        self._cluster.add(topic)
+                        await self._cluster.wake(topic)
+                    else:
+                        await self._wake_reader(self._generation)
         except BaseException:
             self.unwatch(topic)
             raise
@@ -460,6 +495,8 @@ class RedisBackend:
             self._watchers[topic] = count
             return
         self._watchers.pop(topic, None)
+        if self._cluster is not None:
+            self._cluster.discard(topic)
         if self._positions.pop(topic, None) is not None:
             # The reader drops the topic at its next read; no need to wake it for that.
             self._generation += 1
@@ -514,7 +551,8 @@ class RedisBackend:
         connected = False
         await self._until_watched()  # no connection while no topic is followed
         try:
-            async with reader_connection(self._client) as connection:
+            # Not a cluster's client: those have their ClusterReaders.
+            async with reader_connection(self._client) as connection:  # type: ignore[arg-type]
                 connected = True
                 self._reader_client_id = connection.client_id
                 await self._read(connection)
@@ -536,8 +574,7 @@ class RedisBackend:
         deliver = self._deliver
         assert deliver is not None
         block_ms = self._read_block_ms
-        # A blocking read legitimately takes up to read_block: allow that on top.
-        timeout = block_ms / 1000 + (self._command_timeout or 30.0)
+        timeout = self._read_timeout()
         while True:
             if not self._positions:
                 await self._until_watched()

@@ -1,0 +1,156 @@
+"""Redis Cluster: the ``redis+cluster://`` URL, the coredis client it builds, the key names.
+
+``redis+cluster://[[user]:password@]host[:port][,host[:port]...][/]``: a few nodes of the
+cluster to discover it from (port 6379 by default); the credentials are the nodes'. No
+database (a cluster has only 0) and no query options.
+
+Key names (:func:`cluster_key`): ``<prefix>{<n>}<topic>``, where ``n`` is the CRC-32 of the
+topic modulo :data:`TAGS` (16). The hash tag ``{n}`` puts each topic in one of 16 slots
+(spread over the primaries), the same in every process: a blocking ``XREAD`` may only name
+keys of one slot, so the hub runs one reader per tag in use, at most 16, whatever the number
+of topics (see ``_redis_cluster_reader``). The keys still start with the prefix, so an ACL
+key pattern ``~<prefix>*`` covers them. A prefix that has a hash tag of its own
+(``"{app}:"``) puts every topic in that one slot (one node, one reader).
+
+coredis is imported when a client is built, not when this module is imported. Nothing here
+is a checkpoint.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+if TYPE_CHECKING:
+    from coredis import RedisCluster
+    from coredis.typing import Key
+
+__all__ = [
+    "SCHEME",
+    "TAGS",
+    "ClusterURL",
+    "build_cluster_client",
+    "cluster_key",
+    "describe_cluster",
+    "keyed",
+    "parse_cluster_url",
+]
+
+SCHEME = "redis+cluster"
+TAGS = 16
+_PORT = 6379
+
+
+def cluster_key(prefix: str, topic: str) -> str:
+    """The stream key of *topic* in a cluster: ``<prefix>{<n>}<topic>``, ``n`` < :data:`TAGS`."""
+    tag = zlib.crc32(topic.encode("utf-8", "surrogatepass")) % TAGS
+    return f"{prefix}{{{tag}}}{topic}"
+
+
+def keyed(key: bytes) -> Key:
+    """*key* marked as the key of a command, as coredis' cluster client needs it to route the
+    command to the slot's node (the plain client sends it as it is)."""
+    from coredis.typing import Key
+
+    return Key(key)
+
+
+def _invalid(url: str, why: str) -> ValueError:
+    scheme, _, rest = url.partition("://")
+    return ValueError(f"invalid Redis URL {f'{scheme}://' + rest.rpartition('@')[2]!r}: {why}")
+
+
+@dataclass(frozen=True)
+class ClusterURL:
+    """A parsed ``redis+cluster://`` URL. ``str()`` shows it without the password."""
+
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        return _address(self.nodes, self.username)
+
+
+def _address(nodes: Any, username: str | None) -> str:
+    user = f"{username}@" if username else ""
+    hosts = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in nodes)
+    return f"{SCHEME}://{user}{hosts}"
+
+
+def _node(url: str, text: str) -> tuple[str, int]:
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise _invalid(url, f"bad node address {text!r}")
+        port_text = rest[1:]
+    else:
+        host, _, port_text = text.partition(":")
+    if not host:
+        raise _invalid(url, "a node address has no host")
+    if not port_text:
+        return host, _PORT
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
+        raise _invalid(url, f"bad port {port_text!r}")
+    return host, int(port_text)
+
+
+def parse_cluster_url(url: str) -> ClusterURL:
+    """Read a ``redis+cluster://`` URL (see the module docstring). ``ValueError`` when
+    malformed; the message never shows the password."""
+    rest = url.removeprefix(f"{SCHEME}://")
+    netloc, _, tail = rest.partition("/")
+    netloc, query, _ = netloc.partition("?")
+    if query or tail.strip("/"):
+        raise _invalid(url, "redis+cluster:// takes no database and no query options")
+    credentials, at, hosts = netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = credentials.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    if not hosts:
+        raise _invalid(url, "expected at least one node host[:port]")
+    nodes = tuple(_node(url, text) for text in hosts.split(","))
+    return ClusterURL(nodes, username, password)
+
+
+def build_cluster_client(
+    url: ClusterURL,
+    *,
+    max_connections: int,
+    connect_timeout: float | None,
+    command_timeout: float | None,
+    retry_policy: Any,
+) -> RedisCluster[Any]:
+    """The cluster's client: a pool of at most *max_connections* per node, whose
+    connections close their buffers however they end; ``CLUSTERDOWN`` (a failover in
+    progress) is retried too."""
+    from coredis import RedisCluster
+    from coredis.connection import TCPLocation
+    from coredis.exceptions import ClusterDownError
+    from coredis.retry import CompositeRetryPolicy, ConstantRetryPolicy
+
+    from ._redis_connections import ClosingClusterConnection, ClosingClusterPool
+
+    pool = ClosingClusterPool(
+        [TCPLocation(host, port) for host, port in url.nodes],
+        connection_class=ClosingClusterConnection,
+        max_connections=max_connections,
+        max_connections_per_node=True,  # else coredis warns below one per node
+        username=url.username,
+        password=url.password,
+        connect_timeout=connect_timeout,
+        stream_timeout=command_timeout,
+    )
+    down = ConstantRetryPolicy((ClusterDownError,), retries=2, delay=0.1)
+    return RedisCluster(connection_pool=pool, retry_policy=CompositeRetryPolicy(down, retry_policy))
+
+
+def describe_cluster(client: RedisCluster[Any]) -> str:
+    """The address of an app's cluster client (its startup nodes), without password."""
+    pool = client.connection_pool
+    nodes = [(location.host, location.port) for location in pool.startup_nodes]
+    return _address(nodes, pool.connection_kwargs.get("username"))

@@ -1,0 +1,154 @@
+"""A Redis Cluster for the tests: 3 primaries and 3 replicas on free ports of 127.0.0.1.
+
+Each ``redis-server`` runs with ``--cluster-enabled yes`` in its own process group and its
+own temporary directory (its ``nodes.conf``), with its cluster bus on a second free port
+(``--cluster-port``); ``redis-cli --cluster create ... --cluster-replicas 1`` joins them.
+``start()`` returns once every node says ``cluster_state:ok`` and every replica is linked to
+its primary. ``cluster-node-timeout`` is 1000 ms: a primary killed with ``SIGKILL`` is
+replaced by its replica within a few seconds. Killed by pid at the end. Debian's
+``redis-server`` and ``redis-tools`` (``redis-cli``) provide the programs: without them a test
+is skipped, or failed under ``CI=true`` (mark it
+``@pytest.mark.service("redis-server", "redis-cli")``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from .processes import free_port
+from .redis_sentinel import ask
+from .redis_server import RedisServer
+from .services import require
+
+__all__ = ["ClusterGroup", "ask", "key_slot"]
+
+
+def key_slot(key: str) -> int:
+    """The cluster slot of *key* (CRC16 of its hash tag), computed here as Redis does."""
+    data = key.encode()
+    start = data.find(b"{")
+    if start >= 0:
+        end = data.find(b"}", start + 1)
+        if end > start + 1:
+            data = data[start + 1 : end]
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc % 16384
+
+
+def _until(check: Callable[[], bool], what: str, timeout: float) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} within {timeout} s")
+        time.sleep(0.05)
+
+
+class ClusterGroup:
+    """Six cluster nodes (``--appendonly no``, as every ``RedisServer`` without a data dir); after ``start()``, ``primaries()`` and ``replicas()`` by port."""
+
+    def __init__(self, directory: Path, *, nodes: int = 6) -> None:
+        self.servers: list[RedisServer] = []
+        for index in range(nodes):
+            folder = directory / f"node-{index}"
+            folder.mkdir()
+            options = ["--dir", str(folder), "--cluster-enabled", "yes"]
+            options += ["--cluster-config-file", str(folder / "nodes.conf")]
+            options += ["--cluster-port", str(free_port()), "--cluster-node-timeout", "1000"]
+            self.servers.append(RedisServer(extra=options))
+
+    @property
+    def ports(self) -> list[int]:
+        return [server.port for server in self.servers]
+
+    def url(self, *ports: int) -> str:
+        """A ``redis+cluster://`` URL naming *ports* (default: the first node)."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports or self.ports[:1])
+
+    def _role(self, port: int) -> str | None:
+        role = ask(port, "ROLE")
+        return str(role[0]) if isinstance(role, list) else None
+
+    def primaries(self) -> list[int]:
+        return [s.port for s in self.servers if s.process and self._role(s.port) == "master"]
+
+    def replicas(self) -> list[int]:
+        return [s.port for s in self.servers if s.process and self._role(s.port) == "slave"]
+
+    def _ok(self) -> bool:
+        for server in self.servers:
+            if server.process is None:
+                continue
+            info = ask(server.port, "CLUSTER", "INFO")
+            if not (isinstance(info, str) and "cluster_state:ok" in info):
+                return False
+        return True
+
+    def _linked(self) -> bool:
+        replicas = self.replicas()
+        for port in replicas:
+            info = ask(port, "INFO", "replication")
+            if not (isinstance(info, str) and "master_link_status:up" in info):
+                return False
+        return len(replicas) == len(self.servers) // 2
+
+    def start(self, timeout: float = 30.0) -> None:
+        cli = require("redis-cli")
+        for server in self.servers:
+            server.start()
+        addresses = [f"127.0.0.1:{port}" for port in self.ports]
+        subprocess.run(
+            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "1", "--cluster-yes"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
+            timeout=timeout,
+        )
+        _until(self._ok, "the cluster did not reach cluster_state:ok", timeout)
+        _until(self._linked, "the replicas did not sync with their primaries", timeout)
+
+    def owner(self, slot: int) -> int:
+        """The port of the primary serving *slot*, as the first answering node says."""
+        for server in self.servers:
+            if server.process is None:
+                continue
+            slots = ask(server.port, "CLUSTER", "SLOTS")
+            if not isinstance(slots, list):
+                continue
+            for low, high, primary, *_ in slots:
+                if int(str(low)) <= slot <= int(str(high)):
+                    assert isinstance(primary, list)
+                    return int(str(primary[1]))
+        raise RuntimeError(f"no node serves slot {slot}")
+
+    def kill(self, port: int) -> None:
+        """``SIGKILL`` the node on *port* by its pid: no goodbye to its replica or clients."""
+        server = next(s for s in self.servers if s.port == port)
+        process, server.process = server.process, None
+        assert process is not None
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def wait_promoted(self, slot: int, old: int, timeout: float = 20.0) -> int:
+        """Until a node other than *old* serves *slot* and the cluster is ok; its port."""
+        _until(lambda: self.owner(slot) != old and self._ok(), "no replica promoted", timeout)
+        return self.owner(slot)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            running, server.process = server.process, None
+            if running is not None:
+                if running.poll() is None:
+                    os.kill(running.pid, signal.SIGKILL)
+                running.wait()

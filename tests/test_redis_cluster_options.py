@@ -1,0 +1,81 @@
+"""``redis+cluster://`` URLs and the cluster key names: checked without any server."""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+
+from trio_sse.backends import RedisBackend
+from trio_sse.backends._redis_cluster import TAGS, ClusterURL, cluster_key, parse_cluster_url
+
+from .redis_cluster import key_slot
+
+pytest.importorskip("coredis")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "redis+cluster://h1,h2:7001,[::1]:5",
+            ClusterURL((("h1", 6379), ("h2", 7001), ("::1", 5))),
+        ),
+        ("redis+cluster://u:p%40ss@h:1/", ClusterURL((("h", 1),), "u", "p@ss")),
+        ("redis+cluster://:secret@[::1]", ClusterURL((("::1", 6379),), None, "secret")),
+        ("redis+cluster://u@h", ClusterURL((("h", 6379),), "u", None)),
+    ],
+)
+def test_cluster_urls(url: str, expected: ClusterURL) -> None:
+    assert parse_cluster_url(url) == expected
+
+
+def test_the_address_never_shows_the_password() -> None:
+    backend = RedisBackend("redis+cluster://u:hunter2@h1,[::1]:7")
+    assert backend.address == "redis+cluster://u@h1:6379,[::1]:7"
+    assert "hunter2" not in repr(backend)
+    assert "hunter2" not in repr(parse_cluster_url("redis+cluster://u:hunter2@h"))
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("redis+cluster://:hunter2@", "at least one node"),
+        ("redis+cluster://:hunter2@h1,", "has no host"),
+        ("redis+cluster://:hunter2@h:x", "bad port 'x'"),
+        ("redis+cluster://:hunter2@h:0", "bad port '0'"),
+        ("redis+cluster://:hunter2@h:70000", "bad port"),
+        ("redis+cluster://:hunter2@[::1", "bad node address"),
+        ("redis+cluster://:hunter2@[::1]x", "bad node address"),
+        ("redis+cluster://:hunter2@h/1", "no database and no query options"),
+        ("redis+cluster://:hunter2@h/?read_from_replicas=yes", "no database and no query"),
+        ("redis+cluster://:hunter2@h?x=1", "no database and no query options"),
+    ],
+)
+def test_bad_cluster_urls(url: str, why: str) -> None:
+    with pytest.raises(ValueError, match="invalid Redis URL") as caught:
+        RedisBackend(url)
+    assert why in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_cluster_urls_take_no_ssl_context() -> None:
+    with pytest.raises(ValueError, match="rediss://"):
+        RedisBackend("redis+cluster://h", ssl_context=ssl.create_default_context())
+
+
+def test_other_schemes_name_cluster() -> None:
+    with pytest.raises(ValueError, match=r"redis\+cluster://"):
+        RedisBackend("http://h")
+    with pytest.raises(TypeError, match=r"redis\+cluster://.*RedisCluster"):
+        RedisBackend(42)  # type: ignore[arg-type]
+
+
+def test_keys_carry_one_of_sixteen_hash_tags() -> None:
+    key = cluster_key("app:", "news")
+    assert key.startswith("app:{") and key.endswith("}news")  # an ACL ~app:* covers it
+    assert cluster_key("app:", "news") == key  # the same in every process
+    slots = {key_slot(cluster_key("app:", f"t{n}")) for n in range(500)}
+    assert len(slots) == TAGS
+    # A prefix with a hash tag of its own pins every topic to its slot.
+    assert {key_slot(cluster_key("{app}:", f"t{n}")) for n in range(50)} == {key_slot("app")}
