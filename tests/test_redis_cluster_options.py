@@ -79,3 +79,22 @@ def test_keys_carry_one_of_sixteen_hash_tags() -> None:
     assert len(slots) == TAGS
     # A prefix with a hash tag of its own pins every topic to its slot.
     assert {key_slot(cluster_key("{app}:", f"t{n}")) for n in range(50)} == {key_slot("app")}
+
+
+def test_cluster_failover_errors_are_connection_errors() -> None:
+    import coredis.exceptions as errors
+
+    from trio_sse.backends import RedisConnectionError, RedisReplyError
+    from trio_sse.backends._errors import translate
+
+    where = "redis+cluster://h:6379"
+    down = translate(errors.ClusterDownError("The cluster is down"), where, "XADD")
+    assert isinstance(down, RedisConnectionError)
+    assert str(down) == f"Redis at {where} is unavailable: CLUSTERDOWN The cluster is down"
+    unmapped = translate(errors.RedisClusterError("Unable to map slot 5"), where, "XREAD")
+    assert isinstance(unmapped, RedisConnectionError)
+    assert str(unmapped) == f"Redis Cluster at {where} cannot serve XREAD now: Unable to map slot 5"
+    crossed = translate(
+        errors.ClusterCrossSlotError(command=b"XREAD", keys=(b"a", b"b")), where, ""
+    )
+    assert isinstance(crossed, RedisReplyError)  # a bug, not a failover

@@ -11,7 +11,9 @@ Users of :class:`~trio_sse.backends.RedisBackend` catch trio_sse's types, never 
   stored on the primary, but fewer than N replicas confirmed it in time.
 
 Behind Sentinel, "no primary known", "the primary named is a replica now" and ``READONLY``
-(a write reached a demoted primary) are ``RedisConnectionError``: a failover in progress.
+(a write reached a demoted primary) are ``RedisConnectionError``: a failover in progress; so
+is ``CLUSTERDOWN`` in a Redis Cluster (a slot without primary for a while), and coredis'
+cluster errors (no node known for a slot, redirections exhausted).
 
 Standard library only at import: coredis is imported when a translation needs it (the
 ``redis`` extra), so ``trio_sse.backends`` imports without it. Nothing here is a checkpoint.
@@ -53,7 +55,7 @@ class RedisNotReplicatedError(RedisError):
 
 
 # Error replies that mean "not now", not "wrong command".
-_UNAVAILABLE = ("LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "READONLY")
+_UNAVAILABLE = ("LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "READONLY", "CLUSTERDOWN")
 
 
 def _root_cause(exc: BaseException) -> BaseException:
@@ -121,6 +123,8 @@ def translate(exc: Exception, where: str, command: str) -> Exception:
         if text.startswith(_UNAVAILABLE):
             return RedisConnectionError(f"Redis at {where} is unavailable: {text}")
         return RedisReplyError(text)
+    if isinstance(exc, errors.RedisClusterError):  # no owner known for a slot, retries spent
+        return RedisConnectionError(f"Redis Cluster at {where} cannot serve {command} now: {exc}")
     if isinstance(exc, errors.BusyLoadingError):
         return RedisConnectionError(f"Redis at {where} is unavailable: {_reply_text(exc)}")
     if isinstance(exc, TimeoutError):
