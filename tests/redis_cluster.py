@@ -121,16 +121,38 @@ class ClusterGroup:
     def owner(self, slot: int) -> int:
         """The port of the primary serving *slot*, as the first answering node says."""
         for server in self.servers:
-            if server.process is None:
-                continue
-            slots = ask(server.port, "CLUSTER", "SLOTS")
-            if not isinstance(slots, list):
-                continue
-            for low, high, primary, *_ in slots:
-                if int(str(low)) <= slot <= int(str(high)):
-                    assert isinstance(primary, list)
-                    return int(str(primary[1]))
+            if server.process is not None:
+                owner = self._owner_at(server.port, slot)
+                if owner is not None:
+                    return owner
         raise RuntimeError(f"no node serves slot {slot}")
+
+    def move_slot(self, slot: int, to: int, timeout: float = 10.0) -> None:
+        """Migrate *slot* (and its keys) to the primary on port *to*, as a resharding does:
+        ``IMPORTING``/``MIGRATING``, ``MIGRATE`` of its keys, then ``SETSLOT NODE`` on every
+        primary. Returns once every node names *to* as the slot's owner."""
+        source = self.owner(slot)
+        ids = {port: str(ask(port, "CLUSTER", "MYID")) for port in (source, to)}
+        ask(to, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", ids[source])
+        ask(source, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", ids[to])
+        while keys := ask(source, "CLUSTER", "GETKEYSINSLOT", str(slot), "100"):
+            assert isinstance(keys, list)
+            ask(source, "MIGRATE", "127.0.0.1", str(to), "", "0", "5000", "KEYS", *map(str, keys))
+        for port in [to, source, *(p for p in self.primaries() if p not in (to, source))]:
+            ask(port, "CLUSTER", "SETSLOT", str(slot), "NODE", ids[to])
+
+        def agreed() -> bool:
+            return all(self._owner_at(s.port, slot) == to for s in self.servers if s.process)
+
+        _until(agreed, f"the nodes did not agree that {to} serves slot {slot}", timeout)
+
+    def _owner_at(self, port: int, slot: int) -> int | None:
+        slots = ask(port, "CLUSTER", "SLOTS")
+        for low, high, primary, *_ in slots if isinstance(slots, list) else ():
+            if int(str(low)) <= slot <= int(str(high)):
+                assert isinstance(primary, list)
+                return int(str(primary[1]))
+        return None
 
     def kill(self, port: int) -> None:
         """``SIGKILL`` the node on *port* by its pid: no goodbye to its replica or clients."""

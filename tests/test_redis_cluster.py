@@ -8,18 +8,21 @@ every primary.
 
 from __future__ import annotations
 
+import logging
 import ssl
 import uuid
 from collections.abc import Iterator
 
 import anyio
+import anyio.to_thread
 import pytest
 
 from trio_sse import Broadcaster
-from trio_sse.backends import RedisBackend
+from trio_sse.backends import RedisBackend, RedisReplyError
 from trio_sse.backends._redis_cluster import TAGS, cluster_key
 
-from .redis_cluster import ClusterGroup, key_slot
+from .processes import free_port
+from .redis_cluster import ClusterGroup, ask, key_slot
 
 pytestmark = [pytest.mark.anyio, pytest.mark.service("redis-server", "redis-cli")]
 
@@ -110,3 +113,130 @@ async def test_an_apps_cluster_client(cluster: ClusterGroup) -> None:
         pool = client.connection_pool
         assert isinstance(pool, ClosingClusterPool)
         pool.close_streams()  # coredis never closes them (a ResourceWarning)
+
+
+def same_slot_topics(prefix: str) -> tuple[str, str]:
+    first = "s0"
+    slot = key_slot(cluster_key(prefix, first))
+    second = next(t for n in range(1, 200) if key_slot(cluster_key(prefix, t := f"s{n}")) == slot)
+    return first, second
+
+
+async def test_a_new_topic_of_a_read_slot_wakes_its_reader(cluster: ClusterGroup) -> None:
+    """With read_block=30 the reader's XREAD only ends early if CLIENT UNBLOCK reached it."""
+    prefix = f"w-{uuid.uuid4().hex[:8]}:"
+    first, second = same_slot_topics(prefix)
+    backend = backend_for(cluster.url(), prefix, read_block=30)
+    with anyio.fail_after(20):
+        async with Broadcaster(backend) as hub, hub.subscribe(first) as one:
+            sent = await hub.publish(first, "one")
+            assert (await one.receive()).id == sent
+            async with hub.subscribe(second) as two:
+                sent = await hub.publish(second, "two")
+                assert (await two.receive()).id == sent
+            assert backend._cluster is not None and backend._cluster.readers == 1
+
+
+async def test_a_reader_ends_with_its_slots_last_topic(cluster: ClusterGroup) -> None:
+    prefix = f"e-{uuid.uuid4().hex[:8]}:"
+    backend = backend_for(cluster.url(), prefix, read_block=0.05)
+
+    def readers() -> int:
+        assert backend._cluster is not None
+        return backend._cluster.readers
+
+    with anyio.fail_after(20):
+        async with Broadcaster(backend) as hub:
+            for _ in range(2):  # a slot read again after its reader ended
+                async with hub.subscribe("t") as events:
+                    sent = await hub.publish("t", "e")
+                    assert (await events.receive()).id == sent
+                    assert readers() == 1
+                for _ in range(400):
+                    if not readers():
+                        break
+                    await anyio.sleep(0.01)
+                assert readers() == 0
+
+
+async def test_readers_follow_a_slot_that_moves(cluster: ClusterGroup) -> None:
+    """A resharding: the blocked XREAD is answered MOVED, the reader goes to the new owner
+    and resumes where it was; publishes follow coredis' redirections."""
+    prefix = f"m-{uuid.uuid4().hex[:8]}:"
+    topic = "moving"
+    slot = key_slot(cluster_key(prefix, topic))
+    one = backend_for(cluster.url(), prefix)
+    two = backend_for(cluster.url(cluster.ports[-1]), prefix)
+    with anyio.fail_after(30):
+        async with Broadcaster(one) as hub, Broadcaster(two) as far:
+            async with far.subscribe(topic) as events:
+                before = [await hub.publish(topic, f"before {n}") for n in range(3)]
+                assert [(await events.receive()).id for _ in before] == before
+                owner = cluster.owner(slot)
+                target = next(p for p in cluster.primaries() if p != owner)
+                await anyio.to_thread.run_sync(cluster.move_slot, slot, target)
+                after = [await hub.publish(topic, f"after {n}") for n in range(3)]
+                assert [(await events.receive()).id for _ in after] == after
+            async with far.subscribe(topic, last_event_id=before[0]) as resumed:
+                assert [(await resumed.receive()).id for _ in range(5)] == before[1:] + after
+
+
+def unblocks(port: int) -> int:
+    """How many ``CLIENT UNBLOCK`` the node on *port* has run."""
+    stats = ask(port, "INFO", "commandstats")
+    assert isinstance(stats, str)
+    for line in stats.splitlines():
+        if line.startswith("cmdstat_client|unblock:calls="):
+            return int(line.split("=")[1].split(",")[0])
+    return 0
+
+
+async def test_a_wake_that_cannot_reach_its_reader_gives_up(cluster: ClusterGroup) -> None:
+    """A wake whose CLIENT UNBLOCK finds no blocked client (the XREAD not at Redis yet)
+    tries again, a bounded number of times; one whose node is gone gives up at once."""
+    from coredis.cluster._node import ClusterNodeLocation
+
+    from trio_sse.backends._redis_cluster_reader import _Reader
+
+    prefix = f"g-{uuid.uuid4().hex[:8]}:"
+    backend = backend_for(cluster.url(), prefix)
+    with anyio.fail_after(20):
+        async with Broadcaster(backend):
+            readers = backend._cluster
+            assert readers is not None
+            slot = readers.slot_of("t")
+            port = cluster.owner(slot)
+            idle = ask(port, "CLIENT", "ID")  # a connection closed since: nobody to unblock
+            assert isinstance(idle, int)
+            node = ClusterNodeLocation("127.0.0.1", port, server_type="primary")
+            readers._readers[slot] = _Reader(slot, node, idle, frozenset())
+            sent = unblocks(port)
+            await readers.wake("t")
+            assert unblocks(port) - sent == 50
+            gone = ClusterNodeLocation("127.0.0.1", free_port(), server_type="primary")
+            readers._readers[slot] = _Reader(slot, gone, idle, frozenset())
+            await readers.wake("t")  # cannot connect: ignored
+            del readers._readers[slot]
+
+
+async def test_credentials_and_an_acl_without_client_unblock(
+    cluster: ClusterGroup, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="trio_sse")
+    user, secret = f"u{uuid.uuid4().hex[:6]}", "p@ss w0rd"
+    for port in cluster.ports:
+        ask(port, "ACL", "SETUSER", user, "on", f">{secret}", "~*", "+@all", "-client|unblock")
+        ask(port, "ACL", "SETUSER", f"{user}-narrow", "on", f">{secret}", "~other:*", "+@all")
+    url = f"redis+cluster://{user}:p%40ss%20w0rd@127.0.0.1:{cluster.ports[0]}"
+    backend = backend_for(url, f"a-{uuid.uuid4().hex[:8]}:", read_block=0.1)
+    assert secret not in repr(backend) and backend.address.startswith(f"redis+cluster://{user}@")
+    with anyio.fail_after(20):
+        async with Broadcaster(backend) as hub, hub.subscribe("t") as events:
+            sent = await hub.publish("t", "despite the ACL")
+            assert (await events.receive()).id == sent  # read_block bounds the wait
+        assert "denies CLIENT UNBLOCK" in caplog.text
+        narrow = url.replace(f"{user}:", f"{user}-narrow:")
+        with pytest.raises(RedisReplyError, match="may not run XADD on the keys a-") as caught:
+            async with Broadcaster(backend_for(narrow, f"a-{uuid.uuid4().hex[:8]}:")):
+                pass  # pragma: no cover
+    assert secret not in str(caught.value)

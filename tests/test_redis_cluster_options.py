@@ -98,3 +98,37 @@ def test_cluster_failover_errors_are_connection_errors() -> None:
         errors.ClusterCrossSlotError(command=b"XREAD", keys=(b"a", b"b")), where, ""
     )
     assert isinstance(crossed, RedisReplyError)  # a bug, not a failover
+
+
+def test_only_resp3_xread_replies_are_read() -> None:
+    from trio_sse.backends import RedisConnectionError
+    from trio_sse.backends._redis_cluster_reader import streams
+
+    assert streams(None) == []
+    assert streams({b"k": [[b"1-0", [b"data", b"x"]]]}) == [(b"k", [[b"1-0", [b"data", b"x"]]])]
+    with pytest.raises(RedisConnectionError, match="unexpected reply from Redis"):
+        streams([[b"k", []]])
+
+
+def test_a_slot_forgets_its_last_topic() -> None:
+    from trio_sse.backends._redis_cluster_reader import ClusterReaders
+
+    async def dispatch(topic: str, found: object) -> None:
+        raise AssertionError("nothing is read here")
+
+    readers = ClusterReaders(
+        None,  # type: ignore[arg-type]  # no client: nothing here talks to Redis
+        {"a": ("0-0", (0, 0))},
+        lambda topic: cluster_key("p:", topic).encode(),
+        dispatch,
+        address="redis+cluster://h:1",
+        block_ms=1,
+        count=1,
+        timeout=1.0,
+    )
+    readers.add("a")
+    slot = readers.slot_of("a")
+    assert readers._topics(slot) == ["a"]
+    readers.discard("a")
+    readers.discard("a")  # a topic whose watch failed before it was added: no error
+    assert readers._topics(slot) == [] and readers._members == {}

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._errors import RedisError, _unwrapped, translate
+from ._errors import RedisConnectionError, RedisError, _unwrapped, translate
 from ._redis_entries import entries
 
 if TYPE_CHECKING:
@@ -47,12 +47,13 @@ Dispatch = Callable[[str, Sequence[object]], Awaitable[None]]
 
 
 def streams(reply: object) -> list[tuple[object, object]]:
-    """An ``XREAD`` reply (a RESP3 map, or RESP2 pairs) as ``(key, entries)`` pairs."""
+    """An ``XREAD`` reply (a RESP3 map; nil when the block expired: coredis 6 speaks RESP3
+    only) as ``(key, entries)`` pairs; anything else raises ``RedisConnectionError``."""
     if reply is None:
         return []
-    if isinstance(reply, dict):
-        return list(reply.items())
-    return [(pair[0], pair[1]) for pair in map(entries, entries(reply))]
+    if not isinstance(reply, dict):
+        raise RedisConnectionError(f"unexpected reply from Redis: {reply!r}")
+    return list(reply.items())
 
 
 @asynccontextmanager
@@ -241,10 +242,11 @@ class ClusterReaders:
     async def _read(self, reader: _Reader, connection: BaseConnection) -> None:
         """Blocking ``XREAD`` over the slot's watched topics, until none is left."""
         while topics := self._topics(reader.slot):
-            by_key = {self._key(topic): topic for topic in topics}
+            keys = [self._key(topic) for topic in topics]
+            by_key: dict[object, str] = dict(zip(keys, topics, strict=True))
             starts = [self._positions[topic][0].encode() for topic in topics]
             arguments: list[bytes | int] = [b"COUNT", self._count, b"BLOCK", self._block_ms]
-            arguments += [b"STREAMS", *by_key, *starts]
+            arguments += [b"STREAMS", *keys, *starts]
             reader.reading = frozenset(topics)
             try:
                 reply = await connection.create_request(
@@ -257,6 +259,4 @@ class ClusterReaders:
             finally:
                 reader.reading = None
             for key, found in streams(reply):
-                topic = by_key.get(key) if isinstance(key, bytes) else None
-                if topic is not None:
-                    await self._dispatch(topic, entries(found))
+                await self._dispatch(by_key[key], entries(found))  # only keys it asked for
