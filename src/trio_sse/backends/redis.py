@@ -13,6 +13,13 @@ extra), under trio or asyncio alike:
   reader connection plus the client's pool (at most ``max_connections``) for the other
   commands, whatever the number of subscribers.
 
+On a Redis Cluster (``redis+cluster://``, or an app's ``coredis.RedisCluster``) the key is
+``<prefix>{n}<topic>``, one of 16 hash tags (``_redis_cluster``), and since one ``XREAD`` may
+only name keys of one slot the hub runs one reader per slot in use, each on the slot's
+primary: at most 16 reader connections, plus the pool (``max_connections`` per node); they
+follow ``MOVED`` and failovers (``_redis_cluster_reader``). The other commands are routed by
+coredis.
+
 History lives in Redis: it is shared by every process using the same Redis and the same
 ``prefix``, and survives a restart of any of them (and of Redis itself if Redis persists).
 """
@@ -116,13 +123,15 @@ class RedisBackend:
       ``ssl_context``); ``unix:///path/to/redis.sock[?db=n]``;
       ``redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service_name[/db]``
       for the primary that these sentinels (port 26379 by default) name for *service_name*
-      (the credentials are the Redis nodes'). Or a ``coredis.Redis`` client
-      the app already has: the backend uses its pool, timeouts and retry policy (so
+      (the credentials are the Redis nodes');
+      ``redis+cluster://[[user]:password@]host[:port][,host[:port]...]`` for a Redis Cluster
+      found from these nodes (port 6379 by default). Or a ``coredis.Redis`` (or
+      ``coredis.RedisCluster``) client the app already has: the backend uses its pool, timeouts and retry policy (so
       ``max_connections``, ``connect_timeout``, ``command_timeout`` and ``ssl_context`` are
       for URLs only) and does not close it beyond its own use.
     * ``prefix``: prepended to topic names to make the stream keys.
     * ``max_connections``: size of the pool used by ``publish`` and replays (the reader has
-      its own connection). ``connect_timeout``/``command_timeout``: seconds (``None``: none).
+      its own connection; on a cluster: per node, and one reader per slot in use). ``connect_timeout``/``command_timeout``: seconds (``None``: none).
     * ``read_block``: seconds one blocking ``XREAD`` may wait before the reader loops (a new
       topic normally wakes it at once with ``CLIENT UNBLOCK``; this bounds the rare case where
       the wake-up races with the read, or the ACL forbids ``CLIENT UNBLOCK``).
