@@ -132,3 +132,33 @@ def test_a_slot_forgets_its_last_topic() -> None:
     readers.discard("a")
     readers.discard("a")  # a topic whose watch failed before it was added: no error
     assert readers._topics(slot) == [] and readers._members == {}
+
+
+@pytest.mark.parametrize("prefix", ["{}", "a{}:", "a{}{b}:"])
+def test_a_prefix_that_makes_no_hash_tag_is_refused(prefix: str) -> None:
+    with pytest.raises(ValueError, match="each topic would hash to a slot of its own"):
+        RedisBackend("redis+cluster://h", prefix=prefix)
+    RedisBackend("redis://h", prefix=prefix)  # no slots there
+
+
+@pytest.mark.parametrize("prefix", ["a{", "a}{b}:", "{b}{}", "a{b"])
+def test_prefixes_with_braces_keep_a_bounded_set_of_slots(prefix: str) -> None:
+    RedisBackend("redis+cluster://h", prefix=prefix)
+    assert len({key_slot(cluster_key(prefix, f"t{n}")) for n in range(300)}) <= TAGS
+
+
+def test_an_apps_cluster_client_must_read_from_primaries() -> None:
+    from coredis import RedisCluster
+
+    from trio_sse.backends._redis_connections import ClosingClusterPool
+
+    client: RedisCluster[bytes] = RedisCluster(
+        "127.0.0.1", 7000, read_from_replicas=True, connection_pool_cls=ClosingClusterPool
+    )
+    try:
+        with pytest.raises(ValueError, match="reads from primaries only"):
+            RedisBackend(client)
+    finally:
+        pool = client.connection_pool
+        assert isinstance(pool, ClosingClusterPool)
+        pool.close_streams()  # never entered: coredis would leave them to the GC

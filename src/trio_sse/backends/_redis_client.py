@@ -35,7 +35,12 @@ import anyio
 from .._extras import require
 from .._validate import shown
 from ._redis_cluster import SCHEME as CLUSTER_SCHEME
-from ._redis_cluster import build_cluster_client, describe_cluster, parse_cluster_url
+from ._redis_cluster import (
+    build_cluster_client,
+    check_client,
+    describe_cluster,
+    parse_cluster_url,
+)
 from ._redis_sentinel import SCHEME as SENTINEL_SCHEME
 from ._redis_sentinel import build_sentinel_client, parse_sentinel_url
 
@@ -265,7 +270,7 @@ class RedisTarget:
         if isinstance(url_or_client, RedisCluster):
             if ssl_context is not None:
                 raise ValueError("ssl_context is for a URL; the client given has its own")
-            app_cluster = url_or_client
+            app_cluster = check_client(url_or_client)
             return cls(
                 describe_cluster(app_cluster), lambda: app_cluster, owned=False, cluster=True
             )

@@ -32,6 +32,8 @@ __all__ = [
     "TAGS",
     "ClusterURL",
     "build_cluster_client",
+    "check_client",
+    "check_prefix",
     "cluster_key",
     "describe_cluster",
     "keyed",
@@ -47,6 +49,28 @@ def cluster_key(prefix: str, topic: str) -> str:
     """The stream key of *topic* in a cluster: ``<prefix>{<n>}<topic>``, ``n`` < :data:`TAGS`."""
     tag = zlib.crc32(topic.encode("utf-8", "surrogatepass")) % TAGS
     return f"{prefix}{{{tag}}}{topic}"
+
+
+def check_prefix(prefix: str) -> str:
+    """*prefix*, unless it would make every key its own hash tag (``ValueError``): a first
+    ``{`` followed at once by ``}`` is no tag, and Redis then hashes each whole key, which
+    would take one reader per topic."""
+    start = prefix.find("{")
+    if start >= 0 and prefix[start + 1 : start + 2] == "}":
+        raise ValueError(
+            f"on a Redis Cluster the prefix must not contain '{{}}' before any other '{{', got "
+            f"{prefix!r}: each topic would hash to a slot of its own"
+        )
+    return prefix
+
+
+def check_client(client: RedisCluster[Any]) -> RedisCluster[Any]:
+    """An app's cluster client, unless it reads from replicas (``ValueError``): a replica
+    lagging behind would make a retried publish look unstored (stored twice) and a new
+    topic start from an old end."""
+    if client.connection_pool.read_from_replicas:
+        raise ValueError("RedisBackend needs a RedisCluster that reads from primaries only")
+    return client
 
 
 def keyed(key: bytes) -> Key:

@@ -205,6 +205,7 @@ class ClusterReaders:
                     reader.slot,
                     error,
                     delay,
+                    exc_info=not isinstance(error, RedisError),  # a bug: its traceback
                 )
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 2.0)

@@ -48,7 +48,7 @@ from ._errors import (
     translate,
 )
 from ._redis_client import RedisTarget, held, reader_connection
-from ._redis_cluster import cluster_key, keyed
+from ._redis_cluster import check_prefix, cluster_key, keyed
 from ._redis_cluster_reader import ClusterReaders
 from ._redis_entries import (
     StreamIds,
@@ -180,7 +180,7 @@ class RedisBackend:
             command_timeout=seconds("command_timeout", command_timeout, allow_none=True, positive=True),
             ssl_context=optional_instance("ssl_context", ssl_context, ssl.SSLContext, "an ssl.SSLContext"),
         )  # fmt: skip
-        self.prefix = prefix
+        self.prefix = check_prefix(prefix) if self._target.cluster else prefix
         self.address = self._target.address  # the URL without its password
         self._command_timeout = command_timeout
         self._read_block_ms = max(1, round(block * 1000))
