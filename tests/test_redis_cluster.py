@@ -11,15 +11,16 @@ from __future__ import annotations
 import logging
 import ssl
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import anyio
 import anyio.to_thread
 import pytest
 
-from trio_sse import Broadcaster
+from trio_sse import Broadcaster, ServerSentEvent
 from trio_sse.backends import RedisBackend, RedisReplyError
 from trio_sse.backends._redis_cluster import TAGS, cluster_key
+from trio_sse.backends.redis import parse_stream_id
 
 from .processes import free_port
 from .redis_cluster import ClusterGroup, ask, key_slot
@@ -240,3 +241,28 @@ async def test_credentials_and_an_acl_without_client_unblock(
             async with Broadcaster(backend_for(narrow, f"a-{uuid.uuid4().hex[:8]}:")):
                 pass  # pragma: no cover
     assert secret not in str(caught.value)
+
+
+async def test_publishes_that_meet_a_taken_id_on_a_cluster(
+    cluster: ClusterGroup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The routed single-key commands behind publish's retries: XRANGE (is the entry at
+    that id this publish?), XREVRANGE (the top) and XINFO STREAM (trimmed past it?)."""
+    prefix = f"i-{uuid.uuid4().hex[:8]}:"
+    one = backend_for(cluster.url(), prefix)
+    two = backend_for(cluster.url(cluster.ports[-1]), prefix)
+    add = one._add
+
+    async def twice(key: bytes, stream_id: str, fields: Sequence[bytes]) -> None:
+        await add(key, stream_id, fields)
+        await add(key, stream_id, fields)  # as a resent XADD: refused, then recognised
+
+    with anyio.fail_after(20):
+        async with Broadcaster(one) as hub, Broadcaster(two) as far, far.subscribe("t") as events:
+            monkeypatch.setattr(one, "_add", twice)
+            once = await hub.publish("t", "sent twice")
+            monkeypatch.undo()
+            future = await hub.publish("t", ServerSentEvent("ahead", id="99999999999999-0"))
+            above = await far.publish("t", "its first guess is refused")  # below the top
+            assert parse_stream_id(above) > parse_stream_id(future)  # type: ignore[operator]
+            assert [(await events.receive()).id for _ in range(3)] == [once, future, above]

@@ -186,9 +186,7 @@ class ClusterReaders:
                 return await connection.create_request(b"CLIENT UNBLOCK", client_id, decode=False)
         except Exception as exc:
             error = translate(exc, self._address, "CLIENT UNBLOCK")
-            if error is exc:
-                raise
-            raise error from exc
+            raise error from (exc if error is not exc else exc.__cause__)
 
     async def _follow(self, reader: _Reader) -> None:
         """Read *reader*'s slot until no topic of it is watched; reconnect after errors."""
