@@ -212,9 +212,10 @@ class ClusterReaders:
 
     async def _read_once(self, reader: _Reader) -> tuple[Exception | None, bool]:
         """Connect to the slot's primary and read until that fails (the error, whether it
-        connected; ``None`` after ``MOVED``: the layout knows the new owner already) or no
-        topic is left (``None``)."""
-        from coredis.exceptions import MovedError
+        connected; ``None`` after ``MOVED``, the layout knowing the new owner already, or
+        ``ASK``, the slot still migrating: read again shortly) or no topic is left
+        (``None``)."""
+        from coredis.exceptions import AskError
 
         layout = self._client.connection_pool.cluster_layout
         connected = False
@@ -229,9 +230,9 @@ class ClusterReaders:
         except Exception as exc:
             cause = _unwrapped(exc)
             layout.report_errors(node, cause)  # MOVED: the new owner; else toward a refresh
-            if isinstance(cause, MovedError):
-                logger.info("trio_sse: Redis slot %d moved: %s", reader.slot, cause)
-                await anyio.sleep(0.01)  # no busy loop should two nodes disagree a while
+            if isinstance(cause, AskError):  # MOVED, or ASK while the slot migrates
+                logger.info("trio_sse: Redis slot %d is moving: %s", reader.slot, cause)
+                await anyio.sleep(0.05)  # no busy loop while a migration lasts
                 return None, True
             where = self._address if node is None else f"{self._address} (node {node.name})"
             return translate(cause, where, "XREAD"), connected
