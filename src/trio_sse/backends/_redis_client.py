@@ -267,62 +267,67 @@ class RedisTarget:
         import_coredis()
         from coredis import Redis, RedisCluster
 
-        if isinstance(url_or_client, RedisCluster):
-            if ssl_context is not None:
-                raise ValueError("ssl_context is for a URL; the client given has its own")
-            app_cluster = check_client(url_or_client)
-            return cls(
-                describe_cluster(app_cluster), lambda: app_cluster, owned=False, cluster=True
-            )
-        if isinstance(url_or_client, Redis):
-            if ssl_context is not None:
-                raise ValueError("ssl_context is for a URL; the client given has its own")
-            client = url_or_client
-            return cls(_describe(client), lambda: client, owned=False)
+        if isinstance(url_or_client, (Redis, RedisCluster)):
+            return _app_target(url_or_client, ssl_context)
         if not isinstance(url_or_client, str):
             raise TypeError(
                 "url must be a redis://, rediss:// or unix:// URL (or redis+sentinel://, "
                 "redis+cluster://) or a coredis.Redis (or RedisCluster) client, got "
                 f"{shown(url_or_client)}"
             )
-        if url_or_client.startswith(f"{CLUSTER_SCHEME}://"):
-            if ssl_context is not None:
-                raise ValueError("ssl_context needs a rediss:// URL, got a redis+cluster:// one")
-            nodes = parse_cluster_url(url_or_client)
-            return cls(
-                str(nodes),
-                lambda: build_cluster_client(
-                    nodes,
-                    max_connections=max_connections,
-                    connect_timeout=connect_timeout,
-                    command_timeout=command_timeout,
-                    retry_policy=_retry_policy(),
-                ),
-                cluster=True,
-            )
-        if url_or_client.startswith(f"{SENTINEL_SCHEME}://"):
-            if ssl_context is not None:
-                raise ValueError("ssl_context needs a rediss:// URL, got a redis+sentinel:// one")
-            sentinel = parse_sentinel_url(url_or_client)
-            return cls(
-                str(sentinel),
-                lambda: build_sentinel_client(
-                    sentinel,
-                    max_connections=max_connections,
-                    connect_timeout=connect_timeout,
-                    command_timeout=command_timeout,
-                    retry_policy=_retry_policy(),
-                ),
-            )
+        options = _Options(max_connections, connect_timeout, command_timeout, ssl_context)
+        managed = _managed_target(url_or_client, options)
+        if managed is not None:
+            return managed
         url = parse_redis_url(url_or_client)
         if ssl_context is not None and url.scheme != "rediss":
             raise ValueError(f"ssl_context needs a rediss:// URL, got {str(url)!r}")
-        options = _Options(max_connections, connect_timeout, command_timeout, ssl_context)
         return cls(str(url), lambda: _build(url, options))
 
     def client(self) -> Redis[Any] | RedisCluster[Any]:
         """The coredis client: a new one for a URL (once per hub), else the app's."""
         return self._make()
+
+
+def _app_target(client: Redis[Any] | RedisCluster[Any], context: object) -> RedisTarget:
+    """The target of an app's own client (a cluster's checked: primaries only)."""
+    from coredis import RedisCluster
+
+    if context is not None:
+        raise ValueError("ssl_context is for a URL; the client given has its own")
+    if isinstance(client, RedisCluster):
+        cluster = check_client(client)
+        return RedisTarget(describe_cluster(cluster), lambda: cluster, owned=False, cluster=True)
+    return RedisTarget(_describe(client), lambda: client, owned=False)
+
+
+def _managed_target(url: str, options: _Options) -> RedisTarget | None:
+    """The target of a ``redis+cluster://`` or ``redis+sentinel://`` URL, else ``None``."""
+    scheme = url.partition("://")[0]
+    if scheme not in (CLUSTER_SCHEME, SENTINEL_SCHEME):
+        return None
+    if options.ssl_context is not None:
+        raise ValueError(f"ssl_context needs a rediss:// URL, got a {scheme}:// one")
+    limits = (options.max_connections, options.connect_timeout, options.command_timeout)
+    most, connect, command = limits
+    if scheme == CLUSTER_SCHEME:
+        nodes = parse_cluster_url(url)
+        return RedisTarget(
+            str(nodes),
+            lambda: build_cluster_client(
+                nodes, max_connections=most, connect_timeout=connect,
+                command_timeout=command, retry_policy=_retry_policy(),
+            ),
+            cluster=True,
+        )  # fmt: skip
+    sentinel = parse_sentinel_url(url)
+    return RedisTarget(
+        str(sentinel),
+        lambda: build_sentinel_client(
+            sentinel, max_connections=most, connect_timeout=connect,
+            command_timeout=command, retry_policy=_retry_policy(),
+        ),
+    )  # fmt: skip
 
 
 @asynccontextmanager
