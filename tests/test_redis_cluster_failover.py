@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +20,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from trio_sse import Broadcaster
+from trio_sse import Broadcaster, ServerSentEvent
 from trio_sse.backends import (
     RedisBackend,
     RedisConnectionError,
@@ -105,17 +105,57 @@ async def publish_through_failover(
     await publish_until_stored(hub, topic, outcome, 4)
 
 
-async def collect(events: object, into: list[str], done: anyio.Event, wanted: set[str]) -> None:
-    async for event in events:  # type: ignore[attr-defined]
-        into.append(event.id)
-        if wanted and wanted <= set(into):
-            done.set()
+@dataclass
+class Seen:
+    """The ids a subscriber received; :meth:`until` waits for some (at most 15 s)."""
+
+    ids: list[str] = field(default_factory=list)
+    wanted: set[str] = field(default_factory=set)
+    done: anyio.Event = field(default_factory=anyio.Event)
+
+    async def collect(self, events: AsyncIterable[ServerSentEvent]) -> None:
+        async for event in events:
+            assert event.id is not None
+            self.ids.append(event.id)
+            if self.wanted and self.wanted <= set(self.ids):
+                self.done.set()
+
+    async def until(self, ids: Iterable[str]) -> None:
+        self.wanted.update(ids)
+        if not self.wanted <= set(self.ids):
+            with anyio.fail_after(15):
+                await self.done.wait()
+
+
+async def follow_failover(
+    cluster: ClusterGroup, hub: Broadcaster, far: Broadcaster, topics: tuple[str, str, int, int]
+) -> tuple[Outcome, Seen]:
+    """Publish on *hub* while the primary of the first topic dies; *far* follows both."""
+    doomed, other, slot, primary = topics
+    outcome, live, live_other = Outcome(), Seen(), Seen()
+    async with (
+        far.subscribe(doomed) as events,
+        far.subscribe(other) as other_events,
+        anyio.create_task_group() as tasks,
+    ):
+        tasks.start_soon(live.collect, events)
+        tasks.start_soon(live_other.collect, other_events)
+        first = await hub.publish(other, "before")
+        await publish_through_failover(hub, cluster, doomed, primary, outcome)
+        promoted = await anyio.to_thread.run_sync(cluster.wait_promoted, slot, primary)
+        assert promoted != primary
+        last = await hub.publish(other, "after")
+        await live.until(outcome.acked + outcome.unconfirmed)
+        await live_other.until([first, last])
+        tasks.cancel_scope.cancel()
+    assert live_other.ids == [first, last]  # the other primary's topic went on
+    return outcome, live
 
 
 async def test_subscribers_follow_a_primary_failover(cluster: ClusterGroup) -> None:
     prefix = f"f-{uuid.uuid4().hex[:8]}:"
-    doomed, other, slot, primary = two_topics(cluster, prefix)
-    survivors = [port for port in cluster.primaries() if port != primary]
+    topics = two_topics(cluster, prefix)
+    survivors = [port for port in cluster.primaries() if port != topics[3]]
     publisher = RedisBackend(
         cluster.url(survivors[0]), prefix=prefix, connect_timeout=0.5, command_timeout=2,
         wait_replicas=1, wait_timeout=0.3,
@@ -123,47 +163,20 @@ async def test_subscribers_follow_a_primary_failover(cluster: ClusterGroup) -> N
     follower = RedisBackend(
         cluster.url(survivors[1]), prefix=prefix, connect_timeout=0.5, command_timeout=2
     )
-    outcome = Outcome()
-    live: list[str] = []
-    live_other: list[str] = []
-    wanted: set[str] = set()
-    wanted_other: set[str] = set()
     with anyio.fail_after(50):
         async with Broadcaster(publisher) as hub, Broadcaster(follower, history=10_000) as far:
-            async with (
-                far.subscribe(doomed) as events,
-                far.subscribe(other) as other_events,
-                anyio.create_task_group() as tasks,
-            ):
-                caught_up, other_done = anyio.Event(), anyio.Event()
-                tasks.start_soon(collect, events, live, caught_up, wanted)
-                first = await hub.publish(other, "before")
-                tasks.start_soon(collect, other_events, live_other, other_done, wanted_other)
-                await publish_through_failover(hub, cluster, doomed, primary, outcome)
-                assert cluster.wait_promoted(slot, primary) != primary
-                last = await hub.publish(other, "after")
-                wanted_other.update((first, last))
-                wanted.update(outcome.acked + outcome.unconfirmed)
-                if not wanted <= set(live):
-                    with anyio.fail_after(15):
-                        await caught_up.wait()
-                if not wanted_other <= set(live_other):
-                    with anyio.fail_after(15):
-                        await other_done.wait()
-                tasks.cancel_scope.cancel()
-            resume_from = outcome.acked[5]
-            async with far.subscribe(doomed, last_event_id=resume_from) as resumed:
+            outcome, live = await follow_failover(cluster, hub, far, topics)
+            async with far.subscribe(topics[0], last_event_id=outcome.acked[5]) as resumed:
                 replayed: list[str] = []
-                while not replayed or replayed[-1] != live[-1]:
+                while not replayed or replayed[-1] != live.ids[-1]:
                     event = await resumed.receive()
                     assert event.id is not None
                     replayed.append(event.id)
     acked = outcome.acked
-    assert len(live) == len(set(live)) and in_order(live), live
+    assert len(live.ids) == len(set(live.ids)) and in_order(live.ids), live.ids
     assert len(replayed) == len(set(replayed)) and in_order(replayed), replayed
-    assert [i for i in live if i in set(acked)] == acked, "an acknowledged event missed live"
+    assert [i for i in live.ids if i in set(acked)] == acked, "an acknowledged event missed live"
     assert [i for i in replayed if i in set(acked)] == acked[6:], "a gap after resuming"
-    assert live_other == [first, last]  # the other primary's topic went on
     assert len(outcome.unconfirmed) == 5  # stored on the promoted replica, which has none
     assert outcome.failed > 0  # refused while no primary served the slot: reported
     print(f"failover: {outcome.failover_seconds:.2f} s, {outcome.failed} publishes refused")
