@@ -1,0 +1,325 @@
+"""Revocation in every process (issue 16 item 1): ``await hub.revoke_everywhere(...)``.
+
+Two hubs on two ``RedisBackend`` instances with the same prefix stand for two server
+processes (a real two-process run is at the end); a real ``redis-server`` carries the control
+stream between them. Every stream read here is bounded by ``fail_after`` (``take``/``drain``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+
+from trio_sse import Access, Broadcaster, Forbidden, ServerSentEvent
+from trio_sse.backends import MemoryBackend, RedisBackend
+from trio_sse.backends.redis import parse_stream_id
+
+from .broadcast_suite import drain, ids_of, take
+from .redis_server import RedisServer, command
+
+pytestmark = pytest.mark.anyio
+
+needs_redis = pytest.mark.service("redis-server")
+
+
+def grant(*principals: Hashable) -> Any:
+    async def authorize(topic: str) -> Access | None:
+        return Access(*principals)
+
+    return authorize
+
+
+ALICE = ("user", "alice")
+BOB = ("user", "bob")
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+MakeHubs = Callable[[int], AbstractAsyncContextManager[list[Broadcaster]]]
+
+
+@pytest.fixture
+def hubs(redis_server: RedisServer) -> MakeHubs:
+    """``async with hubs(n) as (a, b, ...)``: *n* open hubs on one prefix, as n processes."""
+    prefix = f"revoke-{uuid.uuid4().hex[:8]}:"
+
+    @asynccontextmanager
+    async def open_hubs(count: int) -> AsyncIterator[list[Broadcaster]]:
+        async with AsyncExitStack() as stack:
+            yield [
+                await stack.enter_async_context(
+                    Broadcaster(RedisBackend(redis_server.url, prefix=prefix), history=100)
+                )
+                for _ in range(count)
+            ]
+
+    return open_hubs
+
+
+async def applied(hub: Broadcaster, count: int) -> None:
+    """Wait until *hub*'s reader has read the first *count* entries of the control stream
+    (each test has its own prefix, so its own control stream)."""
+    backend = hub.backend
+    assert isinstance(backend, RedisBackend)
+    with anyio.fail_after(10):
+        while True:
+            found = await command(backend.address, "XRANGE", backend._control_key, "-", "+")
+            if len(found) >= count:
+                position = parse_stream_id(found[count - 1][0].decode())
+                assert position is not None
+                if position <= backend._control[1]:
+                    return
+            await anyio.sleep(0.01)
+
+
+# -- two hubs, one Redis ------------------------------------------------------------------------
+
+
+@needs_redis
+async def test_a_revocation_ends_the_principals_streams_in_every_hub(hubs: MakeHubs) -> None:
+    farewell = ServerSentEvent("bye", event="logout", retry=5000, comment="session ended")
+    async with hubs(2) as (a, b), AsyncExitStack() as stack:
+        here = await stack.enter_async_context(a.subscribe("t", authorize=grant(ALICE)))
+        there = [
+            await stack.enter_async_context(b.subscribe(topic, authorize=grant(ALICE, "acme")))
+            for topic in ("t", "u")
+        ]
+        bobs = [
+            await stack.enter_async_context(hub.subscribe("t", authorize=grant(BOB)))
+            for hub in (a, b)
+        ]
+        await a.publish("t", "buffered, never read")
+        started = time.perf_counter()
+        assert await a.revoke_everywhere(ALICE, farewell=farewell) == 1  # this process's
+        assert await drain(here) == [farewell]
+        for channel in there:
+            assert await drain(channel) == [farewell]  # the same farewell, byte for byte
+        latency = time.perf_counter() - started
+        print(f"revoke_everywhere -> farewell on the other hub: {latency * 1000:.1f} ms")
+        assert (a.stats().revoked, b.stats().revoked) == (1, 2)
+        later = await b.publish("t", "bob still reads")
+        for channel in bobs:
+            assert ids_of(await take(channel, 2))[1] == later
+        assert b.stats().subscribers == {"t": 1}
+        assert await b.revoke_everywhere("acme") == 0  # alice's streams are gone already
+
+
+@needs_redis
+async def test_a_revocation_stops_a_replay_on_the_other_hub(hubs: MakeHubs) -> None:
+    async with hubs(2) as (a, b):
+        ids = [await a.publish("t", number) for number in range(60)]
+        async with b.subscribe(
+            "t", last_event_id=ids[0], max_buffer_size=2, authorize=grant(ALICE)
+        ) as events:
+            with anyio.fail_after(10):
+                first = await events.receive()  # b's replay task now sends the rest
+            await a.revoke_everywhere(ALICE)
+            rest = await drain(events)
+    assert first.id == ids[1]
+    assert rest[-1].event == "revoked"
+    # What was buffered when the revocation arrived was discarded: the replay did not finish.
+    assert [event.id for event in rest[:-1]] == ids[2 : 2 + len(rest) - 1]
+    assert len(rest) - 1 < len(ids) - 2
+
+
+@needs_redis
+async def test_control_messages_never_reach_a_subscriber(hubs: MakeHubs) -> None:
+    # Topics whose names look like the control stream's key still are other keys.
+    topics = ["control", "\xffcontrol", "_control", "trio_sse:\xffcontrol"]
+    async with hubs(2) as (a, b), AsyncExitStack() as stack:
+        plain = [await stack.enter_async_context(b.subscribe(topic)) for topic in topics]
+        resumed = await stack.enter_async_context(b.subscribe("t", last_event_id="0-0"))
+        await a.revoke_everywhere(ALICE)
+        await b.revoke_everywhere(("tenant", 1, None, 2.5, True))
+        await applied(b, 2)
+        await applied(a, 2)
+        for topic, channel in zip(topics, plain, strict=True):
+            sentinel = await a.publish(topic, "sentinel")
+            assert ids_of(await take(channel, 1)) == [sentinel]
+        sentinel = await a.publish("t", "sentinel")
+        reset, replayed = await take(resumed, 2)  # "0-0" is not in the topic: a reset
+        assert (reset.event, replayed.id) == ("reset", sentinel)
+        assert (a.stats().revoked, b.stats().revoked) == (0, 0)
+
+
+@needs_redis
+async def test_a_hub_started_after_a_revocation_is_not_affected(hubs: MakeHubs) -> None:
+    async with hubs(2) as (a, idle):
+        assert await a.revoke_everywhere(ALICE) == 0
+        await applied(idle, 1)  # read by a hub with no stream at all, too
+        async with hubs(1) as (late,), AsyncExitStack() as stack:
+            channels = [
+                await stack.enter_async_context(hub.subscribe("t", authorize=grant(ALICE)))
+                for hub in (idle, late)
+            ]
+            event_id = await a.publish("t", "still granted")
+            for channel in channels:
+                assert ids_of(await take(channel, 1)) == [event_id]
+            assert (idle.stats().revoked, late.stats().revoked) == (0, 0)
+
+
+@needs_redis
+async def test_a_hook_deciding_while_the_revocation_arrives_is_refused(hubs: MakeHubs) -> None:
+    entered, answer = anyio.Event(), anyio.Event()
+
+    async def authorize(topic: str) -> Access | None:
+        entered.set()
+        await answer.wait()  # the app read its record before the revocation
+        return Access(ALICE)
+
+    async with hubs(2) as (a, b):
+        outcome: list[object] = []
+
+        async def subscribe() -> None:
+            try:
+                async with b.subscribe("t", authorize=authorize):
+                    outcome.append("entered")
+            except Forbidden as exc:
+                outcome.append(exc)
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as group:
+                group.start_soon(subscribe)
+                await entered.wait()
+                await a.revoke_everywhere(ALICE)
+                await applied(b, 1)
+                answer.set()
+    assert len(outcome) == 1 and isinstance(outcome[0], Forbidden)
+
+
+@needs_redis
+async def test_the_revoked_user_reconnecting_with_its_cursor_is_refused(hubs: MakeHubs) -> None:
+    revoked: set[str] = set()  # the app's own record, shared by its processes (a database)
+
+    async def authorize(topic: str) -> Access | None:
+        return None if "alice" in revoked else Access(ALICE)
+
+    async with hubs(2) as (a, b):
+        async with b.subscribe("t", authorize=authorize) as events:
+            first = await a.publish("t", "one")
+            assert ids_of(await take(events, 1)) == [first]
+            revoked.add("alice")
+            await a.revoke_everywhere(ALICE)
+            assert [event.event for event in await drain(events)] == ["revoked"]
+        with pytest.raises(Forbidden):
+            async with b.subscribe("t", last_event_id=first, authorize=authorize):
+                pass  # pragma: no cover
+
+
+@needs_redis
+async def test_a_principal_that_cannot_cross_processes(hubs: MakeHubs) -> None:
+    async with hubs(2) as (a, b):
+        async with a.subscribe("t", authorize=grant(frozenset({"x"}))) as events:
+            with pytest.raises(TypeError, match="frozenset"):
+                await a.revoke_everywhere(frozenset({"x"}))
+            with pytest.raises(TypeError, match="hashable"):
+                await a.revoke_everywhere(["x"])  # type: ignore[arg-type]
+            assert a.stats().revoked == 0  # nothing revoked here either
+            assert a.revoke(frozenset({"x"})) == 1  # this process alone still can
+            assert [event.event for event in await drain(events)] == ["revoked"]
+        backend = b.backend
+        assert isinstance(backend, RedisBackend)
+        control = await command(backend.address, "XRANGE", backend._control_key, "-", "+")
+        assert control == []  # nothing was sent
+
+
+@needs_redis
+async def test_a_malformed_control_entry_is_skipped(
+    hubs: MakeHubs, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with hubs(2) as (a, b), b.subscribe("t", authorize=grant(ALICE)) as events:
+        backend = b.backend
+        assert isinstance(backend, RedisBackend)
+        key = backend._control_key
+        await command(backend.address, "XADD", key, "*", "kind", "something else")
+        await command(
+            backend.address, "XADD", key, "*", "kind", "revoke", "origin", "x", "principal", "{"
+        )
+        await a.revoke_everywhere(ALICE)
+        assert [event.event for event in await drain(events)] == ["revoked"]
+    skipped = [r for r in caplog.records if "skipping control entry" in r.getMessage()]
+    assert len(skipped) == 4  # two entries, read by each hub
+
+
+# -- memory, and backends without revocations ---------------------------------------------------
+
+
+async def test_on_memory_it_is_revoke_with_a_checkpoint() -> None:
+    async with Broadcaster() as hub:
+        async with hub.subscribe("t", authorize=grant(frozenset({"x"}))) as events:
+            assert await hub.revoke_everywhere(frozenset({"x"}), farewell=None) == 1
+            assert await drain(events) == []
+        assert await hub.revoke_everywhere("nobody") == 0
+    with pytest.raises(RuntimeError, match="closed"):
+        await hub.revoke_everywhere("u")
+
+
+class LocalOnly(MemoryBackend):
+    revoke = None  # type: ignore[assignment]  # a backend that cannot tell other processes
+
+
+async def test_a_backend_without_revoke_is_a_type_error() -> None:
+    hub = Broadcaster(LocalOnly())
+    async with hub, hub.subscribe("t", authorize=grant("u")) as events:
+        with pytest.raises(TypeError, match="LocalOnly cannot send revocations"):
+            await hub.revoke_everywhere("u")
+        assert hub.revoke("u") == 1
+        assert [event.event for event in await drain(events)] == ["revoked"]
+
+
+async def kill_reader(hub: Broadcaster) -> None:
+    """Cut *hub*'s reader connection (``CLIENT KILL``): its reader reconnects after 50 ms."""
+    backend = hub.backend
+    assert isinstance(backend, RedisBackend)
+    with anyio.fail_after(10):
+        while backend._reader_client_id is None:  # noqa: ASYNC110 (a plain attribute)
+            await anyio.sleep(0.01)
+    killed = await command(backend.address, "CLIENT", "KILL", "ID", backend._reader_client_id)
+    assert killed == 1
+
+
+def reader_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if "Redis stream reader" in r.getMessage()]
+
+
+@needs_redis
+async def test_a_revocation_sent_while_a_reader_reconnects_is_not_lost(
+    hubs: MakeHubs, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with hubs(2) as (a, b), b.subscribe("t", authorize=grant(ALICE)) as events:
+        await kill_reader(b)
+        await a.revoke_everywhere(ALICE)  # most likely before b's reader is back
+        assert [event.event for event in await drain(events)] == ["revoked"]
+    # A topic was followed: its subscribers wait for the reader, that is a warning.
+    assert [r.levelno for r in reader_records(caplog)] == [logging.WARNING]
+
+
+@needs_redis
+async def test_an_idle_reader_that_loses_redis_says_so_at_info(
+    hubs: MakeHubs, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="trio_sse")
+    async with hubs(2) as (a, b):
+        await kill_reader(b)  # b follows no topic: nobody waits for its reader
+        with anyio.fail_after(10):
+            while not reader_records(caplog):  # noqa: ASYNC110 (log records, a plain list)
+                await anyio.sleep(0.01)
+        async with b.subscribe("t", authorize=grant(ALICE)) as events:
+            await a.revoke_everywhere(ALICE)
+            assert [event.event for event in await drain(events)] == ["revoked"]
+    assert [r.levelno for r in reader_records(caplog)] == [logging.INFO]
