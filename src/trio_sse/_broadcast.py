@@ -279,7 +279,8 @@ class Broadcaster:
 
     **Access.** Without an ``authorize`` hook, anyone given a subscription reads the topic. With
     one (:meth:`subscribe`, :meth:`stream`), the hook decides per topic before anything is
-    registered or sent, may filter events, and names principals that :meth:`revoke` ends.
+    registered or sent, may filter events, and names principals that :meth:`revoke` ends (in
+    this process) and :meth:`revoke_everywhere` ends in every process sharing the backend.
     """
 
     def __init__(
