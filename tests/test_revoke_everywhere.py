@@ -12,16 +12,20 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 from trio_sse import Access, Broadcaster, Forbidden, ServerSentEvent
 from trio_sse.backends import MemoryBackend, RedisBackend
 from trio_sse.backends.redis import parse_stream_id
+from trio_sse.client import SSEStatusError, connect
 
 from .broadcast_suite import drain, ids_of, take
+from .live import free_port, kill_process_group, start_server_process
 from .redis_server import RedisServer, command
 
 pytestmark = pytest.mark.anyio
@@ -36,6 +40,7 @@ def grant(*principals: Hashable) -> Any:
     return authorize
 
 
+APP = "tests.servers.revoke_app:app"
 ALICE = ("user", "alice")
 BOB = ("user", "bob")
 
@@ -87,6 +92,13 @@ async def applied(hub: Broadcaster, count: int) -> None:
             await anyio.sleep(0.01)
 
 
+async def delivered(hub: Broadcaster, count: int) -> None:
+    """Wait until *hub* has put *count* events into its subscribers' buffers."""
+    with anyio.fail_after(10):
+        while hub.stats().delivered < count:  # noqa: ASYNC110 (a counter)
+            await anyio.sleep(0.005)
+
+
 # -- two hubs, one Redis ------------------------------------------------------------------------
 
 
@@ -104,13 +116,28 @@ async def test_a_revocation_ends_the_principals_streams_in_every_hub(hubs: MakeH
             for hub in (a, b)
         ]
         await a.publish("t", "buffered, never read")
-        started = time.perf_counter()
-        assert await a.revoke_everywhere(ALICE, farewell=farewell) == 1  # this process's
-        assert await drain(here) == [farewell]
-        for channel in there:
-            assert await drain(channel) == [farewell]  # the same farewell, byte for byte
-        latency = time.perf_counter() - started
-        print(f"revoke_everywhere -> farewell on the other hub: {latency * 1000:.1f} ms")
+        for hub in (a, b):  # alice's and bob's buffers on "t" hold it
+            await delivered(hub, 2)
+        received: list[tuple[float, ServerSentEvent]] = []
+
+        async def wait_on_u() -> None:  # a reader blocked on b, for the latency
+            event = await there[1].receive()
+            received.append((time.perf_counter(), event))
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as group:
+                group.start_soon(wait_on_u)
+                await anyio.wait_all_tasks_blocked()  # it waits in receive()
+                started = time.perf_counter()
+                assert await a.revoke_everywhere(ALICE, farewell=farewell) == 1  # A's own
+        ((at, event),) = received
+        print(f"revoke_everywhere -> farewell on the other hub: {(at - started) * 1000:.1f} ms")
+        assert event == farewell  # the same farewell, byte for byte
+        assert event.encode() == farewell.encode()
+        assert await drain(here) == [farewell]  # what was buffered is discarded
+        await applied(b, 1)
+        assert await drain(there[0]) == [farewell]  # on b too
+        assert await drain(there[1]) == []
         assert (a.stats().revoked, b.stats().revoked) == (1, 2)
         later = await b.publish("t", "bob still reads")
         for channel in bobs:
@@ -252,6 +279,7 @@ async def test_a_malformed_control_entry_is_skipped(
         )
         await a.revoke_everywhere(ALICE)
         assert [event.event for event in await drain(events)] == ["revoked"]
+        await applied(a, 3)
     skipped = [r for r in caplog.records if "skipping control entry" in r.getMessage()]
     assert len(skipped) == 4  # two entries, read by each hub
 
@@ -323,3 +351,78 @@ async def test_an_idle_reader_that_loses_redis_says_so_at_info(
             await a.revoke_everywhere(ALICE)
             assert [event.event for event in await drain(events)] == ["revoked"]
     assert [r.levelno for r in reader_records(caplog)] == [logging.INFO]
+
+
+# -- two real server processes ------------------------------------------------------------------
+
+
+async def wait_healthy(http: httpx.AsyncClient, url: str) -> None:
+    while True:
+        try:
+            if (await http.get(f"{url}/health")).status_code == 200:
+                return
+        except httpx.TransportError:
+            await anyio.sleep(0.05)
+
+
+@needs_redis
+async def test_two_server_processes_revoke_on_one_ends_the_stream_on_the_other(
+    anyio_backend: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    # Process A on the test's event loop, B on the other one (hypercorn's trio and asyncio
+    # workers), one Redis; the app's record of revoked users is a file both read.
+    other = "asyncio" if anyio_backend == "trio" else "trio"
+    env = {
+        "TRIO_SSE_REDIS_URL": redis_server.url,
+        "TRIO_SSE_REDIS_PREFIX": f"procs-{uuid.uuid4().hex[:8]}:",
+        "TRIO_SSE_REVOKED_FILE": str(tmp_path / "revoked"),
+    }
+    ports = (free_port(), free_port())
+    logs = (tmp_path / "a.log", tmp_path / "b.log")
+    servers = [
+        await start_server_process(APP, port, backend=loop, log=log, env=env)
+        for port, loop, log in zip(ports, (anyio_backend, other), logs, strict=True)
+    ]
+    a, b = (f"http://127.0.0.1:{port}" for port in ports)
+    alice: list[ServerSentEvent] = []
+    times: list[float] = []
+    bob: list[ServerSentEvent] = []
+    try:
+        with anyio.fail_after(30):
+            async with httpx.AsyncClient() as http:
+                for url in (a, b):
+                    await wait_healthy(http, url)
+                options: dict[str, Any] = {"backoff": 0.01, "jitter": 0.0}
+                async with connect(http, f"{b}/events/news?user=bob", **options) as bobs:
+
+                    async def read_alice() -> None:
+                        async with connect(
+                            http, f"{b}/events/news?user=alice", **options
+                        ) as source:
+                            await http.post(f"{a}/publish/news", content="one")
+                            async for event in source:
+                                alice.append(event)
+                                times.append(time.perf_counter())
+                                if event.data == "one":
+                                    answer = await http.post(f"{a}/revoke/alice")
+                                    assert answer.text == "0"  # no stream of alice on A
+
+                    with pytest.raises(SSEStatusError) as refused:
+                        await read_alice()
+                    await http.post(f"{a}/publish/news", content="two")
+                    async for event in bobs:
+                        bob.append(event)
+                        if event.data == "two":
+                            break
+    finally:
+        for server in servers:
+            await kill_process_group(server)
+    details = "\n".join(log.read_text() for log in logs if log.exists())
+    assert refused.value.status_code == 403, details  # the reconnection, with its cursor
+    assert [(event.event, event.data) for event in alice] == [
+        (None, "one"),
+        ("revoked", "goodbye alice"),
+    ], details
+    assert [event.data for event in bob] == ["one", "two"]
+    latency = times[1] - times[0]  # includes the POST's own round trip
+    print(f"POST /revoke on A -> farewell on B's stream: {latency * 1000:.1f} ms")
