@@ -147,6 +147,19 @@ async def test_a_revocation_ends_the_principals_streams_in_every_hub(hubs: MakeH
 
 
 @needs_redis
+async def test_the_sending_hub_does_not_apply_its_own_message_again(hubs: MakeHubs) -> None:
+    # It ended its subscriptions itself; reading its message back later must not end one
+    # granted since (the app granted the principal again, say).
+    async with hubs(1) as (a,):
+        assert await a.revoke_everywhere(ALICE) == 0
+        async with a.subscribe("t", authorize=grant(ALICE)) as events:
+            await applied(a, 1)
+            event_id = await a.publish("t", "granted again")
+            assert ids_of(await take(events, 1)) == [event_id]
+        assert a.stats().revoked == 0
+
+
+@needs_redis
 async def test_a_revocation_stops_a_replay_on_the_other_hub(hubs: MakeHubs) -> None:
     async with hubs(2) as (a, b):
         ids = [await a.publish("t", number) for number in range(60)]

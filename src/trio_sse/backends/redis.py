@@ -233,6 +233,8 @@ class RedisBackend:
         try:
             await task_group.start(self._hold, client, name="trio_sse Redis client")
             await self._check_access()
+            # The control stream's end, as an id: ``$`` in each XREAD would skip what was
+            # added between two reads (and the revocations sent before this hub started).
             self._control = await self._top(self._control_key)
         except BaseException:
             self._client = None
