@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from trio_sse import Access, Broadcaster, Forbidden, ServerSentEvent
-from trio_sse.backends import MemoryBackend, RedisBackend
+from trio_sse.backends import MemoryBackend, RedisBackend, RedisReplyError
 from trio_sse.backends.redis import parse_stream_id
 from trio_sse.client import SSEStatusError, connect
 
@@ -295,6 +295,21 @@ async def test_a_malformed_control_entry_is_skipped(
         await applied(a, 3)
     skipped = [r for r in caplog.records if "skipping control entry" in r.getMessage()]
     assert len(skipped) == 4  # two entries, read by each hub
+
+
+@needs_redis
+async def test_an_acl_that_leaves_out_the_control_stream_fails_at_start(
+    redis_server: RedisServer,
+) -> None:
+    # Topics are lowercase here: the pattern lets every topic through, not the control key.
+    prefix = f"acl-{uuid.uuid4().hex[:8]}:"
+    user = f"user-{uuid.uuid4().hex[:8]}"
+    rules = ("+xadd", "+xrange", "+xrevrange", "+xread", "+client|unblock")
+    await command(redis_server.url, "ACL SETUSER", user, "on", ">pw", f"~{prefix}[a-z]*", *rules)
+    url = f"redis://{user}:pw@127.0.0.1:{redis_server.port}/0"
+    with anyio.fail_after(10), pytest.raises(RedisReplyError, match=f"XADD on the keys {prefix}"):
+        async with Broadcaster(RedisBackend(url, prefix=prefix)):
+            pass  # pragma: no cover
 
 
 # -- memory, and backends without revocations ---------------------------------------------------
