@@ -23,6 +23,9 @@ from ._errors import SendTimeoutError as SendTimeoutError
 from ._events import JSONServerSentEvent as JSONServerSentEvent
 from ._events import ServerSentEvent as ServerSentEvent
 from ._granian import chain_granian_signals as chain_granian_signals
+from ._hooks import CloseReason as CloseReason
+from ._hooks import StreamClosed as StreamClosed
+from ._hooks import StreamHooks as StreamHooks
 from ._lifetime import seconds_until as seconds_until
 from ._limit import STREAM_LIMIT_SCOPE_KEY as STREAM_LIMIT_SCOPE_KEY
 from ._limit import StreamLimit as StreamLimit
@@ -33,6 +36,7 @@ from ._serve import serve as serve
 from ._shutdown import ShutdownToken as ShutdownToken
 from ._shutdown import current_shutdown_token as current_shutdown_token
 from ._shutdown import default_shutdown_token as default_shutdown_token
+from ._streaminfo import StreamInfo as StreamInfo
 from ._uvicorn import chain_uvicorn_signals as chain_uvicorn_signals
 from ._uvicorn import set_uvicorn_chaining as set_uvicorn_chaining
 
