@@ -357,3 +357,56 @@ def test_a_hooks_object_without_on_send_is_not_timed() -> None:
     assert observer is not None and observer.on_send is None
     assert hooks_module.make_observer(None, None, None) is None
     assert str(CloseReason.CLIENT_DISCONNECT) == "client_disconnect"
+
+
+async def test_the_readme_example_runs_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    from .processes import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Observability", 1)[1].split("\n## ", 1)[0]
+    [block] = re.findall(r"```python\n(.*?)```", section, re.DOTALL)[:1]
+    namespace: dict[str, Any] = {"producer": numbers(2)}
+    exec(compile(block, "README.md (Observability)", "exec"), namespace)
+    on_open, on_close = namespace["opened"], namespace["closed"]
+    app = sse_app(lambda: numbers(2), ping=0, on_open=on_open, on_close=on_close)
+    with anyio.fail_after(5):
+        async with open_event_stream(app, client=("10.0.0.7", 1)) as stream:
+            assert len([event async for event in stream]) == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "open / 10.0.0.7:1"
+    assert lines[1].startswith(f"closed / completed 2 {encoded('0', '1')} ")
+
+
+async def test_a_plain_stream_hooks_object_does_nothing_and_costs_no_timing() -> None:
+    app = sse_app(lambda: numbers(2), ping=0, hooks=StreamHooks())
+    with anyio.fail_after(5):
+        async with open_event_stream(app) as stream:
+            assert [event.data async for event in stream] == ["0", "1"]
+            assert stream.complete
+
+
+def test_where_outside_a_stream_and_describe_without_a_scope() -> None:
+    from trio_sse._streaminfo import describe, route_of, where
+
+    assert where() == ""
+    assert describe(None) == ""
+    assert describe({"path": "/a"}) == " (route /a, client unknown)"
+    assert route_of({}) == "/"
+
+
+async def test_a_mounted_route_is_named_by_its_whole_template() -> None:
+    from starlette.routing import Mount
+
+    recorder = Recorder()
+
+    async def endpoint(request: Request) -> EventSourceResponse:
+        return EventSourceResponse(numbers(1), ping=0, hooks=recorder)
+
+    app = Starlette(routes=[Mount("/api", routes=[Route("/rooms/{room}", endpoint)])])
+    with anyio.fail_after(5):
+        async with open_event_stream(app, "/api/rooms/7") as stream:
+            assert [event.data async for event in stream] == ["0"]
+    info = recorder.calls[0][1]
+    assert (info.route, info.path) == ("/api/rooms/{room}", "/api/rooms/7")
