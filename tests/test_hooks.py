@@ -410,3 +410,42 @@ async def test_a_mounted_route_is_named_by_its_whole_template() -> None:
             assert [event.data async for event in stream] == ["0"]
     info = recorder.calls[0][1]
     assert (info.route, info.path) == ("/api/rooms/{room}", "/api/rooms/7")
+
+
+async def test_a_last_send_that_fails_after_shutdown_is_still_a_shutdown() -> None:
+    """A server that closes its connections as it shuts down fails the stream's last send:
+    the stream ended for the shutdown, which came first, not because its client left."""
+    recorder = Recorder()
+    token = ShutdownToken()
+
+    async def forever(send: Sender) -> None:
+        async with send:
+            await send.send("a")
+            await anyio.sleep_forever()
+
+    async def receive() -> MutableMapping[str, Any]:
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    async def asgi_send(message: MutableMapping[str, Any]) -> None:
+        if message.get("body"):
+            token.trigger()
+        if message["type"] == "http.response.body" and not message["more_body"]:
+            raise OSError("connection closed by the server's shutdown")
+
+    response = EventSourceResponse(forever, ping=0, shutdown=token, hooks=recorder)
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+    with anyio.fail_after(5):
+        await response(scope, receive, asgi_send)
+    assert (recorder.closed.reason, recorder.closed.events) == (CloseReason.SHUTDOWN, 1)
+
+
+def test_an_async_on_send_is_refused() -> None:
+    class AsyncSend(StreamHooks):
+        async def on_send(  # type: ignore[override]
+            self, info: StreamInfo, events: int, nbytes: int, seconds: float
+        ) -> None:
+            pass
+
+    with pytest.raises(TypeError, match=r"hooks\.on_send must be a plain \(sync\) method"):
+        EventSourceResponse(numbers(1), hooks=AsyncSend())

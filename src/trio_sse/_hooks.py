@@ -179,8 +179,9 @@ class Tally:
     """One observed stream: its :class:`StreamInfo`, what it sent, and its hooks' calls.
 
     Made by the stream loop for its ASGI call only when the response has an observer. The
-    loop sets :attr:`expired` (``max_duration``) and :attr:`failed` (an error ended it), which
-    :meth:`close`'s *reason* does not otherwise show.
+    loop sets :attr:`expired` (``max_duration``) and :attr:`failed` (an error ended it), and
+    :attr:`cause` once the content stopped and the stream's reason is decided (the last send
+    that follows may still fail).
     """
 
     __slots__ = (
@@ -188,6 +189,7 @@ class Tally:
         "_observer",
         "_opened_at",
         "bytes",
+        "cause",
         "events",
         "expired",
         "failed",
@@ -201,6 +203,7 @@ class Tally:
         self.bytes = 0
         self.expired = False
         self.failed = False
+        self.cause: CloseReason | None = None  # decided when the content stopped, if it did
         self._clock: Callable[[], float] = anyio.current_time
         self._opened_at = 0.0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import inspect
 import logging
 import random
 import sys
@@ -86,7 +87,11 @@ def _check_limit(name: str, value: object) -> StreamLimit | None:
 
 
 def _check_hooks(name: str, value: object) -> StreamHooks | None:
-    return optional_instance(name, value, StreamHooks, "a trio_sse.StreamHooks")
+    hooks = optional_instance(name, value, StreamHooks, "a trio_sse.StreamHooks")
+    if hooks is not None and inspect.iscoroutinefunction(hooks.on_send):
+        # The writer calls it after every body message and never awaits it.
+        raise TypeError(f"{name}.on_send must be a plain (sync) method, not async")
+    return hooks
 
 
 class EventSourceResponse(Response):

@@ -290,7 +290,7 @@ class Connection:
             reason = self._close_reason(tally, ended=False)
             raise
         finally:
-            await tally.close(reason)
+            await tally.close(tally.cause if tally.cause is not None else reason)
 
     def _close_reason(self, tally: Tally, *, ended: bool) -> CloseReason:
         """Why the stream ended (*ended*: its loop returned, rather than raised)."""
@@ -390,8 +390,12 @@ class Connection:
             # the token's wake-up reached this loop (under trio it runs in a later batch than
             # the trigger): the stream still ends for shutdown.
             self._on_shutdown()
-        if outcome == _FAILED and self._tally is not None:
-            self._tally.failed = True
+        tally = self._tally
+        if tally is not None:
+            # Decided now, before the last send: a server that closes the connection as it
+            # shuts down fails that send, which is not the client leaving (first cause wins).
+            tally.failed = tally.failed or outcome == _FAILED
+            tally.cause = self._close_reason(tally, ended=True)
         if outcome != _END and self._producer_scope is not None:
             # Shutdown grace over, or a bad item: the producer is cancelled. At a normal end
             # it closed its channel itself and may still be cleaning up.
