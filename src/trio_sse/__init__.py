@@ -1,7 +1,8 @@
 """trio_sse: Server-Sent Events for Starlette and any ASGI app, trio-first.
 
 Public names are re-exported here; the modules behind them are private.
-``trio_sse.testing`` and ``trio_sse.client`` are public subpackages not imported here.
+``trio_sse.testing`` and ``trio_sse.client`` are public subpackages not imported here, nor is
+``trio_sse.metrics`` (OpenTelemetry, the ``otel`` extra).
 """
 
 from ._access import Access as Access
