@@ -449,3 +449,24 @@ def test_an_async_on_send_is_refused() -> None:
 
     with pytest.raises(TypeError, match=r"hooks\.on_send must be a plain \(sync\) method"):
         EventSourceResponse(numbers(1), hooks=AsyncSend())
+
+
+def test_the_observability_names_are_exported_documented_and_in_the_readme() -> None:
+    import inspect
+
+    import trio_sse
+    import trio_sse.metrics
+
+    from .processes import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for name in ("StreamInfo", "StreamClosed", "CloseReason", "StreamHooks"):
+        assert inspect.getdoc(getattr(trio_sse, name)), name
+        assert f"`{name}`" in readme, name
+    for name in trio_sse.metrics.__all__:
+        assert f"{name}" in readme, name
+    assert inspect.getdoc(trio_sse.metrics.OpenTelemetryHooks)
+    assert inspect.getdoc(trio_sse.metrics.OpenTelemetryHooks.observe)
+    parameters = inspect.signature(trio_sse.EventSourceResponse).parameters
+    assert {"on_open", "on_close", "hooks"} <= set(parameters)
+    assert trio_sse.EventSourceResponse.DEFAULT_HOOKS is None

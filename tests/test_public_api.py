@@ -109,21 +109,3 @@ def test_the_fastapi_names_are_documented_in_their_docstrings_and_the_readme() -
     assert "`fixed_event`" in readme
     assert "JSONServerSentEvent[Tick]" in readme  # the generic parameter
     assert trio_sse.ServerSentEvent.fixed_event is None
-
-
-def test_the_observability_names_are_exported_documented_and_in_the_readme() -> None:
-    import trio_sse.metrics
-
-    from .processes import REPO
-
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    for name in ("StreamInfo", "StreamClosed", "CloseReason", "StreamHooks"):
-        assert inspect.getdoc(getattr(trio_sse, name)), name
-        assert f"`{name}`" in readme, name
-    for name in trio_sse.metrics.__all__:
-        assert f"{name}" in readme, name
-    assert inspect.getdoc(trio_sse.metrics.OpenTelemetryHooks)
-    assert inspect.getdoc(trio_sse.metrics.OpenTelemetryHooks.observe)
-    parameters = inspect.signature(trio_sse.EventSourceResponse).parameters
-    assert {"on_open", "on_close", "hooks"} <= set(parameters)
-    assert trio_sse.EventSourceResponse.DEFAULT_HOOKS is None
