@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -56,9 +56,15 @@ async def serving(app: Any) -> AsyncIterator[str]:
 
 
 async def start_server_process(
-    target: str, port: int, *, backend: str = "trio", log: Path | None = None
+    target: str,
+    port: int,
+    *,
+    backend: str = "trio",
+    log: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> anyio.abc.Process:
-    """``python -m trio_sse serve TARGET --port PORT`` in its own session (process group)."""
+    """``python -m trio_sse serve TARGET --port PORT`` in its own session (process group);
+    *env*: variables added to its environment."""
     command = [
         sys.executable,
         "-m",
@@ -80,7 +86,7 @@ async def start_server_process(
             stdout=output,
             stderr=output,
             cwd=REPO,
-            env=child_env(),
+            env=child_env(env),
             start_new_session=True,
         )
     finally:

@@ -56,7 +56,9 @@ def kill_group(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=10)
 
 
-def spawn(argv: Sequence[str], log: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+def spawn(
+    argv: Sequence[str], log: Path, env: Mapping[str, str], *, pass_fds: Sequence[int] = ()
+) -> subprocess.Popen[bytes]:
     """Start *argv* in the repository with *env*, stdin closed, its output appended to *log*,
     in a process group of its own (kill it with :func:`kill_group`: servers fork workers)."""
     with log.open("ab") as output:
@@ -68,6 +70,7 @@ def spawn(argv: Sequence[str], log: Path, env: Mapping[str, str]) -> subprocess.
             cwd=REPO,
             env=env,
             start_new_session=True,
+            pass_fds=pass_fds,
         )
 
 
@@ -79,9 +82,11 @@ def server_process(
     *,
     env: Mapping[str, str] | None = None,
     startup_timeout: float = 20.0,
+    pass_fds: Sequence[int] = (),
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start *command* (``sys.executable`` is used for a leading ``"python"``), wait until
-    *port* accepts connections, yield the process, and kill its group on exit.
+    *port* accepts connections, yield the process, and kill its group on exit. *pass_fds*:
+    file descriptors the child inherits (a listening socket made by the test).
 
     The child's output goes to *log*, which is shown when it fails to start.
     """
@@ -89,7 +94,7 @@ def server_process(
         sys.executable if index == 0 and part == "python" else part
         for index, part in enumerate(command)
     ]
-    process = spawn(argv, log, child_env(env))
+    process = spawn(argv, log, child_env(env), pass_fds=pass_fds)
     try:
         deadline = time.monotonic() + startup_timeout
         while not port_accepts(port):

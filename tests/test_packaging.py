@@ -47,7 +47,7 @@ class _Blocker:
 sys.meta_path.insert(0, _Blocker())
 """
 
-OPTIONAL = ("trio", "hypercorn", "httpx", "httpx2", "coredis")
+OPTIONAL = ("trio", "hypercorn", "httpx", "httpx2", "coredis", "opentelemetry")
 
 
 def run_blocked(
@@ -178,6 +178,12 @@ def test_fastapi_module_names_the_fastapi_extra() -> None:
     result = run_blocked("import trio_sse.fastapi", "fastapi")
     assert result.returncode == 1
     assert "trio_sse.fastapi needs fastapi: pip install 'trio_sse[fastapi]'" in result.stderr
+
+
+def test_the_metrics_module_names_the_otel_extra() -> None:
+    result = run_blocked("import trio_sse.metrics", "opentelemetry")
+    assert result.returncode == 1
+    assert "trio_sse.metrics needs opentelemetry: pip install 'trio_sse[otel]'" in result.stderr
 
 
 def test_the_redis_backend_names_the_redis_extra() -> None:

@@ -109,3 +109,18 @@ def test_the_fastapi_names_are_documented_in_their_docstrings_and_the_readme() -
     assert "`fixed_event`" in readme
     assert "JSONServerSentEvent[Tick]" in readme  # the generic parameter
     assert trio_sse.ServerSentEvent.fixed_event is None
+
+
+def test_revocation_across_processes_is_public_and_documented() -> None:
+    """Issue 16 item 1: ``Broadcaster.revoke_everywhere`` and the backends' ``Revocations``."""
+    from .processes import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert inspect.iscoroutinefunction(trio_sse.Broadcaster.revoke_everywhere)
+    assert inspect.getdoc(trio_sse.Broadcaster.revoke_everywhere)
+    assert not inspect.iscoroutinefunction(trio_sse.Broadcaster.revoke)  # still sync
+    for name in ("Revocations", "Revoke"):
+        assert name in trio_sse.backends.__all__
+        assert f"`{name}`" in readme or f".{name}`" in readme, name
+    assert inspect.getdoc(trio_sse.backends.Revocations)
+    assert "await hub.revoke_everywhere(principal, farewell=...)" in readme

@@ -135,7 +135,8 @@ async def test_a_new_topic_of_a_read_slot_wakes_its_reader(cluster: ClusterGroup
             async with hub.subscribe(second) as two:
                 sent = await hub.publish(second, "two")
                 assert (await two.receive()).id == sent
-            assert backend._cluster is not None and backend._cluster.readers == 1
+            # Theirs, and the control stream's (tag {0}: "s0" has tag 6).
+            assert backend._cluster is not None and backend._cluster.readers == 2
 
 
 async def test_a_reader_ends_with_its_slots_last_topic(cluster: ClusterGroup) -> None:
@@ -152,12 +153,12 @@ async def test_a_reader_ends_with_its_slots_last_topic(cluster: ClusterGroup) ->
                 async with hub.subscribe("t") as events:
                     sent = await hub.publish("t", "e")
                     assert (await events.receive()).id == sent
-                    assert readers() == 1
+                    assert readers() == 2  # and the control stream's ("t" has tag 8)
                 for _ in range(400):
-                    if not readers():
+                    if readers() == 1:
                         break
                     await anyio.sleep(0.01)
-                assert readers() == 0
+                assert readers() == 1
 
 
 async def test_readers_follow_a_slot_that_moves(cluster: ClusterGroup) -> None:
@@ -266,3 +267,24 @@ async def test_publishes_that_meet_a_taken_id_on_a_cluster(
             above = await far.publish("t", "its first guess is refused")  # below the top
             assert parse_stream_id(above) > parse_stream_id(future)  # type: ignore[operator]
             assert [(await events.receive()).id for _ in range(3)] == [once, future, above]
+
+
+async def test_a_revocation_reaches_the_hubs_of_a_cluster(cluster: ClusterGroup) -> None:
+    """The control stream ({0}) is read by the reader of its slot, topics or not."""
+    from trio_sse import Access
+
+    async def alice(topic: str) -> Access:
+        return Access(("user", "alice"))
+
+    prefix = f"r-{uuid.uuid4().hex[:8]}:"
+    farewell = ServerSentEvent("bye", event="logout")
+    one = backend_for(cluster.url(), prefix)
+    two = backend_for(cluster.url(cluster.ports[-1]), prefix)
+    with anyio.fail_after(20):
+        async with Broadcaster(one) as hub, Broadcaster(two) as far:
+            async with far.subscribe("t", authorize=alice) as events:
+                sent = await hub.publish("t", "before")
+                assert (await events.receive()).id == sent
+                assert await hub.revoke_everywhere(("user", "alice"), farewell=farewell) == 0
+                assert [event async for event in events] == [farewell]
+            assert far.stats().revoked == 1

@@ -111,7 +111,7 @@ def test_only_resp3_xread_replies_are_read() -> None:
 
 
 def test_a_slot_forgets_its_last_topic() -> None:
-    from trio_sse.backends._redis_cluster_reader import ClusterReaders
+    from trio_sse.backends._redis_cluster_reader import ClusterReaders, Control
 
     async def dispatch(topic: str, found: object) -> None:
         raise AssertionError("nothing is read here")
@@ -121,6 +121,7 @@ def test_a_slot_forgets_its_last_topic() -> None:
         {"a": ("0-0", (0, 0))},
         lambda topic: cluster_key("p:", topic).encode(),
         dispatch,
+        Control(b"p:{0}\xffcontrol", lambda: "0-0", lambda found: None),
         address="redis+cluster://h:1",
         block_ms=1,
         count=1,
@@ -132,6 +133,8 @@ def test_a_slot_forgets_its_last_topic() -> None:
     readers.discard("a")
     readers.discard("a")  # a topic whose watch failed before it was added: no error
     assert readers._topics(slot) == [] and readers._members == {}
+    assert not readers._needed(slot)  # "a" has tag 3, the control stream 0
+    assert readers._needed(key_slot("p:{0}"))
 
 
 @pytest.mark.parametrize("prefix", ["{}", "a{}:", "a{}{b}:"])

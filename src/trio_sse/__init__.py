@@ -1,7 +1,8 @@
 """trio_sse: Server-Sent Events for Starlette and any ASGI app, trio-first.
 
 Public names are re-exported here; the modules behind them are private.
-``trio_sse.testing`` and ``trio_sse.client`` are public subpackages not imported here.
+``trio_sse.testing`` and ``trio_sse.client`` are public subpackages not imported here, nor is
+``trio_sse.metrics`` (OpenTelemetry, the ``otel`` extra).
 """
 
 from ._access import Access as Access
@@ -23,6 +24,9 @@ from ._errors import SendTimeoutError as SendTimeoutError
 from ._events import JSONServerSentEvent as JSONServerSentEvent
 from ._events import ServerSentEvent as ServerSentEvent
 from ._granian import chain_granian_signals as chain_granian_signals
+from ._hooks import CloseReason as CloseReason
+from ._hooks import StreamClosed as StreamClosed
+from ._hooks import StreamHooks as StreamHooks
 from ._lifetime import seconds_until as seconds_until
 from ._limit import STREAM_LIMIT_SCOPE_KEY as STREAM_LIMIT_SCOPE_KEY
 from ._limit import StreamLimit as StreamLimit
@@ -33,6 +37,7 @@ from ._serve import serve as serve
 from ._shutdown import ShutdownToken as ShutdownToken
 from ._shutdown import current_shutdown_token as current_shutdown_token
 from ._shutdown import default_shutdown_token as default_shutdown_token
+from ._streaminfo import StreamInfo as StreamInfo
 from ._uvicorn import chain_uvicorn_signals as chain_uvicorn_signals
 from ._uvicorn import set_uvicorn_chaining as set_uvicorn_chaining
 

@@ -24,6 +24,8 @@ The shape, and why:
   refused when it returns, so a revocation never misses a subscriber being admitted. Refusing
   the *next* connection is the hook's job (it reads the app's own record of the revocation):
   the hub remembers nothing once no hook is running, so revoked principals never pile up.
+  ``Broadcaster.revoke_everywhere`` does the same in every process of a shared backend: each
+  hub runs this very revocation when its backend hands it the message (``backends/_control``).
 """
 
 from __future__ import annotations

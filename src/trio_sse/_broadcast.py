@@ -279,7 +279,8 @@ class Broadcaster:
 
     **Access.** Without an ``authorize`` hook, anyone given a subscription reads the topic. With
     one (:meth:`subscribe`, :meth:`stream`), the hook decides per topic before anything is
-    registered or sent, may filter events, and names principals that :meth:`revoke` ends.
+    registered or sent, may filter events, and names principals that :meth:`revoke` ends (in
+    this process) and :meth:`revoke_everywhere` ends in every process sharing the backend.
     """
 
     def __init__(
@@ -330,6 +331,9 @@ class Broadcaster:
         if self._state != "new":
             raise RuntimeError("a Broadcaster can be entered once (`async with` it in one place)")
         self._state = "starting"
+        on_revoke = getattr(self._backend, "on_revoke", None)
+        if callable(on_revoke):
+            on_revoke(self._principals.revoke)  # revocations sent by the other processes
         group = anyio.create_task_group()
         await group.__aenter__()
         try:
@@ -453,10 +457,39 @@ class Broadcaster:
         principal is refused when it answers. Whether the client may come back is up to the
         hook, which must now refuse it (the hub keeps no list of revoked principals).
 
-        Sync, never blocks; only this process (a Redis hub does not tell the others).
+        Sync, never blocks; only this process: :meth:`revoke_everywhere` tells the others.
         """
         check_principal("principal", principal)
         event = None if farewell is None else _as_event(farewell, self.json_dumps)
+        return self._principals.revoke(principal, event)
+
+    async def revoke_everywhere(self, principal: Hashable, *, farewell: object = REVOKED) -> int:
+        """:meth:`revoke` in every process sharing this hub's backend; returns this
+        process's count (the others' are not known here).
+
+        Memory: the same as :meth:`revoke` (one process), plus a checkpoint. Redis: the
+        revocation is first stored in the backend's control stream, then this process's
+        subscriptions are ended; every other hub's reader ends its own when it reads it (a
+        round trip later), with the same *farewell*. The principal must then cross processes:
+        a ``str``, an ``int``, a ``float``, ``None`` or a tuple of those (``("user", 42)``),
+        else ``TypeError``, and nothing is revoked anywhere. A hub started after the call
+        is not affected; whether the client may come back is still the hook's to decide.
+
+        A checkpoint. Raising (``RedisConnectionError``) or cancelled, nothing was revoked
+        in this process and the other processes may or may not have it: call it again (or
+        :meth:`revoke` for this process alone). ``TypeError`` for a backend that cannot tell
+        other processes (no ``revoke()``, see :class:`~trio_sse.backends.Revocations`).
+        """
+        self._check_open()
+        check_principal("principal", principal)
+        event = None if farewell is None else _as_event(farewell, self.json_dumps)
+        tell = getattr(self._backend, "revoke", None)
+        if not callable(tell):
+            raise TypeError(
+                f"{type(self._backend).__name__} cannot send revocations to other processes "
+                "(it has no revoke()); hub.revoke() ends this process's subscriptions"
+            )
+        await tell(principal, event)
         return self._principals.revoke(principal, event)
 
     # -- publishing ---------------------------------------------------------------------------

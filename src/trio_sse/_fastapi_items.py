@@ -40,6 +40,7 @@ from ._events import JSONServerSentEvent, ServerSentEvent
 from ._item_types import ItemTypes, item_types, stream_item_annotation
 from ._json import to_json
 from ._sources import AsyncIterableContent, Content, SyncIterableContent
+from ._streaminfo import where
 
 __all__ = [
     "ItemPolicy",
@@ -312,9 +313,10 @@ class _Converted:
         except ItemRejected as exc:
             logger.error(  # noqa: TRY400 (a validation error: its message says all, no traceback)
                 "trio_sse: %s: stream item %d does not match the declared type; "
-                "ending the stream: %s",
+                "ending the stream%s: %s",
                 self._policy.label,
                 self._count,
+                where(),
                 exc,
             )
             raise

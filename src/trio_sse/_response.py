@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import inspect
 import logging
 import random
 import sys
@@ -18,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from ._errors import AccessError
 from ._events import DEFAULT_SEPARATOR, ServerSentEvent
+from ._hooks import OnClose, OnOpen, StreamHooks, make_observer
 from ._json import JSONDumps, using_json_dumps
 from ._limit import StreamLimit, limit_from_scope
 from ._options import (
@@ -82,6 +84,14 @@ def _check_token(name: str, value: object) -> ShutdownToken | None:
 
 def _check_limit(name: str, value: object) -> StreamLimit | None:
     return optional_instance(name, value, StreamLimit, "a trio_sse.StreamLimit")
+
+
+def _check_hooks(name: str, value: object) -> StreamHooks | None:
+    hooks = optional_instance(name, value, StreamHooks, "a trio_sse.StreamHooks")
+    if hooks is not None and inspect.iscoroutinefunction(hooks.on_send):
+        # The writer calls it after every body message and never awaits it.
+        raise TypeError(f"{name}.on_send must be a plain (sync) method, not async")
+    return hooks
 
 
 class EventSourceResponse(Response):
@@ -161,6 +171,13 @@ class EventSourceResponse(Response):
     * ``json_dumps``: a callable ``(obj) -> str | bytes`` (``orjson.dumps``...) for the JSON the
       stream writes: models given as items or as a dict item's ``data``, and every
       ``JSONServerSentEvent`` built without its own ``json_dumps`` inside the stream's tasks.
+    * ``on_open``: ``hook(info)`` called when the stream starts, with a
+      :class:`~trio_sse.StreamInfo` (route, path, client, start time); ``on_close``:
+      ``hook(info, closed)`` called when it ends, with a :class:`~trio_sse.StreamClosed`
+      (a :class:`~trio_sse.CloseReason`, the events and bytes sent, the duration); ``hooks``:
+      a :class:`~trio_sse.StreamHooks` object with both and ``on_send`` (default:
+      ``DEFAULT_HOOKS``). Sync or async; a hook that raises is logged and the stream goes on.
+      Without any, nothing is counted.
     """
 
     media_type = "text/event-stream"
@@ -176,6 +193,8 @@ class EventSourceResponse(Response):
     """The default ``max_buffer_size``."""
     DEFAULT_DISCONNECT_GRACE_PERIOD = DEFAULT_DISCONNECT_GRACE_PERIOD
     """The default ``disconnect_grace_period``, in seconds (1)."""
+    DEFAULT_HOOKS: StreamHooks | None = None
+    """The ``hooks`` when none are given: a subclass may observe all its streams."""
 
     # The options, readable and settable after construction (as in sse-starlette), checked on
     # set like in the constructor; the stream reads them when its ASGI call starts.
@@ -199,6 +218,9 @@ class EventSourceResponse(Response):
     json_dumps: Option[JSONDumps | None] = Option(optional_callable)
     max_duration: Option[float | tuple[float, float] | None] = Option(check_duration)
     disconnect_grace_period: Option[float] = Option(seconds)
+    on_open: Option[OnOpen | None] = Option(optional_callable)
+    on_close: Option[OnClose | None] = Option(optional_callable)
+    hooks: Option[StreamHooks | None] = Option(_check_hooks)
 
     def __init__(
         self,
@@ -226,6 +248,9 @@ class EventSourceResponse(Response):
         json_dumps: JSONDumps | None = None,
         max_duration: float | tuple[float, float] | None = None,
         disconnect_grace_period: float | None = None,
+        on_open: OnOpen | None = None,
+        on_close: OnClose | None = None,
+        hooks: StreamHooks | None = None,
     ) -> None:
         self._source = classify(content, args)  # the content's kind, decided once
         # Each option is checked by its descriptor (see ``_options``). ``ping`` is stored as
@@ -256,6 +281,9 @@ class EventSourceResponse(Response):
             if disconnect_grace_period is None
             else disconnect_grace_period
         )
+        self.on_open = on_open
+        self.on_close = on_close
+        self.hooks = self.DEFAULT_HOOKS if hooks is None else hooks
         self.status_code = status_code
         self.media_type = self.media_type if media_type is None else media_type
         self.background = background
@@ -290,6 +318,7 @@ class EventSourceResponse(Response):
             max_prefetch=self.max_prefetch,
             max_duration=self.max_duration,
             disconnect_grace_period=self.disconnect_grace_period,
+            observer=make_observer(self.on_open, self.on_close, self.hooks),
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -345,7 +374,7 @@ class EventSourceResponse(Response):
                 await self._refuse(exc, scope, send)
                 return
             except Exception as exc:
-                report_unopened(exc)  # one line per kind of failure per interval
+                report_unopened(exc, scope)  # one line per kind of failure per interval
             connection = await self._start(scope, receive, send)
             if connection is not None:
                 with using_json_dumps(self.json_dumps):
@@ -401,7 +430,7 @@ class EventSourceResponse(Response):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             await self._discard_content()
             return None
-        return Connection(self._stream_spec(), receive, send)  # type: ignore[arg-type]
+        return Connection(self._stream_spec(), receive, send, scope)  # type: ignore[arg-type]
 
     async def _turn_away(self, limit: StreamLimit, scope: Scope, send: Send) -> None:
         """The stream limit is full: answer at once (see ``StreamLimit.on_full``), never stream."""

@@ -33,6 +33,7 @@ from ._asynclib import is_trio_channel, running_under_trio, trio_channel_excepti
 from ._channels import DirectSource
 from ._events import ServerSentEvent
 from ._prefetch import PrefetchGate
+from ._streaminfo import where
 
 if TYPE_CHECKING:
     from ._stream import StreamSpec
@@ -299,7 +300,7 @@ async def _pump_async(
             with anyio.move_on_after(cleanup_timeout, shield=True) as scope:
                 await aclose()
             if scope.cancelled_caught:
-                logger.warning("trio_sse: closing the stream's async iterator timed out")
+                logger.warning("trio_sse: closing the stream's async iterator timed out%s", where())
 
 
 async def _pump_sync(

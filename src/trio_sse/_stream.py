@@ -48,10 +48,12 @@ from ._channels import ParkingReceiveStream, producer_send_end
 from ._encoder import SEPARATORS
 from ._errors import SendTimeoutError
 from ._events import ServerSentEvent, encode_item
+from ._hooks import CloseReason, Observer, Tally
 from ._prefetch import DEFAULT_MAX_PREFETCH
 from ._ratelog import LogLimiter
 from ._shutdown import ShutdownToken, _current, default_shutdown_token
 from ._sources import Content, Opened, Source
+from ._streaminfo import STREAM_SCOPE, Scope, describe, where
 
 logger = logging.getLogger("trio_sse")
 
@@ -59,7 +61,7 @@ UNOPENED_LOG = LogLimiter(10.0)
 """Streams whose channel could not be opened: one record per kind of failure per 10 s."""
 
 
-def report_unopened(exc: Exception) -> None:
+def report_unopened(exc: Exception, scope: Scope | None = None) -> None:
     """Log that a stream could not open its channel, without flooding (see ``_ratelog``).
 
     A connection error (Redis down) is one line; anything else keeps its traceback, as a
@@ -71,10 +73,11 @@ def report_unopened(exc: Exception) -> None:
         return
     more = f"; {left_out} more since the last report" if left_out else ""
     logger.error(
-        "trio_sse: the stream's channel could not be opened (%s: %s); ending the stream "
+        "trio_sse: the stream's channel could not be opened (%s: %s); ending the stream%s "
         "(reported at most once per %g s%s)",
         type(exc).__name__,
         exc,
+        describe(scope),
         UNOPENED_LOG.interval,
         more,
         exc_info=None if isinstance(exc, ConnectionError) else exc,
@@ -117,6 +120,7 @@ class StreamSpec:
         "max_buffer_size",
         "max_duration",
         "max_prefetch",
+        "observer",
         "ping_bytes",
         "ping_factory",
         "ping_interval",
@@ -147,7 +151,9 @@ class StreamSpec:
         max_prefetch: int = DEFAULT_MAX_PREFETCH,
         max_duration: float | tuple[float, float] | None = None,
         disconnect_grace_period: float = 0.0,
+        observer: Observer | None = None,
     ) -> None:
+        self.observer = observer  # the hooks (``_hooks``); None: nothing is counted
         self.max_prefetch = max_prefetch
         self.disconnect_grace_period = disconnect_grace_period
         self.max_duration = max_duration
@@ -186,19 +192,27 @@ class Connection:
         "_producer_scope",
         "_quiet_passes",
         "_receive",
+        "_scope",
         "_send",
         "_sender_scope",
         "_shutdown_requested",
         "_source",
         "_spec",
         "_stop_listening",
+        "_tally",
         "_wait_scope",
         "_waiting",
         "_woken",
     )
 
-    def __init__(self, spec: StreamSpec, receive: Receive, send: Send) -> None:
+    def __init__(
+        self, spec: StreamSpec, receive: Receive, send: Send, scope: Scope | None = None
+    ) -> None:
         self._spec = spec
+        self._scope = scope  # named by the stream's log lines (``_streaminfo.where``)
+        # Only an observed stream counts what it sends (``_hooks``).
+        observer = spec.observer
+        self._tally = None if observer is None else Tally(observer, scope or {})
         self._receive = receive
         self._send = send
         self._disconnected = False
@@ -244,13 +258,51 @@ class Connection:
         closed) by the response, before its headers; ``None``: it could not be opened (the
         response logged why), and the body ends at once.
         (Returns the coroutine to await: one frame fewer kept by every open stream.)
+        With hooks, they are called around it (``_run_observed``).
         """
+        if self._tally is not None:
+            return self._run_observed(self._tally, channel)
+        return self._stream(channel)
+
+    def _stream(self, channel: MemoryObjectReceiveStream[Any] | None) -> Awaitable[None]:
         content = self._spec.content
         if not content.opens_channel:
             return self._run(content.open(self._spec))
         if channel is None:
             return self._end_at_once()
         return self._run((Source.from_anyio(channel), None, None))
+
+    async def _run_observed(
+        self, tally: Tally, channel: MemoryObjectReceiveStream[Any] | None
+    ) -> None:
+        """``run`` between the ``on_open`` and ``on_close`` hooks, told why the stream ended."""
+        await tally.open(current_asynclib().clock)
+        if channel is None and self._spec.content.opens_channel:
+            tally.failed = True  # logged by ``report_unopened``
+        reason = CloseReason.ERROR  # unless it returns, times out or is cancelled
+        try:
+            await self._stream(channel)
+            reason = self._close_reason(tally, ended=True)
+        except SendTimeoutError:
+            reason = CloseReason.SEND_TIMEOUT
+            raise
+        except anyio.get_cancelled_exc_class():  # by its server (or the client left)
+            reason = self._close_reason(tally, ended=False)
+            raise
+        finally:
+            await tally.close(tally.cause if tally.cause is not None else reason)
+
+    def _close_reason(self, tally: Tally, *, ended: bool) -> CloseReason:
+        """Why the stream ended (*ended*: its loop returned, rather than raised)."""
+        if self._disconnected:
+            return CloseReason.CLIENT_DISCONNECT
+        if tally.failed:
+            return CloseReason.ERROR
+        if tally.expired:
+            return CloseReason.MAX_DURATION
+        if self._shutdown_requested or not ended:
+            return CloseReason.SHUTDOWN
+        return CloseReason.COMPLETED
 
     async def _end_at_once(self) -> None:
         try:
@@ -271,6 +323,7 @@ class Connection:
         self._source = source
         timed_out: SendTimeoutError | None = None
         context_token = _current.set(token)
+        scope_token = STREAM_SCOPE.set(self._scope)
         token._stream_started()
         try:
             async with anyio.create_task_group() as group:
@@ -299,6 +352,7 @@ class Connection:
             raise
         finally:
             token._stream_finished()
+            STREAM_SCOPE.reset(scope_token)
             _current.reset(context_token)
             source.close()
         if timed_out is not None:
@@ -336,6 +390,12 @@ class Connection:
             # the token's wake-up reached this loop (under trio it runs in a later batch than
             # the trigger): the stream still ends for shutdown.
             self._on_shutdown()
+        tally = self._tally
+        if tally is not None:
+            # Decided now, before the last send: a server that closes the connection as it
+            # shuts down fails that send, which is not the client leaving (first cause wins).
+            tally.failed = tally.failed or outcome == _FAILED
+            tally.cause = self._close_reason(tally, ended=True)
         if outcome != _END and self._producer_scope is not None:
             # Shutdown grace over, or a bad item: the producer is cancelled. At a normal end
             # it closed its channel itself and may still be cleaning up.
@@ -367,7 +427,7 @@ class Connection:
             try:
                 parts.append(encode_item(spec.farewell, spec.sep))
             except Exception:
-                logger.exception("trio_sse: the shutdown farewell could not be encoded")
+                logger.exception("trio_sse: the shutdown farewell could not be encoded%s", where())
         retry = spec.farewell_retry
         if retry is not None:
             # Spread reconnections: thousands of clients told the same delay would come back
@@ -433,7 +493,7 @@ class Connection:
             try:
                 await handler(message)
             except Exception:
-                logger.exception("trio_sse: client_close_handler_callable raised")
+                logger.exception("trio_sse: client_close_handler_callable raised%s", where())
         assert self._group is not None
         close = self._let_producer_finish()
         self._group.cancel_scope.cancel()
@@ -480,6 +540,8 @@ class Connection:
         self._expires_at = math.inf
         if self._shutdown_requested:
             return
+        if self._tally is not None:
+            self._tally.expired = True
         self._shutdown_requested = True
         self._grace_deadline = self._clock()
         self._wake_writer()
@@ -525,7 +587,7 @@ class Connection:
         when woken for one. A broadcast subscriber's stream is parked on (``wait_ready``) with
         no wait scope: the look at the top of the loop takes what woke it.
         """
-        spec, stream, gate = self._spec, source.stream, source.gate
+        spec, stream, gate, tally = self._spec, source.stream, source.gate, self._tally
         parking = self._parking = stream if isinstance(stream, ParkingReceiveStream) else None
         wait = parking.wait_ready if parking is not None else stream.receive
         end, clock, sep, ping = source.end, self._clock, spec.sep, spec.ping_interval
@@ -547,7 +609,10 @@ class Connection:
                     if batch.chunks:
                         count = len(batch.chunks)
                         try:
-                            await send(_body_message(batch.take()))
+                            if tally is None:
+                                await send(_body_message(batch.take()))
+                            else:  # observed: counted per message, never per event
+                                await tally.send(send, count, _body_message(batch.take()))
                         except SendTimeoutError:  # (an OSError too: from ``_send_message``)
                             raise
                         except OSError as exc:
@@ -607,7 +672,9 @@ class Connection:
             try:
                 ping_bytes = encode_item(spec.ping_factory(), spec.sep)
             except Exception:
-                logger.exception("trio_sse: ping_message_factory failed; ending the stream")
+                logger.exception(
+                    "trio_sse: ping_message_factory failed; ending the stream%s", where()
+                )
                 return False
         await self._send_message(_body_message(ping_bytes))
         self._next_ping = self._clock() + spec.ping_interval
@@ -636,7 +703,9 @@ def _add_item(batch: Batch, item: object, sep: str) -> str | None:
     try:
         batch.add(encode_item(item, sep))
     except Exception:
-        logger.exception("trio_sse: a stream item could not be encoded; ending the stream")
+        logger.exception(
+            "trio_sse: a stream item could not be encoded; ending the stream%s", where()
+        )
         return _FAILED
     return None
 
@@ -668,7 +737,9 @@ def _drain(source: Source, sep: str, batch: Batch) -> str | None:
     except source.end:
         status = _END
     except Exception:
-        logger.exception("trio_sse: a stream item could not be encoded; ending the stream")
+        logger.exception(
+            "trio_sse: a stream item could not be encoded; ending the stream%s", where()
+        )
         status = _FAILED
     batch.size = size
     return status
@@ -703,4 +774,6 @@ async def _run_in_scope(
                 return  # its channel was closed: the client left (``_let_producer_finish``)
             # The stream still ends cleanly: the writer sends what was produced before the
             # error, then finishes the body; the browser will reconnect.
-            logger.exception("trio_sse: %s raised; ending the stream", what)
+            logger.exception("trio_sse: %s raised; ending the stream%s", what, where())
+            if connection is not None and connection._tally is not None:
+                connection._tally.failed = True

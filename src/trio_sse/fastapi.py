@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ._extras import require
@@ -76,7 +78,8 @@ def document_streams(app: FastAPI) -> FastAPI:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
-        document = build()
+        with _documented_status(app.routes):
+            document = build()
         _describe_streams(document, app.routes)
         app.openapi_schema = document
         return document
@@ -84,6 +87,38 @@ def document_streams(app: FastAPI) -> FastAPI:
     setattr(openapi, _MARK, True)
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _stream_classes(routes: Iterable[Any]) -> set[type[EventSourceResponse]]:
+    found: set[type[EventSourceResponse]] = set()
+    for route in _api_routes(routes):
+        response_class = getattr(route.response_class, "value", route.response_class)
+        if isinstance(response_class, type) and issubclass(response_class, EventSourceResponse):
+            found.add(response_class)
+    return found
+
+
+@contextmanager
+def _documented_status(routes: Iterable[Any]) -> Iterator[None]:
+    """While FastAPI builds the document: a subclass whose ``__init__`` takes no
+    ``status_code`` shows one (``= 200``, what it sends). FastAPI (0.135 to 0.165 at least)
+    reads a route's status from that default, and without one ``app.openapi()`` fails
+    (``UnboundLocalError``). The signature is put back afterwards. Sync."""
+    with ExitStack() as stack:
+        for response_class in _stream_classes(routes):
+            init = response_class.__init__
+            signature = inspect.signature(init)
+            if "status_code" in signature.parameters or "__signature__" in vars(init):
+                continue
+            keyword = inspect.Parameter("status_code", inspect.Parameter.KEYWORD_ONLY, default=200)
+            parameters = [p for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD]
+            parameters += [
+                keyword,
+                *(p for p in signature.parameters.values() if p.kind == p.VAR_KEYWORD),
+            ]
+            init.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+            stack.callback(delattr, init, "__signature__")
+        yield
 
 
 def item_schema(annotation: Any, components: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ Sync tests: ``app.openapi()`` does no I/O.
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -188,9 +189,7 @@ class WithOptions(EventSourceResponse):
 
 def test_a_subclass_with_options_is_documented_if_it_keeps_status_code() -> None:
     # FastAPI 0.165 reads a route's default status from ``response_class.__init__``'s
-    # ``status_code`` parameter; a subclass whose ``__init__`` takes ``**kwargs`` only makes
-    # app.openapi() fail (UnboundLocalError in get_openapi_path), with or without trio_sse,
-    # for a route without ``status_code=``: keep the parameter.
+    # ``status_code`` parameter (see the next test for a subclass without it).
     app = document_streams(FastAPI())
 
     @app.get("/kept", response_class=WithOptions)
@@ -199,6 +198,26 @@ def test_a_subclass_with_options_is_documented_if_it_keeps_status_code() -> None
 
     schema = item_schema(app.openapi(), "/kept")
     assert schema["properties"]["data"]["contentSchema"] == {"$ref": "#/components/schemas/Tick"}
+
+
+class KeywordsOnly(EventSourceResponse):
+    def __init__(self, content: Any, **options: Any) -> None:
+        super().__init__(content, ping=5, **options)
+
+
+def test_a_subclass_without_status_code_is_documented_as_200() -> None:
+    # Without document_streams FastAPI fails on it (UnboundLocalError); with it, the document
+    # is built, and the class's signature is as it was afterwards.
+    app = document_streams(FastAPI())
+
+    @app.get("/keywords", response_class=KeywordsOnly)
+    async def keywords() -> AsyncIterator[Tick]:
+        yield Tick(n=1)
+
+    schema = item_schema(app.openapi(), "/keywords")
+    assert schema["properties"]["data"]["contentSchema"] == {"$ref": "#/components/schemas/Tick"}
+    assert "status_code" not in inspect.signature(KeywordsOnly.__init__).parameters
+    assert "__signature__" not in vars(KeywordsOnly.__init__)
 
 
 def test_calling_document_streams_twice_changes_nothing() -> None:

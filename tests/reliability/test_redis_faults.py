@@ -139,7 +139,7 @@ async def test_no_acknowledged_event_is_lost_when_redis_restarts(
     def backend() -> RedisBackend:
         return RedisBackend(redis.url, prefix=prefix, connect_timeout=1, command_timeout=2)
 
-    async def publisher(stop: anyio.Event) -> None:
+    async def publisher(stop: anyio.Event, stopped: anyio.Event) -> None:
         nonlocal attempts, refused, loading
         while not stop.is_set():
             attempts += 1
@@ -152,6 +152,7 @@ async def test_no_acknowledged_event_is_lost_when_redis_restarts(
                     raise
                 loading += 1  # see test_loading_is_a_connection_error
             await anyio.sleep(PUBLISH_EVERY)
+        stopped.set()
 
     async def restart(kill: bool) -> None:
         process = redis.process
@@ -186,14 +187,17 @@ async def test_no_acknowledged_event_is_lost_when_redis_restarts(
                             resuming, subscriber_hub, topic, subscriber, ready, outages
                         )
                     await ready.wait()
-                stop = anyio.Event()
-                group.start_soon(publisher, stop)
+                stop, stopped = anyio.Event(), anyio.Event()
+                group.start_soon(publisher, stop, stopped)
                 for number, kill in enumerate((False, True)):
                     await anyio.sleep(RUNNING)
                     outages[number].set()
                     await restart(kill)
                 await anyio.sleep(RUNNING)
                 stop.set()
+                # A publish in flight when told to stop is acknowledged after this: wait for it,
+                # else its id is wanted below without having been waited for.
+                await stopped.wait()
                 caught_up_from = time.monotonic()
                 wanted = set(acknowledged)
                 for subscriber in subscribers:

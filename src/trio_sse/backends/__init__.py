@@ -14,6 +14,8 @@ from ._base import Entry as Entry
 from ._base import Position as Position
 from ._base import Replay as Replay
 from ._base import ReplayStatus as ReplayStatus
+from ._base import Revocations as Revocations
+from ._base import Revoke as Revoke
 from ._errors import RedisConnectionError as RedisConnectionError
 from ._errors import RedisError as RedisError
 from ._errors import RedisNotReplicatedError as RedisNotReplicatedError
@@ -34,4 +36,6 @@ __all__ = [
     "RedisReplyError",
     "Replay",
     "ReplayStatus",
+    "Revocations",
+    "Revoke",
 ]

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Literal, NamedTuple, Protocol
 
 import anyio.abc
 
 from .._events import ServerSentEvent
 
-__all__ = ["Backend", "Deliver", "Entry", "Position", "Replay", "ReplayStatus"]
+__all__ = [
+    "Backend",
+    "Deliver",
+    "Entry",
+    "Position",
+    "Replay",
+    "ReplayStatus",
+    "Revocations",
+    "Revoke",
+]
 
 Position = tuple[int, int]
 """Where an event stands in its topic: totally ordered, increasing with publication order.
@@ -93,4 +102,32 @@ class Backend(Protocol):
 
     def unwatch(self, topic: str) -> None:
         """Undo one successful :meth:`watch`. Never blocks; safe after :meth:`aclose`."""
+        ...
+
+
+Revoke = Callable[[Hashable, ServerSentEvent | None], int]
+"""``revoke(principal, farewell)``: end this process's subscriptions of *principal* with
+*farewell*; how many. Sync, never blocks (the hub's, given to :meth:`Revocations.on_revoke`)."""
+
+
+class Revocations(Protocol):
+    """What a backend adds so that ``await hub.revoke_everywhere(...)`` reaches every process.
+
+    Optional: a backend without :meth:`revoke` makes ``revoke_everywhere`` raise ``TypeError``
+    (``hub.revoke`` still ends this process's subscriptions). A backend used by one hub only
+    (memory) has nobody to tell: its ``revoke`` is a checkpoint and it needs no ``on_revoke``.
+    """
+
+    def on_revoke(self, revoke: Revoke) -> None:
+        """Called once by the hub, before :meth:`Backend.start`: call *revoke* for each
+        revocation that another hub sent, in the order they were sent. Never blocks."""
+        ...
+
+    async def revoke(self, principal: Hashable, farewell: ServerSentEvent | None) -> None:
+        """Tell every other hub sharing this backend to revoke *principal* with *farewell*.
+
+        A checkpoint; returns once the message is stored (the other hubs apply it when they
+        read it); the sending hub ends its own subscriptions itself. ``TypeError``, before
+        anything is sent, for a principal the backend cannot carry to other processes.
+        """
         ...

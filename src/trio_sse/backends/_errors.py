@@ -72,7 +72,7 @@ def _detail(exc: BaseException) -> str:
     if isinstance(cause, ssl.SSLCertVerificationError):
         return f"TLS: certificate verify failed: {cause.verify_message}"
     if isinstance(cause, ssl.SSLError):
-        return f"TLS: {cause.reason or cause}"
+        return f"TLS: {getattr(cause, 'reason', None) or cause}"  # reason: set by the ssl module
     if isinstance(cause, OSError) and cause.strerror:
         return cause.strerror
     if isinstance(cause, TimeoutError) or (not str(cause) and isinstance(exc, TimeoutError)):

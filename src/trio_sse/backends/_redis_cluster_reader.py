@@ -6,7 +6,8 @@ runs one reader per tag that has a watched topic, each a task with its own conne
 primary serving that slot, at most 16 reader connections per hub (plus the client's pool,
 ``max_connections`` per node, for the other commands). A reader whose slot has no watched
 topic left ends and closes its connection; :meth:`ClusterReaders.run` starts one when a topic
-of a slot without reader is watched.
+of a slot without reader is watched. The reader of the control stream's slot (revocations,
+:class:`Control`) reads it with that slot's topics and runs while the hub is open.
 
 Each reader resumes from the positions the backend keeps per topic (the last entry it
 delivered): after ``MOVED`` (a slot migrated, a replica promoted: coredis' cluster layout is
@@ -26,7 +27,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
 
@@ -38,12 +39,21 @@ if TYPE_CHECKING:
     from coredis.cluster._node import ClusterNodeLocation
     from coredis.connection import BaseConnection
 
-__all__ = ["ClusterReaders", "node_connection", "streams"]
+__all__ = ["ClusterReaders", "Control", "node_connection", "streams"]
 
 logger = logging.getLogger("trio_sse")
 
 _WAKE_ATTEMPTS = 50
 Dispatch = Callable[[str, Sequence[object]], Awaitable[None]]
+
+
+class Control(NamedTuple):
+    """The backend's control stream: its key, where to read it from now (an id), and what
+    to do with its entries (sync, never blocks)."""
+
+    key: bytes
+    start: Callable[[], str]
+    apply: Callable[[Sequence[object]], None]
 
 
 def streams(reply: object) -> list[tuple[object, object]]:
@@ -101,6 +111,7 @@ class ClusterReaders:
         positions: dict[str, Any],
         key: Callable[[str], bytes],
         dispatch: Dispatch,
+        control: Control,
         *,
         address: str,
         block_ms: int,
@@ -111,6 +122,8 @@ class ClusterReaders:
         self._positions = positions
         self._key = key
         self._dispatch = dispatch
+        self._control = control
+        self._control_slot = self._slot(control.key)
         self._address = address
         self._block_ms = block_ms
         self._count = count
@@ -120,9 +133,13 @@ class ClusterReaders:
         self._changed = anyio.Event()
 
     def slot_of(self, topic: str) -> int:
+        return self._slot(self._key(topic))
+
+    @staticmethod
+    def _slot(key: bytes) -> int:
         from coredis.typing import Key
 
-        return Key(self._key(topic)).slot
+        return Key(key).slot
 
     def add(self, topic: str) -> None:
         """*topic* is watched now (its position set): its slot's reader follows it."""
@@ -140,6 +157,10 @@ class ClusterReaders:
     def _topics(self, slot: int) -> list[str]:
         return [t for t in self._members.get(slot, ()) if t in self._positions]
 
+    def _needed(self, slot: int) -> bool:
+        """Whether *slot* needs a reader: it has watched topics, or the control stream."""
+        return slot == self._control_slot or bool(self._topics(slot))
+
     @property
     def readers(self) -> int:
         """How many readers (each with its connection, once connected) run now."""
@@ -149,7 +170,7 @@ class ClusterReaders:
         """Start a reader for each slot with watched topics and none; until cancelled."""
         async with anyio.create_task_group() as group:
             while True:
-                for slot in set(self._members) - set(self._readers):
+                for slot in {*self._members, self._control_slot} - set(self._readers):
                     self._readers[slot] = reader = _Reader(slot)
                     group.start_soon(self._follow, reader, name=f"trio_sse Redis slot {slot}")
                 self._changed = anyio.Event()
@@ -192,13 +213,15 @@ class ClusterReaders:
         """Read *reader*'s slot until no topic of it is watched; reconnect after errors."""
         delay = 0.05
         try:
-            while self._topics(reader.slot):
+            while self._needed(reader.slot):
                 error, connected = await self._read_once(reader)
                 if error is None:
                     continue
                 if connected:
                     delay = 0.05
-                logger.warning(
+                # A slot read for revocations only has no subscriber waiting: info.
+                logger.log(
+                    logging.WARNING if self._topics(reader.slot) else logging.INFO,
                     "trio_sse: Redis stream reader of slot %d: %s; retrying in %.2f s",
                     reader.slot,
                     error,
@@ -240,11 +263,17 @@ class ClusterReaders:
             reader.node = reader.client_id = reader.reading = None
 
     async def _read(self, reader: _Reader, connection: BaseConnection) -> None:
-        """Blocking ``XREAD`` over the slot's watched topics, until none is left."""
-        while topics := self._topics(reader.slot):
+        """Blocking ``XREAD`` over the slot's watched topics (and the control stream in its
+        slot), until none is left."""
+        control = self._control
+        while self._needed(reader.slot):
+            topics = self._topics(reader.slot)
             keys = [self._key(topic) for topic in topics]
             by_key: dict[object, str] = dict(zip(keys, topics, strict=True))
             starts = [self._positions[topic][0].encode() for topic in topics]
+            if reader.slot == self._control_slot:
+                keys.insert(0, control.key)
+                starts.insert(0, control.start().encode())
             arguments: list[bytes | int] = [b"COUNT", self._count, b"BLOCK", self._block_ms]
             arguments += [b"STREAMS", *keys, *starts]
             reader.reading = frozenset(topics)
@@ -259,4 +288,7 @@ class ClusterReaders:
             finally:
                 reader.reading = None
             for key, found in streams(reply):
-                await self._dispatch(by_key[key], entries(found))  # only keys it asked for
+                if key == control.key:
+                    control.apply(entries(found))
+                else:
+                    await self._dispatch(by_key[key], entries(found))  # only keys it asked

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import secrets
 from collections import deque
+from collections.abc import Hashable
 
 import anyio
 import anyio.abc
@@ -142,3 +143,8 @@ class MemoryBackend:
 
     def unwatch(self, topic: str) -> None:
         pass
+
+    async def revoke(self, principal: Hashable, farewell: ServerSentEvent | None) -> None:
+        """Nobody else to tell: a memory backend serves one hub, which revokes its own
+        subscriptions itself. A checkpoint, as for every backend."""
+        await anyio.lowlevel.checkpoint()

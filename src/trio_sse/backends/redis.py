@@ -13,11 +13,22 @@ extra), under trio or asyncio alike:
   reader connection plus the client's pool (at most ``max_connections``) for the other
   commands, whatever the number of subscribers.
 
+**Revocations** (``hub.revoke_everywhere``, issue #16) travel on one more stream, the control
+stream ``<prefix>`` + the byte ``0xFF`` + ``control``: no topic can name that key (a topic's
+key is the prefix followed by the topic's UTF-8, which never holds ``0xFF``), and it falls
+under the ``~<prefix>*`` ACL pattern that the topics need. Each hub's reader reads it in the
+same ``XREAD`` as the topics, from where it stood when the hub started, so a hub applies
+every revocation sent while it is open (and none from before). It is trimmed to about
+:data:`CONTROL_HISTORY` entries. The reader is therefore always connected while the hub is
+open, even with no topic followed.
+
 On a Redis Cluster (``redis+cluster://``, or an app's ``coredis.RedisCluster``) the key is
 ``<prefix>{n}<topic>``, one of 16 hash tags (``_redis_cluster``), and since one ``XREAD`` may
 only name keys of one slot the hub runs one reader per slot in use, each on the slot's
 primary: at most 16 reader connections, plus the pool (``max_connections`` per node); they
-follow ``MOVED`` and failovers (``_redis_cluster_reader``). The other commands are routed by
+follow ``MOVED`` and failovers (``_redis_cluster_reader``). The control stream is
+``<prefix>{0}`` + ``0xFF`` + ``control``, read with the topics of tag ``{0}`` by that slot's
+reader, which therefore always runs while the hub is open. The other commands are routed by
 coredis.
 
 History lives in Redis: it is shared by every process using the same Redis and the same
@@ -30,7 +41,7 @@ import logging
 import math
 import secrets
 import ssl
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -39,7 +50,8 @@ import anyio.abc
 from .._events import ServerSentEvent
 from .._resume import parse_stream_id
 from .._validate import int_at_least, optional_instance, positive_int, seconds
-from ._base import Deliver, Entry, Position, Replay
+from ._base import Deliver, Entry, Position, Replay, Revoke
+from ._control import read_entry, revocation_fields
 from ._errors import (
     RedisConnectionError,
     RedisError,
@@ -49,7 +61,7 @@ from ._errors import (
 )
 from ._redis_client import RedisTarget, held, reader_connection
 from ._redis_cluster import check_prefix, cluster_key, keyed
-from ._redis_cluster_reader import ClusterReaders
+from ._redis_cluster_reader import ClusterReaders, Control
 from ._redis_entries import (
     StreamIds,
     decode_entry,
@@ -67,7 +79,7 @@ if TYPE_CHECKING:
     from coredis.connection import BaseConnection
     from coredis.typing import Key
 
-__all__ = ["RedisBackend", "parse_stream_id"]
+__all__ = ["CONTROL_HISTORY", "RedisBackend", "parse_stream_id"]
 
 logger = logging.getLogger("trio_sse")
 
@@ -75,6 +87,9 @@ _PAGE = 1000  # entries per XRANGE call when replaying
 _WAKE_ATTEMPTS = 50
 _ID_ATTEMPTS = 16  # XADDs refused because another publisher took the id first
 _REFUSED_ID = "equal or smaller than the target stream top item"
+CONTROL_HISTORY = 1000
+"""Revocations the control stream keeps (``MAXLEN ~``): a reader that lags by more (Redis
+down for long, a ``block`` subscriber holding it) misses the oldest ones."""
 
 
 def _raw(reply: Any) -> Any:
@@ -204,7 +219,11 @@ class RedisBackend:
         self._generation = 0  # bumped whenever the set of watched topics changes
         self._reading_generation: int | None = None  # generation of the XREAD in flight
         self._reader_client_id: int | None = None
-        self._idle: anyio.Event | None = None
+        # Revocations: this backend's name in the control stream (to skip its own), the
+        # hub's local revoke, and the reader's position in the control stream.
+        self._origin = secrets.token_hex(8).encode()
+        self._revoke: Revoke | None = None
+        self._control: tuple[str, Position] = ("0-0", (0, 0))
 
     def __repr__(self) -> str:
         return f"RedisBackend({self.address!r}, prefix={self.prefix!r})"
@@ -213,6 +232,13 @@ class RedisBackend:
         if self._target.cluster:
             return encode(cluster_key(self.prefix, topic))
         return encode(self.prefix + topic)
+
+    @property
+    def _control_key(self) -> bytes:
+        """The control stream (revocations): no topic's key, still under the prefix; on a
+        cluster, in the slot of the hash tag ``{0}`` (one of the topics' tags)."""
+        tag = b"{0}" if self._target.cluster else b""
+        return encode(self.prefix) + tag + b"\xffcontrol"
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -228,6 +254,9 @@ class RedisBackend:
         try:
             await task_group.start(self._hold, client, name="trio_sse Redis client")
             await self._check_access()
+            # The control stream's end, as an id: ``$`` in each XREAD would skip what was
+            # added between two reads (and the revocations sent before this hub started).
+            self._control = await self._top(self._control_key)
         except BaseException:
             self._client = self._cluster = None
             raise
@@ -242,8 +271,9 @@ class RedisBackend:
         async def dispatch(topic: str, found: Sequence[object]) -> None:
             await self._dispatch(deliver, topic, found)
 
+        control = Control(self._control_key, lambda: self._control[0], self._apply_revocations)
         return ClusterReaders(
-            client, self._positions, self._key, dispatch, address=self.address,
+            client, self._positions, self._key, dispatch, control, address=self.address,
             block_ms=self._read_block_ms, count=self._read_count, timeout=self._read_timeout(),
         )  # fmt: skip
 
@@ -266,13 +296,15 @@ class RedisBackend:
         Each probe is refused or answered by Redis without writing anything: ``XADD`` with
         the id ``0-0`` is refused ("must be greater than 0-0") only *after* the ACL check.
         """
-        key = keyed(self._key("trio_sse-access-check"))
-        probes: list[tuple[bytes, tuple[bytes | int | Key, ...]]] = [
-            (b"XADD", (key, b"0-0", b"_", b"")),
-            (b"XRANGE", (key, b"-", b"+", b"COUNT", 1)),
-            (b"XREVRANGE", (key, b"+", b"-", b"COUNT", 1)),
-            (b"XREAD", (b"COUNT", 1, b"STREAMS", key, b"0-0")),
-        ]
+        probes: list[tuple[bytes, tuple[bytes | int | Key, ...]]] = []
+        for name in (self._key("trio_sse-access-check"), self._control_key):
+            key = keyed(name)
+            probes += [
+                (b"XADD", (key, b"0-0", b"_", b"")),
+                (b"XRANGE", (key, b"-", b"+", b"COUNT", 1)),
+                (b"XREVRANGE", (key, b"+", b"-", b"COUNT", 1)),
+                (b"XREAD", (b"COUNT", 1, b"STREAMS", key, b"0-0")),
+            ]
         for name, args in probes:
             try:
                 await self._command(name, *args)
@@ -517,9 +549,6 @@ class RedisBackend:
         when the ``XREAD`` has not reached Redis yet: then retry briefly; if that still fails,
         ``read_block`` bounds the wait. Errors are ignored (an ACL may forbid ``CLIENT``).
         """
-        idle = self._idle
-        if idle is not None:
-            idle.set()
         for _ in range(_WAKE_ATTEMPTS):
             reading = self._reading_generation
             client_id = self._reader_client_id
@@ -542,8 +571,13 @@ class RedisBackend:
             if connected:
                 delay = 0.05
             if isinstance(error, RedisError):
-                logger.warning(
-                    "trio_sse: Redis stream reader: %s; retrying in %.2f s", error, delay
+                # With no topic followed, no subscriber waits for it: only revocations, read
+                # from where it stopped once it is back, so nothing is lost (info, not warning).
+                logger.log(
+                    logging.WARNING if self._positions else logging.INFO,
+                    "trio_sse: Redis stream reader: %s; retrying in %.2f s",
+                    error,
+                    delay,
                 )
             else:
                 logger.error(
@@ -558,7 +592,6 @@ class RedisBackend:
         """Connect the reader and read until that fails: (the error, whether it connected)."""
         assert self._client is not None
         connected = False
-        await self._until_watched()  # no connection while no topic is followed
         try:
             # Not a cluster's client: those have their ClusterReaders.
             async with reader_connection(self._client) as connection:  # type: ignore[arg-type]
@@ -572,27 +605,18 @@ class RedisBackend:
             self._reading_generation = None
         raise AssertionError("the reader's loop ended")  # pragma: no cover
 
-    async def _until_watched(self) -> None:
-        """Wait until some topic is followed (``watch`` sets ``_idle``). A checkpoint."""
-        while not self._positions:
-            self._idle = anyio.Event()
-            await self._idle.wait()
-        self._idle = None
-
     async def _read(self, connection: BaseConnection) -> None:
         deliver = self._deliver
         assert deliver is not None
         block_ms = self._read_block_ms
         timeout = self._read_timeout()
+        control = self._control_key
         while True:
-            if not self._positions:
-                await self._until_watched()
-                continue
             topics = list(self._positions)
             by_key = {self._key(topic): topic for topic in topics}
             starts = [self._positions[topic][0].encode() for topic in topics]
             arguments: list[bytes | int] = [b"COUNT", self._read_count, b"BLOCK", block_ms]
-            arguments += [b"STREAMS", *by_key, *starts]
+            arguments += [b"STREAMS", control, *by_key, self._control[0].encode(), *starts]
             self._reading_generation = self._generation
             try:
                 reply = await connection.create_request(
@@ -605,6 +629,9 @@ class RedisBackend:
             finally:
                 self._reading_generation = None
             for key, found in _streams(reply):
+                if key == control:
+                    self._apply_revocations(entries(found))
+                    continue
                 topic = by_key.get(key) if isinstance(key, bytes) else None
                 if topic is not None:
                     await self._dispatch(deliver, topic, entries(found))
@@ -623,3 +650,31 @@ class RedisBackend:
             current = self._positions.get(topic)
             if current is not None and position > current[1]:
                 self._positions[topic] = (stream_id, position)
+
+    # -- revocations ----------------------------------------------------------------------------
+
+    def on_revoke(self, revoke: Revoke) -> None:
+        """The hub's local revoke, called for each revocation another hub sends. Never blocks."""
+        self._revoke = revoke
+
+    async def revoke(self, principal: Hashable, farewell: ServerSentEvent | None) -> None:
+        """``XADD`` the revocation to the control stream; every other hub's reader applies it.
+
+        A checkpoint; returns once Redis stored it. ``TypeError`` first, with nothing sent,
+        for a principal that JSON cannot carry (see ``_control``). A lost reply retried by the
+        client may store it twice: applied twice, the second finds nothing more to end.
+        """
+        fields = revocation_fields(self._origin, principal, farewell)
+        history = b"%d" % CONTROL_HISTORY
+        key = keyed(self._control_key)
+        await self._command(b"XADD", key, b"MAXLEN", b"~", history, b"*", *fields)
+
+    def _apply_revocations(self, found: Sequence[object]) -> None:
+        """Apply the control entries the reader read (not this backend's own). Never blocks."""
+        revoke = self._revoke
+        for raw in found:
+            # XREAD returns only entries after the position it was given: each is new here.
+            stream_id, position, revocation = read_entry(raw)
+            self._control = (stream_id, position)
+            if revocation is not None and revocation.origin != self._origin and revoke:
+                revoke(revocation.principal, revocation.farewell)
