@@ -8,6 +8,7 @@ every primary.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 import uuid
@@ -288,3 +289,31 @@ async def test_a_revocation_reaches_the_hubs_of_a_cluster(cluster: ClusterGroup)
                 assert await hub.revoke_everywhere(("user", "alice"), farewell=farewell) == 0
                 assert [event async for event in events] == [farewell]
             assert far.stats().revoked == 1
+
+
+def blocked_readers(cluster: ClusterGroup) -> int:
+    """Connections blocked in ``XREAD`` on the primaries now."""
+    count = 0
+    for port in cluster.primaries():
+        clients = ask(port, "CLIENT", "LIST", "TYPE", "normal")
+        assert isinstance(clients, str)
+        fields = [dict(f.split("=", 1) for f in line.split()) for line in clients.splitlines()]
+        count += sum(1 for f in fields if f["cmd"] == "xread" and "b" in f["flags"])
+    return count
+
+
+async def test_forty_topics_take_sixteen_reader_connections(cluster: ClusterGroup) -> None:
+    prefix = f"n-{uuid.uuid4().hex[:8]}:"
+    topics = [f"many-{n}" for n in range(40)]  # every one of the 16 tags
+    backend = backend_for(cluster.url(), prefix, read_block=30)
+    with anyio.fail_after(30):
+        async with Broadcaster(backend) as hub, contextlib.AsyncExitStack() as stack:
+            streams = [await stack.enter_async_context(hub.subscribe(t)) for t in topics]
+            for topic, events in zip(topics, streams, strict=True):
+                sent = await hub.publish(topic, "e")
+                assert (await events.receive()).id == sent
+            for _ in range(200):  # each reader blocks again after its last delivery
+                if blocked_readers(cluster) == TAGS:
+                    break
+                await anyio.sleep(0.02)
+            assert blocked_readers(cluster) == TAGS
