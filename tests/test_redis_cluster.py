@@ -19,7 +19,7 @@ import anyio.to_thread
 import pytest
 
 from trio_sse import Broadcaster, ServerSentEvent
-from trio_sse.backends import RedisBackend, RedisReplyError
+from trio_sse.backends import RedisBackend, RedisNotReplicatedError, RedisReplyError
 from trio_sse.backends._redis_cluster import TAGS, cluster_key
 from trio_sse.backends.redis import parse_stream_id
 
@@ -317,3 +317,35 @@ async def test_forty_topics_take_sixteen_reader_connections(cluster: ClusterGrou
                     break
                 await anyio.sleep(0.02)
             assert blocked_readers(cluster) == TAGS
+
+
+async def kill_when_waiting(port: int) -> None:
+    """``CLIENT KILL`` the normal clients of the node on *port* once one is blocked in
+    ``WAIT``."""
+    for _ in range(250):
+        clients = ask(port, "CLIENT", "LIST", "TYPE", "normal")
+        if isinstance(clients, str) and any(
+            "cmd=wait" in line and "flags=b" in line for line in clients.splitlines()
+        ):
+            break
+        await anyio.sleep(0.02)
+    assert ask(port, "CLIENT", "KILL", "TYPE", "normal") != 0
+
+
+async def test_a_connection_lost_during_wait_gives_its_pool_slot_back(
+    cluster: ClusterGroup,
+) -> None:
+    """coredis 6.9 gives a slot back only for a connection that dies idle in the pool: each
+    one lost while leased (its WAIT blocked, as with wait_replicas) shrank the node's pool,
+    until a publish waited for a slot forever. Here the node's pool has one slot."""
+    prefix = f"p-{uuid.uuid4().hex[:8]}:"
+    owner = cluster.owner(key_slot(cluster_key(prefix, "t")))
+    backend = backend_for(cluster.url(), prefix, max_connections=1, wait_replicas=2)
+    with anyio.fail_after(20):
+        async with Broadcaster(backend) as hub:
+            for _ in range(2):
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(kill_when_waiting, owner)
+                    # Sent again on a new connection, recognised as stored, not confirmed.
+                    with pytest.raises(RedisNotReplicatedError, match="first reply was lost"):
+                        await hub.publish("t", "its WAIT cut")

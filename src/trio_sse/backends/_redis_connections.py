@@ -82,10 +82,23 @@ class ClosingClusterConnection(ClusterConnection):
 
 
 class ClosingClusterPool(ClusterConnectionPool):
-    """A ``ClusterConnectionPool`` that can close the memory streams of its cluster layout
-    (``_error_stream``, private to coredis 6, made with the pool and closed by nothing):
-    :func:`~._redis_client.held` does once the pool is left, for the pools built from a
-    ``redis+cluster://`` URL (one per hub, never entered again)."""
+    """A ``ClusterConnectionPool`` of the ``redis+cluster://`` URLs' clients, with two fixes.
+
+    * ``close_streams`` closes the memory streams of its cluster layout (``_error_stream``,
+      private to coredis 6, made with the pool and closed by nothing):
+      :func:`~._redis_client.held` calls it once the pool is left (one per hub, never
+      entered again).
+    * ``release`` gives back the node pool's slot of a connection that died while leased,
+      as :class:`ClosingSentinelPool` does: coredis 6.9 gives it back only for one that dies
+      idle in the pool, so each connection lost during a ``WAIT`` (``wait_replicas``) shrank
+      the node's pool until ``publish`` waited for a slot forever.
+    """
+
+    def release(self, connection: ClusterConnection) -> None:
+        super().release(connection)
+        slots = self._node_pool(connection.location)
+        if not connection.usable and not slots.full():
+            slots.append_nowait(None)
 
     def close_streams(self) -> None:
         for stream in getattr(self.cluster_layout, "_error_stream", ()):
