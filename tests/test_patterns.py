@@ -185,3 +185,22 @@ async def test_concurrent_publishes_keep_the_index_in_commit_order(make_hub: Mak
             replayed = await take(events, 10)
     assert [event.data for event in replayed[1:]] == [event.data for event in live]
     assert sorted(event.data or "" for event in live) == [f"e{n}" for n in range(9)]
+
+
+async def test_an_own_id_in_a_matched_topic_is_kept_and_refused_twice(make_hub: MakeHub) -> None:
+    pattern = pattern_name()
+    a = pattern[:-1] + "a"
+    async with make_hub(patterns=[pattern], history=2) as hub:
+        async with hub.subscribe(pattern) as events:
+            assert await hub.publish(a, {"data": "mine", "id": "order-1"}) == "order-1"
+            (event,) = await take(events, 1)
+            with pytest.raises(ValueError, match="already in the history"):
+                await hub.publish(a, {"data": "again", "id": "order-1"})
+        for number in range(3):  # evicts order-1 from the topic and from the index
+            await hub.publish(a, f"a{number}")
+        assert await hub.publish(a, {"data": "back", "id": "order-1"}) == "order-1"
+        assert hub.topic_of(event) == a
+        async with hub.subscribe(pattern, last_event_id=event.id) as events:
+            received = await take(events, 3)
+    assert json.loads(received[0].data or "")["reason"] == "expired"
+    assert [event.data for event in received[1:]] == ["a2", "back"]

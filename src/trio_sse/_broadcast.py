@@ -278,6 +278,17 @@ class Broadcaster:
     A cursor only selects a position in the subscription's own topic. A stream of several
     topics (a list of them) resumes them all from one cursor; each topic resets alone.
 
+    **Patterns.** ``patterns=["orders/*", ...]`` declares topic patterns (``*`` as the whole
+    last segment: one more segment without ``/``; see ``_patterns``; a bad one is a
+    ``ValueError``, a backend without ``declare_patterns()`` a ``TypeError``). Every publish
+    to a topic that one covers also goes, with its topic, to that pattern's ordered index, and
+    :meth:`stream`/:meth:`subscribe` of the pattern (alone or among other topics) read that
+    index: resumed exactly from one cursor, the hook asked for the pattern and then for each
+    concrete topic met (``_gate``); :meth:`topic_of` names an event's topic. Patterns are
+    declared rather than matched at subscription because a merge of unbounded topics cannot
+    be resumed exactly from per-topic positions, nor from time-based ids (publishers' clocks
+    differ). A hub without patterns publishes as before.
+
     **Access.** Without an ``authorize`` hook, anyone given a subscription reads the topic. With
     one (:meth:`subscribe`, :meth:`stream`), the hook decides per topic before anything is
     registered or sent, may filter events, and names principals that :meth:`revoke` ends (in
@@ -612,6 +623,11 @@ class Broadcaster:
         them all, each in its own order, each event's ``id`` replaced by the stream's cursor,
         which *last_event_id* then resumes for every topic (see ``_cursor`` and the README's
         "Several topics in one stream"); ``authorize`` is asked for each topic in turn.
+        A declared pattern (``"orders/*"``) is streamed the same way, alone or as one of
+        the topics: ``authorize`` is asked for the pattern, then for each concrete topic
+        the first time its event comes (a refusal drops that topic's events); an undeclared
+        one (a ``*`` segment) is a ``ValueError``, as is a topic that a pattern of the same
+        stream covers.
 
         Arguments are checked here (``TypeError``/``ValueError``), not when entering.
         """
@@ -701,6 +717,8 @@ class Broadcaster:
 
         *topic* is one topic, or a list or tuple of them for one stream of several topics
         with one resume cursor (see :meth:`subscribe`); a refusal of any one is the 403.
+        A declared pattern is one of them (the hook refusing the pattern string is the 403;
+        refusing a concrete topic later drops its events silently: see :meth:`subscribe`).
 
         The second argument is a request (its ``Last-Event-ID`` header, else its
         ``lastEventId`` query parameter, see :func:`last_event_id_from`), an id, or ``None``.

@@ -95,18 +95,73 @@ class MemoryBackend:
         if deliver is None:
             raise RuntimeError("the backend is not started")
         await anyio.lowlevel.checkpoint_if_cancelled()
-        state = self._state(topic)
-        pattern = None if self._patterns is None else self._patterns.match(topic)
+        if self._patterns is not None:
+            pattern = self._patterns.match(topic)
+            if pattern is not None:
+                return await self._publish_matched(topic, event, deliver, pattern)
+        state = self._topics.get(topic)
+        if state is None:
+            state = self._topics[topic] = _Topic()
+        lock = state.lock
+        try:
+            lock.acquire_nowait()
+        except anyio.WouldBlock:
+            await lock.acquire()
+        try:
+            if event.id is not None and event.id in state.index:
+                raise ValueError(
+                    f"an event with id {event.id!r} is already in the history of topic {topic!r}"
+                )
+            self._sequence += 1
+            sequence = self._sequence
+            if event.id is None:
+                event = event.replace(id=f"{self.epoch}-{sequence}")
+            entry = Entry((sequence, 0), event)
+            entries = state.entries
+            if len(entries) >= self._history:
+                evicted = entries.popleft()
+                evicted_id = evicted.event.id
+                if evicted_id is not None and state.index.get(evicted_id) == evicted.position[0]:
+                    del state.index[evicted_id]
+            entries.append(entry)
+            assert event.id is not None
+            state.index[event.id] = sequence
+            await deliver(topic, entry)
+        finally:
+            lock.release()
+        await anyio.lowlevel.cancel_shielded_checkpoint()
+        return event.id
+
+    async def _publish_matched(
+        self, topic: str, event: ServerSentEvent, deliver: Deliver, pattern: str
+    ) -> str:
+        """:meth:`publish` to a topic that *pattern* covers, which also appends the event to
+        the pattern's index at the same sequence (kept apart: a hub without patterns runs
+        the plain path, unchanged). The same checkpoints and refusals.
+
+        The index's lock is taken after the topic's (always in that order) and before the
+        sequence is drawn, so the index's order is its sequences' order and its deliveries
+        come one at a time, in that order. ``~`` separates the topic: see ``_patterns``.
+        """
+        state, index = self._state(topic), self._state(pattern)
         await _acquire(state.lock)
         try:
             if event.id is not None and event.id in state.index:
                 raise ValueError(
                     f"an event with id {event.id!r} is already in the history of topic {topic!r}"
                 )
-            if pattern is None:
+            await _acquire(index.lock)
+            try:
                 event_id = await self._store(topic, state, event, deliver)
-            else:
-                event_id = await self._store_matched(topic, state, event, deliver, pattern)
+                position_id = f"{self.epoch}-{self._sequence}"
+                stored = state.entries[-1]
+                entry = Entry(
+                    stored.position, stored.event.replace(id=index_id(position_id, topic))
+                )
+                self._append(index, position_id, entry, index=True)
+                await deliver(pattern, entry)
+            finally:
+                index.lock.release()
         finally:
             state.lock.release()
         await anyio.lowlevel.cancel_shielded_checkpoint()
@@ -124,10 +179,9 @@ class MemoryBackend:
         entries = state.entries
         if len(entries) >= self._history:
             evicted = entries.popleft()
-            sequence = evicted.position[0]
-            evicted_key = f"{self.epoch}-{sequence}" if index else evicted.event.id
-            if evicted_key is not None and state.index.get(evicted_key) == sequence:
-                del state.index[evicted_key]
+            key_of = f"{self.epoch}-{evicted.position[0]}" if index else evicted.event.id
+            # Never a newer entry's key: an id is refused while its entry is retained.
+            state.index.pop(key_of or "", None)
         entries.append(entry)
         state.index[key] = entry.position[0]
 
@@ -144,28 +198,6 @@ class MemoryBackend:
         self._append(state, event.id, entry)
         await deliver(topic, entry)
         return event.id
-
-    async def _store_matched(
-        self, topic: str, state: _Topic, event: ServerSentEvent, deliver: Deliver, pattern: str
-    ) -> str:
-        """:meth:`_store`, and the same event in *pattern*'s index at the same sequence.
-
-        The index's lock is taken (after the topic's: always in that order) before the
-        sequence is drawn, so the index's order is its sequences' order and its deliveries
-        come one at a time, in that order. ``~`` separates the topic: see ``_patterns``.
-        """
-        index = self._state(pattern)
-        await _acquire(index.lock)
-        try:
-            event_id = await self._store(topic, state, event, deliver)
-            position_id = f"{self.epoch}-{self._sequence}"
-            stored = state.entries[-1]
-            entry = Entry(stored.position, stored.event.replace(id=index_id(position_id, topic)))
-            self._append(index, position_id, entry, index=True)
-            await deliver(pattern, entry)
-        finally:
-            index.lock.release()
-        return event_id
 
     async def replay(self, topic: str, last_event_id: str | None) -> Replay:
         state = self._topics.get(topic)
