@@ -13,6 +13,8 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
@@ -97,6 +99,52 @@ class PatternsSuite:
         sent.append((a, "sentinel"))
         # Exactly what was published after the first stream began, in commit order.
         assert [(hub.topic_of(e), e.data) for e in first + rest] == sent
+
+    @settings(
+        max_examples=10,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+    @given(data=st.data())
+    async def test_reconnecting_anywhere_loses_repeats_and_leaks_nothing(
+        self, make_hub: MakeHub, data: st.DataObject
+    ) -> None:
+        pattern, plain = pattern_name(), topic_name()
+        a, b, secret = (pattern[:-1] + name for name in ("a", "b", "secret"))
+        stream, targets = [pattern, plain], [a, b, secret, plain]
+        hook = only(pattern, plain, a, b)
+        published: list[tuple[str, str]] = []  # what the client may see, in commit order
+        received: list[ServerSentEvent] = []
+        cursor: str | None = None
+
+        async def publish(topic: str) -> None:
+            data_ = f"{topic}#{len(published)}#{uuid.uuid4().hex[:4]}"
+            await hub.publish(topic, data_)
+            if topic != secret:
+                published.append((topic, data_))
+
+        async with make_hub(patterns=[pattern]) as hub:
+            for _connection in range(data.draw(st.integers(1, 4), label="connections")):
+                async with hub.subscribe(stream, last_event_id=cursor, authorize=hook) as events:
+                    for topic in data.draw(st.lists(st.sampled_from(targets), max_size=8)):
+                        await publish(topic)
+                    pending = len(published) - len(received)
+                    read = await take(events, data.draw(st.integers(0, pending), label="read"))
+                received += read
+                if received:
+                    cursor = received[-1].id
+                for topic in data.draw(st.lists(st.sampled_from(targets), max_size=4)):
+                    await publish(topic)  # while the client is away
+                if cursor is None:  # it saw nothing: no cursor, it starts live again
+                    published.clear()
+            async with hub.subscribe(stream, last_event_id=cursor, authorize=hook) as events:
+                received += await take(events, len(published) - len(received))
+        got = [(hub.topic_of(event) or plain, event.data) for event in received]
+        for topic in (a, b, plain):  # per topic: exactly what was published, in order
+            assert [d for t, d in got if t == topic] == [d for t, d in published if t == topic]
+        # Through the index, events of the pattern come in commit order too.
+        in_pattern = [pair for pair in published if pair[0] != plain]
+        assert [pair for pair in got if pair[0] != plain] == in_pattern
 
     async def test_a_stale_pattern_position_resets_it_alone(self, make_hub: MakeHub) -> None:
         pattern, plain = pattern_name(), topic_name()
