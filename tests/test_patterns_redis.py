@@ -106,3 +106,26 @@ async def test_an_index_entry_that_names_no_topic_is_skipped(make_hub: MakeHub) 
             received = await take(events, 3)
     assert [event.data for event in received[1:]] == ["a0", "a1"]
     assert [hub.topic_of(event) for event in received[1:]] == [a, a]
+
+
+@pytest.mark.service("redis-server")
+async def test_a_publish_sent_twice_is_stored_once_in_the_topic_and_the_index(
+    make_hub: MakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As when the client resends the script whose reply was lost: the second run is refused
+    at the topic's XADD, before the index is written, and the entry is recognised."""
+    pattern = pattern_name()
+    a = pattern[:-1] + "a"
+    async with make_hub(patterns=[pattern]) as hub:
+        backend: Any = hub.backend
+        add = backend._add
+
+        async def twice(*args: Any, **options: Any) -> None:
+            await add(*args, **options)
+            await add(*args, **options)  # refused by Redis: that id is taken
+
+        monkeypatch.setattr(backend, "_add", twice)
+        stream_id = await hub.publish(a, "once")
+        for key in (backend._key(a), backend._key(pattern)):
+            assert len(await backend._command(b"XRANGE", key, b"-", b"+")) == 1
+        assert await hub.backend.head(a) == stream_id

@@ -17,6 +17,8 @@ generally are not); patterns are for a single Redis (or a primary with replicas/
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .._events import ServerSentEvent
 from .._patterns import index_id
 from ._redis_entries import encode, entries, text
@@ -38,7 +40,7 @@ def index_key(prefix: str, pattern: str) -> bytes:
 
 
 def matched_arguments(
-    key: bytes, index: bytes, history: int, stream_id: str, topic: str, fields: list[bytes]
+    key: bytes, index: bytes, history: int, stream_id: str, topic: str, fields: Sequence[bytes]
 ) -> list[bytes | int]:
     """The ``EVAL`` arguments that store *fields* at *stream_id* in *key* and in *index*."""
     return [PUBLISH_MATCHED, 2, key, index, history, stream_id.encode(), encode(topic), *fields]
