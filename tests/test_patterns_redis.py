@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import pytest
 
 from trio_sse import Broadcaster
@@ -129,3 +130,27 @@ async def test_a_publish_sent_twice_is_stored_once_in_the_topic_and_the_index(
         for key in (backend._key(a), backend._key(pattern)):
             assert len(await backend._command(b"XRANGE", key, b"-", b"+")) == 1
         assert await hub.backend.head(a) == stream_id
+
+
+@pytest.mark.service("redis-server")
+async def test_an_acl_user_needs_eval_for_patterns_only(redis_server: RedisServer) -> None:
+    from .test_redis_acl import COMMANDS, add_user, prefix, url_for
+
+    keys = prefix()
+    user = await add_user(redis_server, keys, *COMMANDS)  # no +eval
+    pattern = pattern_name()
+    with anyio.fail_after(10), pytest.raises(RedisReplyError, match="may not run EVAL"):
+        async with Broadcaster(
+            RedisBackend(url_for(redis_server, user), prefix=keys), patterns=[pattern]
+        ):
+            pytest.fail("the hub started without the right to run EVAL")
+    async with Broadcaster(RedisBackend(url_for(redis_server, user), prefix=keys)) as hub:
+        await hub.publish(pattern[:-1] + "a", "a hub without patterns needs no script")
+    allowed = await add_user(redis_server, keys, *COMMANDS, "+eval")
+    backend = RedisBackend(url_for(redis_server, allowed), prefix=keys)
+    async with (
+        Broadcaster(backend, patterns=[pattern]) as hub,
+        hub.subscribe(pattern) as events,
+    ):
+        await hub.publish(pattern[:-1] + "a", "through the index")
+        assert [event.data for event in await take(events, 1)] == ["through the index"]
