@@ -15,7 +15,7 @@ the pattern's index as if it were a topic, its cursor entry is keyed by the patt
 is exact. Each event of the index says its topic (``<position>~<topic>``); before it is
 sent, the pattern's :class:`~trio_sse._gate.TopicGate` asks the hook about that topic (once
 per stream), and the event leaves with the cursor, whose first entry (the pattern's) also
-names the topic when it fits (see :func:`~trio_sse.pattern_topic`).
+names the topic when it fits (see :meth:`~trio_sse.Broadcaster.topic_of`).
 """
 
 from __future__ import annotations
