@@ -124,3 +124,15 @@ def test_revocation_across_processes_is_public_and_documented() -> None:
         assert f"`{name}`" in readme or f".{name}`" in readme, name
     assert inspect.getdoc(trio_sse.backends.Revocations)
     assert "await hub.revoke_everywhere(principal, farewell=...)" in readme
+
+
+def test_topic_patterns_are_public_and_documented() -> None:
+    """Issue 16 item 2: ``Broadcaster(patterns=...)`` and ``Broadcaster.topic_of``."""
+    from .processes import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "patterns" in inspect.signature(trio_sse.Broadcaster).parameters
+    assert inspect.getdoc(trio_sse.Broadcaster.topic_of)
+    assert not inspect.iscoroutinefunction(trio_sse.Broadcaster.topic_of)
+    assert 'Broadcaster(backend, patterns=["orders/*", "rooms/*"])' in readme
+    assert "hub.topic_of(event)" in readme

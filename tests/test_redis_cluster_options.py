@@ -165,3 +165,10 @@ def test_an_apps_cluster_client_must_read_from_primaries() -> None:
         pool = client.connection_pool
         assert isinstance(pool, ClosingClusterPool)
         pool.close_streams()  # never entered: coredis would leave them to the GC
+
+
+def test_topic_patterns_are_refused_on_a_cluster() -> None:
+    from trio_sse import Broadcaster
+
+    with pytest.raises(ValueError, match="not available on Redis Cluster yet"):
+        Broadcaster(RedisBackend("redis+cluster://h"), patterns=["orders/*"])

@@ -22,6 +22,7 @@ SANS_IO = (
     "trio_sse._decoder",
     "trio_sse._resume",
     "trio_sse._cursor",
+    "trio_sse._patterns",
 )
 
 _SCRIPT = textwrap.dedent(
@@ -41,6 +42,7 @@ _SCRIPT = textwrap.dedent(
     import trio_sse._decoder
     import trio_sse._encoder
     import trio_sse._events
+    import trio_sse._patterns
     import trio_sse._resume
 
     # The modules loaded are the real files, and they work on their own.
@@ -51,6 +53,7 @@ _SCRIPT = textwrap.dedent(
     assert resume == ("a\\ufffd", "a\\ufffd"), resume
     assert trio_sse._cursor.parse_cursor("t1,0123abcd:x") == {"0123abcd": "x"}
     assert trio_sse._resume.reset_event("expired", None).event == "reset"
+    assert trio_sse._patterns.Patterns(["a/*"]).match("a/b") == "a/*"
 
     print(json.dumps({
         "new": sorted(set(sys.modules) - before - {"trio_sse"}),

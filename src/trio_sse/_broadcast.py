@@ -41,10 +41,11 @@ from ._access import (
     decide,
 )
 from ._channels import DirectSource
-from ._cursor import parse_cursor
+from ._cursor import parse_cursor, topic_key
 from ._errors import Forbidden
 from ._events import JSONServerSentEvent, ServerSentEvent, event_from_mapping
 from ._json import JSONDumps, is_model
+from ._patterns import Patterns, check_patterns, is_pattern, split_index_id
 from ._resume import (
     MAX_LAST_EVENT_ID_LENGTH,
     Resume,
@@ -277,6 +278,17 @@ class Broadcaster:
     A cursor only selects a position in the subscription's own topic. A stream of several
     topics (a list of them) resumes them all from one cursor; each topic resets alone.
 
+    **Patterns.** ``patterns=["orders/*", ...]`` declares topic patterns (``*`` as the whole
+    last segment: one more segment without ``/``; see ``_patterns``; a bad one is a
+    ``ValueError``, a backend without ``declare_patterns()`` a ``TypeError``). Every publish
+    to a topic that one covers also goes, with its topic, to that pattern's ordered index, and
+    :meth:`stream`/:meth:`subscribe` of the pattern (alone or among other topics) read that
+    index: resumed exactly from one cursor, the hook asked for the pattern and then for each
+    concrete topic met (``_gate``); :meth:`topic_of` names an event's topic. Patterns are
+    declared rather than matched at subscription because a merge of unbounded topics cannot
+    be resumed exactly from per-topic positions, nor from time-based ids (publishers' clocks
+    differ). A hub without patterns publishes as before.
+
     **Access.** Without an ``authorize`` hook, anyone given a subscription reads the topic. With
     one (:meth:`subscribe`, :meth:`stream`), the hook decides per topic before anything is
     registered or sent, may filter events, and names principals that :meth:`revoke` ends (in
@@ -289,8 +301,10 @@ class Broadcaster:
         *,
         history: int = 1000,
         json_dumps: JSONDumps | None = None,
+        patterns: Sequence[str] | None = None,
     ) -> None:
         positive_int("history", history, hint=" (events kept per topic)")
+        declared = check_patterns(patterns)
         self.json_dumps: JSONDumps | None = optional_callable("json_dumps", json_dumps)
         if backend is not None:
             missing = [
@@ -305,6 +319,15 @@ class Broadcaster:
                 )
         self._backend: Backend = backend if backend is not None else MemoryBackend()
         self.history = history
+        self._patterns: Patterns | None = declared
+        if declared is not None:
+            declare = getattr(self._backend, "declare_patterns", None)
+            if not callable(declare):
+                raise TypeError(
+                    f"{type(self._backend).__name__} cannot keep pattern indexes "
+                    "(it has no declare_patterns())"
+                )
+            declare(declared)
         self._topics: dict[str, dict[Subscriber, None]] = {}
         self._group: anyio.abc.TaskGroup | None = None
         self._state = "new"
@@ -513,6 +536,11 @@ class Broadcaster:
         """
         self._check_open()
         _check_topic(topic)
+        if self._patterns is not None and is_pattern(topic):
+            raise ValueError(
+                f"cannot publish to {topic!r}: on a hub with patterns, a name with a '*' "
+                "segment is a pattern, not a topic"
+            )
         built = _as_event(event, self.json_dumps)
         try:
             # Refused here, not in every subscriber's stream: an event that cannot be encoded
@@ -595,14 +623,19 @@ class Broadcaster:
         them all, each in its own order, each event's ``id`` replaced by the stream's cursor,
         which *last_event_id* then resumes for every topic (see ``_cursor`` and the README's
         "Several topics in one stream"); ``authorize`` is asked for each topic in turn.
+        A declared pattern (``"orders/*"``) is streamed the same way, alone or as one of
+        the topics: ``authorize`` is asked for the pattern, then for each concrete topic
+        the first time its event comes (a refusal drops that topic's events); an undeclared
+        one (a ``*`` segment) is a ``ValueError``, as is a topic that a pattern of the same
+        stream covers.
 
         Arguments are checked here (``TypeError``/``ValueError``), not when entering.
         """
         options = check_options(max_buffer_size, on_overflow, block_timeout)
         guard = check_guard(authorize, authorize_timeout)
-        if _several(topic):
+        if self._merged(topic):
             topics, cursor = self._check_topics(topic, last_event_id)
-            return TopicsSubscription(self, topics, cursor, options, guard)
+            return TopicsSubscription(self, topics, cursor, options, guard, self._declared(topics))
         return Subscription(
             self, _check_topic(topic), parse_last_event_id(last_event_id), options, guard
         )
@@ -611,7 +644,10 @@ class Broadcaster:
         self, topics: Sequence[object], cursor: object
     ) -> tuple[tuple[str, ...], dict[str, str] | None]:
         """Several topics and their cursor, checked and parsed (``_topics``). Never blocks."""
+        if isinstance(topics, str):
+            topics = (topics,)  # a pattern: a stream of one entry
         checked = check_topics(topics, _check_topic)
+        self._check_patterns_of(checked)
         if cursor is not None and not isinstance(cursor, (str, bytes)):
             raise TypeError(
                 f"last_event_id must be a str, bytes or None, got {type(cursor).__name__}"
@@ -622,6 +658,48 @@ class Broadcaster:
                 f"{type(self._backend).__name__} has none"
             )
         return checked, parse_cursor(cursor)
+
+    def _merged(self, topic: object) -> bool:
+        """Whether *topic* is streamed by a ``TopicsSubscription``: several topics, or a
+        pattern (checked by :meth:`_check_topics`). Never blocks."""
+        return _several(topic) or (isinstance(topic, str) and is_pattern(topic))
+
+    def _declared(self, topics: tuple[str, ...]) -> frozenset[str]:
+        patterns = self._patterns
+        return frozenset(t for t in topics if patterns is not None and t in patterns)
+
+    def _check_patterns_of(self, topics: tuple[str, ...]) -> None:
+        """``ValueError`` for an undeclared pattern, or a topic that a pattern of the same
+        stream covers (its events would come twice). Never blocks."""
+        patterns = self._patterns
+        for topic in topics:
+            if not is_pattern(topic):
+                covering = None if patterns is None else patterns.match(topic)
+                if covering is not None and covering in topics:
+                    raise ValueError(
+                        f"topic {topic!r} is covered by the pattern {covering!r} of the same "
+                        "stream: give one of them"
+                    )
+            elif patterns is None or topic not in patterns:
+                declared = [] if patterns is None else list(patterns)
+                raise ValueError(
+                    f"{topic!r} is not a pattern this hub declares (declared: {declared}); "
+                    "declare it with Broadcaster(..., patterns=[...])"
+                )
+
+    def topic_of(self, event: ServerSentEvent | str) -> str | None:
+        """The topic that *event* (or its id, a stream's cursor) came from through one of
+        this hub's patterns; ``None`` for an event that did not come through a pattern, or
+        whose topic was too long to be named in its cursor. Never raises; never blocks."""
+        event_id = event.id if isinstance(event, ServerSentEvent) else event
+        patterns = self._patterns
+        entries = parse_cursor(event_id) if isinstance(event_id, str) else None
+        if not entries or patterns is None:
+            return None
+        key, value = next(iter(entries.items()))
+        if "~" not in value or all(topic_key(p) != key for p in patterns):
+            return None
+        return split_index_id(value)[1]
 
     def stream(
         self,
@@ -639,6 +717,8 @@ class Broadcaster:
 
         *topic* is one topic, or a list or tuple of them for one stream of several topics
         with one resume cursor (see :meth:`subscribe`); a refusal of any one is the 403.
+        A declared pattern is one of them (the hook refusing the pattern string is the 403;
+        refusing a concrete topic later drops its events silently: see :meth:`subscribe`).
 
         The second argument is a request (its ``Last-Event-ID`` header, else its
         ``lastEventId`` query parameter, see :func:`last_event_id_from`), an id, or ``None``.
@@ -658,12 +738,15 @@ class Broadcaster:
         (``await producer(send)``), it forwards the events into *send* and closes it (an
         ``AccessError`` is then the producer's error).
         """
-        if _several(topic):
+        if self._merged(topic):
             topics, cursor = self._check_topics(topic, last_event_id_from(request_or_last_event_id))
             options = check_options(max_buffer_size, on_overflow, block_timeout)
             guard = check_guard(authorize, authorize_timeout)
+            patterns = self._declared(topics)
             return DirectSource(
-                functools.partial(TopicsSubscription, self, topics, cursor, options, guard)
+                functools.partial(
+                    TopicsSubscription, self, topics, cursor, options, guard, patterns
+                )
             )
         checked = _check_topic(topic)
         resume = parse_last_event_id(last_event_id_from(request_or_last_event_id))

@@ -32,6 +32,7 @@ __all__ = [
     "MAX_CURSOR_ID_LENGTH",
     "MAX_CURSOR_LENGTH",
     "MAX_STREAM_TOPICS",
+    "fits",
     "format_cursor",
     "parse_cursor",
     "topic_key",
@@ -67,16 +68,24 @@ def _escape(event_id: str) -> str:
     return quote(event_id, safe=_SAFE)  # published ids are valid UTF-8 (publish checks)
 
 
-def format_cursor(first: str, positions: Mapping[str, str | None]) -> str:
+def fits(event_id: str) -> bool:
+    """Whether *event_id* is short enough, escaped, to be kept in a cursor."""
+    return len(_escape(event_id)) <= MAX_CURSOR_ID_LENGTH
+
+
+def format_cursor(
+    first: str, positions: Mapping[str, str | None], *, first_id: str | None = None
+) -> str:
     """The cursor for an event of topic-key *first*, given every topic-key's last id.
 
     *positions* maps topic keys to ids (``""``: empty when the stream started; ``None``: no
     position, left out). An id whose escape is longer than :data:`MAX_CURSOR_ID_LENGTH` is
-    left out. *first* comes first; the others keep their order.
+    left out. *first* comes first, with *first_id* instead of its position when given (a
+    pattern's event names its topic there); the others keep their order.
     """
     parts = [_VERSION]
     for key in (first, *(key for key in positions if key != first)):
-        event_id = positions.get(key)
+        event_id = first_id if key == first and first_id is not None else positions.get(key)
         if event_id is None:
             continue
         escaped = _escape(event_id)

@@ -8,6 +8,14 @@ the id of the last event sent of every topic. The merge updates the cursor and p
 in the merged channel under one lock, so the cursor an event carries covers exactly the events
 before it in the channel, whichever topic they came from: resuming from it loses and repeats
 nothing. Single-topic streams never run this code.
+
+A declared **pattern** (``_patterns``) is one more entry of the stream: its subscription reads
+the pattern's index as if it were a topic, its cursor entry is keyed by the pattern's
+:func:`~trio_sse._cursor.topic_key` and records the index position alone, so that resuming
+is exact. Each event of the index says its topic (``<position>~<topic>``); before it is
+sent, the pattern's :class:`~trio_sse._gate.TopicGate` asks the hook about that topic (once
+per stream), and the event leaves with the cursor, whose first entry (the pattern's) also
+names the topic when it fits (see :meth:`~trio_sse.Broadcaster.topic_of`).
 """
 
 from __future__ import annotations
@@ -22,8 +30,11 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._access import Guard
-from ._cursor import MAX_STREAM_TOPICS, format_cursor, topic_key
+from ._cursor import MAX_STREAM_TOPICS, fits, format_cursor, topic_key
+from ._errors import AccessError
 from ._events import ServerSentEvent
+from ._gate import TopicGate
+from ._patterns import split_index_id
 from ._resume import Resume, parse_last_event_id
 from ._subscriber import Options
 
@@ -71,6 +82,7 @@ class TopicsSubscription:
     __slots__ = (
         "_cursor",
         "_entered",
+        "_gates",
         "_guard",
         "_hub",
         "_lock",
@@ -90,6 +102,7 @@ class TopicsSubscription:
         cursor: dict[str, str] | None,
         options: Options,
         guard: Guard | None,
+        patterns: frozenset[str] = frozenset(),
     ) -> None:
         self._hub = hub
         self._topics = topics
@@ -97,6 +110,10 @@ class TopicsSubscription:
         self._options = options
         self._guard = guard
         self._positions: dict[str, str | None] = {}
+        # Pattern key -> its gate (None: no hook, every topic is read). Only patterns.
+        self._gates: dict[str, TopicGate | None] = {
+            topic_key(pattern): None if guard is None else TopicGate(guard) for pattern in patterns
+        }
         self._stack = AsyncExitStack()
         self._entered = False
         # Made when entering, in the event loop (subscribe() may be called outside one).
@@ -139,12 +156,15 @@ class TopicsSubscription:
             # watched, so that resuming from a cursor that never saw this topic's events
             # misses none published since. A refused topic is never looked at.
             async def read_head() -> None:
-                self._positions[key] = await self._hub._backend.head(topic) or ""
+                head = await self._hub._backend.head(topic) or ""
+                self._positions[key] = self._position_of(key, head)
 
             return Subscription(
                 self._hub, topic, None, self._options, self._guard, prelude=read_head
             )
         position = cursor.get(key)
+        if position is not None:
+            position = self._position_of(key, position)
         # No entry (or a malformed cursor): a reset, then all it retains; an empty entry: the
         # topic was empty when the stream began, so all it retains, with no reset.
         self._positions[key] = position or ""
@@ -170,19 +190,38 @@ class TopicsSubscription:
             finally:
                 self._send.close()
 
+    def _position_of(self, key: str, event_id: str) -> str:
+        """What the cursor records of *event_id*: a pattern's index position, else the id."""
+        return split_index_id(event_id)[0] if key in self._gates else event_id
+
     async def _pump(self, key: str, channel: MemoryObjectReceiveStream[ServerSentEvent]) -> None:
         positions = self._positions
+        pattern = key in self._gates
         try:
             async for event in channel:
+                shown = event.id
+                if shown is not None and pattern:
+                    if not await self._admits(key, shown, event):
+                        continue
+                    shown = shown if fits(shown) else None
                 async with self._lock:
                     if event.id is not None:  # a reset or a farewell has none: kept as is
-                        positions[key] = event.id
-                        event = event.replace(id=format_cursor(key, positions))
+                        positions[key] = self._position_of(key, event.id)
+                        cursor = format_cursor(key, positions, first_id=shown)
+                        event = event.replace(id=cursor)
                     await self._send.send(event)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass  # the consumer closed the merged channel: nobody is listening
+        except AccessError:
+            pass  # the hook failed for a topic of a pattern (logged): the client resumes
         # One topic ended: end the stream, so that the client resumes all of them.
         self._scope.cancel()
+
+    async def _admits(self, key: str, event_id: str, event: ServerSentEvent) -> bool:
+        """Whether the hook lets this stream read *event* of a pattern. A checkpoint when
+        the hook is asked; ``AccessError`` when it failed (see ``_gate``)."""
+        gate = self._gates[key]
+        return gate is None or await gate.allows(split_index_id(event_id)[1], event)
 
     async def __aexit__(
         self,

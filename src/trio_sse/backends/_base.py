@@ -104,6 +104,13 @@ class Backend(Protocol):
         """Undo one successful :meth:`watch`. Never blocks; safe after :meth:`aclose`."""
         ...
 
+    # Optional, for ``Broadcaster(patterns=...)`` (issue #16): ``declare_patterns(patterns)``,
+    # called once before ``start``. The backend then keeps each pattern's index under the
+    # pattern's name: every publish to a topic that ``patterns.match(topic)`` names also
+    # appends the event, at once and in commit order, with the id ``<position>~<topic>``
+    # (``trio_sse._patterns.index_id``), and ``replay``, ``head``, ``watch`` and ``deliver``
+    # treat the pattern's name as a topic whose ids are the position ids alone.
+
 
 Revoke = Callable[[Hashable, ServerSentEvent | None], int]
 """``revoke(principal, farewell)``: end this process's subscriptions of *principal* with

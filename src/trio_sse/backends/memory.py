@@ -18,6 +18,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from .._events import ServerSentEvent
+from .._patterns import Patterns, index_id
 from .._resume import parse_memory_id
 from ._base import Deliver, Entry, Replay
 
@@ -35,6 +36,14 @@ class _Topic:
         self.lock = anyio.Lock()
 
 
+async def _acquire(lock: anyio.Lock) -> None:
+    """Take *lock*: at once when free (no checkpoint), else wait for it (a checkpoint)."""
+    try:
+        lock.acquire_nowait()
+    except anyio.WouldBlock:
+        await lock.acquire()
+
+
 class MemoryBackend:
     """Topics and their history in this process's memory (the default backend).
 
@@ -49,6 +58,12 @@ class MemoryBackend:
         self._topics: dict[str, _Topic] = {}
         self._deliver: Deliver | None = None
         self._history = 0
+        self._patterns: Patterns | None = None
+
+    def declare_patterns(self, patterns: Patterns) -> None:
+        """Keep an index of each of *patterns* (the hub's, before :meth:`start`): every
+        publish to a matching topic appends to it too (see ``_patterns``)."""
+        self._patterns = patterns
 
     async def start(
         self, task_group: anyio.abc.TaskGroup, deliver: Deliver, *, history: int
@@ -80,6 +95,10 @@ class MemoryBackend:
         if deliver is None:
             raise RuntimeError("the backend is not started")
         await anyio.lowlevel.checkpoint_if_cancelled()
+        if self._patterns is not None:
+            pattern = self._patterns.match(topic)
+            if pattern is not None:
+                return await self._publish_matched(topic, event, deliver, pattern)
         state = self._topics.get(topic)
         if state is None:
             state = self._topics[topic] = _Topic()
@@ -111,6 +130,73 @@ class MemoryBackend:
         finally:
             lock.release()
         await anyio.lowlevel.cancel_shielded_checkpoint()
+        return event.id
+
+    async def _publish_matched(
+        self, topic: str, event: ServerSentEvent, deliver: Deliver, pattern: str
+    ) -> str:
+        """:meth:`publish` to a topic that *pattern* covers, which also appends the event to
+        the pattern's index at the same sequence (kept apart: a hub without patterns runs
+        the plain path, unchanged). The same checkpoints and refusals.
+
+        The index's lock is taken after the topic's (always in that order) and before the
+        sequence is drawn, so the index's order is its sequences' order and its deliveries
+        come one at a time, in that order. ``~`` separates the topic: see ``_patterns``.
+        """
+        state, index = self._state(topic), self._state(pattern)
+        await _acquire(state.lock)
+        try:
+            if event.id is not None and event.id in state.index:
+                raise ValueError(
+                    f"an event with id {event.id!r} is already in the history of topic {topic!r}"
+                )
+            await _acquire(index.lock)
+            try:
+                event_id = await self._store(topic, state, event, deliver)
+                position_id = f"{self.epoch}-{self._sequence}"
+                stored = state.entries[-1]
+                entry = Entry(
+                    stored.position, stored.event.replace(id=index_id(position_id, topic))
+                )
+                self._append(index, position_id, entry, index=True)
+                await deliver(pattern, entry)
+            finally:
+                index.lock.release()
+        finally:
+            state.lock.release()
+        await anyio.lowlevel.cancel_shielded_checkpoint()
+        return event_id
+
+    def _state(self, topic: str) -> _Topic:
+        state = self._topics.get(topic)
+        if state is None:
+            state = self._topics[topic] = _Topic()
+        return state
+
+    def _append(self, state: _Topic, key: str, entry: Entry, *, index: bool = False) -> None:
+        """Append *entry* to a history, looked up by *key* (its id, or for a pattern's
+        *index* its position id); evict the oldest beyond the limit."""
+        entries = state.entries
+        if len(entries) >= self._history:
+            evicted = entries.popleft()
+            key_of = f"{self.epoch}-{evicted.position[0]}" if index else evicted.event.id
+            # Never a newer entry's key: an id is refused while its entry is retained.
+            state.index.pop(key_of or "", None)
+        entries.append(entry)
+        state.index[key] = entry.position[0]
+
+    async def _store(
+        self, topic: str, state: _Topic, event: ServerSentEvent, deliver: Deliver
+    ) -> str:
+        """Store and deliver *event* in *topic*; the caller holds the topic's lock."""
+        self._sequence += 1
+        sequence = self._sequence
+        if event.id is None:
+            event = event.replace(id=f"{self.epoch}-{sequence}")
+        assert event.id is not None
+        entry = Entry((sequence, 0), event)
+        self._append(state, event.id, entry)
+        await deliver(topic, entry)
         return event.id
 
     async def replay(self, topic: str, last_event_id: str | None) -> Replay:

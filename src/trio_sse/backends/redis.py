@@ -48,6 +48,7 @@ import anyio
 import anyio.abc
 
 from .._events import ServerSentEvent
+from .._patterns import Patterns
 from .._resume import parse_stream_id
 from .._validate import int_at_least, optional_instance, positive_int, seconds
 from ._base import Deliver, Entry, Position, Replay, Revoke
@@ -73,6 +74,7 @@ from ._redis_entries import (
     text,
     trimmed_past,
 )
+from ._redis_patterns import index_key, matched_arguments, tagged
 
 if TYPE_CHECKING:
     from coredis import Redis, RedisCluster
@@ -224,11 +226,26 @@ class RedisBackend:
         self._origin = secrets.token_hex(8).encode()
         self._revoke: Revoke | None = None
         self._control: tuple[str, Position] = ("0-0", (0, 0))
+        self._patterns: Patterns | None = None
+
+    def declare_patterns(self, patterns: Patterns) -> None:
+        """Keep an index stream of each of *patterns* (the hub's, before :meth:`start`):
+        a publish to a matching topic writes both in one script (``_redis_patterns``). Not on
+        a Redis Cluster (``ValueError``): a topic and its index are in two slots there."""
+        if self._target.cluster:
+            raise ValueError(
+                "topic patterns are not available on Redis Cluster yet: a topic and its "
+                "pattern's index stream hash to different slots"
+            )
+        self._patterns = patterns
 
     def __repr__(self) -> str:
         return f"RedisBackend({self.address!r}, prefix={self.prefix!r})"
 
     def _key(self, topic: str) -> bytes:
+        """The stream of *topic*; for a declared pattern, its index (``_redis_patterns``)."""
+        if self._patterns is not None and topic in self._patterns:
+            return index_key(self.prefix, topic)
         if self._target.cluster:
             return encode(cluster_key(self.prefix, topic))
         return encode(self.prefix + topic)
@@ -305,6 +322,8 @@ class RedisBackend:
                 (b"XREVRANGE", (key, b"+", b"-", b"COUNT", 1)),
                 (b"XREAD", (b"COUNT", 1, b"STREAMS", key, b"0-0")),
             ]
+        if self._patterns is not None:  # a publish to a matching topic is a script
+            probes.append((b"EVAL", (b"return 0", 0)))
         for name, args in probes:
             try:
                 await self._command(name, *args)
@@ -369,13 +388,18 @@ class RedisBackend:
         key = self._key(topic)
         nonce = secrets.token_hex(8).encode()
         fields = event_fields(event, nonce)
+        pattern = None if self._patterns is None else self._patterns.match(topic)
+        index = None if pattern is None else (index_key(self.prefix, pattern), topic)
         for _ in range(_ID_ATTEMPTS):
             if own_id is None:
                 stream_id, position = self._ids.issue(topic)
             else:
                 stream_id, position = own_id, parse_stream_id(own_id) or (0, 0)
             try:
-                await self._add(key, stream_id, fields)
+                if index is None:  # the call as it was (tests wrap _add with its arguments)
+                    await self._add(key, stream_id, fields)
+                else:
+                    await self._add(key, stream_id, fields, index=index)
             except RedisReplyError as exc:
                 refused = _REFUSED_ID in str(exc)
                 if refused and await self._stored(key, stream_id, nonce):
@@ -413,21 +437,35 @@ class RedisBackend:
             return False
         return trimmed_past(info, position)
 
-    async def _add(self, key: bytes, stream_id: str, fields: Sequence[bytes]) -> None:
+    async def _add(
+        self,
+        key: bytes,
+        stream_id: str,
+        fields: Sequence[bytes],
+        index: tuple[bytes, str] | None = None,
+    ) -> None:
         """The ``XADD``, then (with ``wait_replicas``) the ``WAIT``, which coredis sends on the
-        connection of the ``XADD``: it counts the replicas that have this write. A checkpoint."""
+        connection of the ``XADD``: it counts the replicas that have this write. A checkpoint.
+
+        With *index* (a pattern's index key and the topic), the script that writes both."""
+        name = b"XADD"
         arguments: list[bytes | int | Key] = [keyed(key), b"MAXLEN", b"~", self._history]
         arguments.append(stream_id.encode())
         arguments += fields
+        if index is not None:
+            name = b"EVAL"
+            arguments = [
+                *matched_arguments(key, *index[:1], self._history, stream_id, index[1], fields)
+            ]
         if not self._wait_replicas:
-            await self._command(b"XADD", *arguments)
+            await self._command(name, *arguments)
             return
         from coredis.exceptions import ReplicationError
 
         assert self._client is not None
         try:
             with self._client.ensure_replication(self._wait_replicas, self._wait_ms):
-                await self._command(b"XADD", *arguments)
+                await self._command(name, *arguments)
         except RedisError as exc:
             if isinstance(exc.__cause__, ReplicationError):
                 raise self._not_replicated(stream_id, "WAIT timed out") from exc.__cause__
@@ -467,7 +505,7 @@ class RedisBackend:
                 await self._command(b"XRANGE", keyed(key), start.encode(), b"+", b"COUNT", _PAGE)
             )
             for raw in page:
-                _, position, event = decode_entry(raw)
+                _, position, event = self._decode(topic, raw)
                 if event is not None:
                     found.append(Entry(position, event))
             if len(page) < _PAGE:
@@ -475,6 +513,13 @@ class RedisBackend:
             last = parse_stream_id(text(entries(page[-1])[0]))
             assert last is not None
             start = next_id(last)
+
+    def _decode(self, topic: str, raw: object) -> tuple[str, Position, ServerSentEvent | None]:
+        """:func:`decode_entry`; an index entry's event also names its topic in its id."""
+        stream_id, position, event = decode_entry(raw)
+        if event is not None and self._patterns is not None and topic in self._patterns:
+            event = tagged(raw, event)
+        return stream_id, position, event
 
     async def replay(self, topic: str, last_event_id: str | None) -> Replay:
         """``XRANGE`` after the id; the whole retained stream when the id is not in it."""
@@ -641,7 +686,7 @@ class RedisBackend:
             current = self._positions.get(topic)
             if current is None:
                 return  # nobody here follows this topic any more
-            stream_id, position, event = decode_entry(raw)
+            stream_id, position, event = self._decode(topic, raw)
             # Only forward: a topic dropped and watched again restarts from its newer end.
             if position <= current[1]:
                 continue
