@@ -1,7 +1,9 @@
 """Command line: ``trio-sse serve|demo|client ...`` (also ``python -m trio_sse ...``).
 
-* ``serve module:app [--backend trio] [--host] [--port] [--grace] [--factory] [--log-level]``:
-  serve an ASGI app on hypercorn, draining SSE streams on SIGINT/SIGTERM (extra ``serve``);
+* ``serve module:app [--backend trio] [--host] [--port] [--uds] [--grace] [--send-timeout]
+  [--certfile --keyfile [--ca-certs] [--client-cert]] [--root-path] [--factory]
+  [--log-level]``: serve an ASGI app on hypercorn, draining SSE streams on SIGINT/SIGTERM
+  (extra ``serve``);
 * ``demo [--host] [--port] [--backend]``: the live demo, as ``python -m trio_sse.demo``
   (extra ``demo``);
 * ``client URL [...]``: print an event stream, as ``python -m trio_sse.client`` (extra
@@ -50,8 +52,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     serve.add_argument("app", help="the app to serve, as module:attribute")
     serve.add_argument("--backend", choices=("trio", "asyncio"), default="trio")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8000; 0: any free)")
+    serve.add_argument("--uds", metavar="PATH", help="listen on this Unix socket instead")
     serve.add_argument(
         "--grace", type=float, default=5.0, help="seconds streams get to drain (default 5)"
     )
@@ -62,11 +65,30 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         help="seconds a connection may leave sent data unread before it is dropped "
         "(TCP_USER_TIMEOUT; default 30, 0: no limit)",
     )
+    _tls_arguments(serve)
+    serve.add_argument(
+        "--root-path", help="the ASGI root_path: the prefix a proxy mounts the app under"
+    )
     serve.add_argument("--factory", action="store_true", help="app is a factory to call")
     serve.add_argument("--log-level", default="info")
     for name, (_, summary) in _DELEGATED.items():
         commands.add_parser(name, help=f"{summary} (see: {prog} {name} --help)", add_help=False)
     return parser
+
+
+def _tls_arguments(parser: argparse.ArgumentParser) -> None:
+    tls = parser.add_argument_group("TLS (HTTP/2 and HTTP/1.1 offered by ALPN)")
+    tls.add_argument("--certfile", metavar="PEM", help="the server's certificate (chain)")
+    tls.add_argument("--keyfile", metavar="PEM", help="the certificate's private key")
+    tls.add_argument(
+        "--ca-certs", metavar="PEM", help="verify client certificates against these CAs"
+    )
+    tls.add_argument(
+        "--client-cert",
+        choices=("required", "optional"),
+        default="required",
+        help="with --ca-certs: refuse clients without a certificate, or not (default required)",
+    )
 
 
 def _delegate(command: str, argv: Sequence[str]) -> int:
@@ -100,6 +122,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         shutdown_grace_period=args.grace,
         send_timeout=args.send_timeout or None,
+        uds=args.uds,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+        ca_certs=args.ca_certs,
+        client_cert=args.client_cert,
+        root_path=args.root_path,
     )
     return 0
 
