@@ -1,7 +1,8 @@
 """Command line: ``trio-sse serve|demo|client ...`` (also ``python -m trio_sse ...``).
 
 * ``serve module:app [--backend trio] [--host] [--port] [--uds] [--grace] [--send-timeout]
-  [--certfile --keyfile [--ca-certs] [--client-cert]] [--root-path] [--factory]
+  [--certfile --keyfile [--ca-certs] [--client-cert]] [--root-path]
+  [--proxy-headers [legacy|modern]] [--proxy-trusted-hops N] [--factory]
   [--log-level]``: serve an ASGI app on hypercorn, draining SSE streams on SIGINT/SIGTERM
   (extra ``serve``);
 * ``demo [--host] [--port] [--backend]``: the live demo, as ``python -m trio_sse.demo``
@@ -69,6 +70,21 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     serve.add_argument(
         "--root-path", help="the ASGI root_path: the prefix a proxy mounts the app under"
     )
+    serve.add_argument(
+        "--proxy-headers",
+        nargs="?",
+        const="legacy",
+        choices=("legacy", "modern"),
+        help="trust X-Forwarded-For/-Proto/-Host (legacy, the default) or Forwarded (modern) "
+        "from the proxy in front",
+    )
+    serve.add_argument(
+        "--proxy-trusted-hops",
+        type=int,
+        default=1,
+        metavar="N",
+        help="how many proxies in front set those headers (default 1)",
+    )
     serve.add_argument("--factory", action="store_true", help="app is a factory to call")
     serve.add_argument("--log-level", default="info")
     for name, (_, summary) in _DELEGATED.items():
@@ -128,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ca_certs=args.ca_certs,
         client_cert=args.client_cert,
         root_path=args.root_path,
+        proxy_headers=args.proxy_headers,
+        proxy_trusted_hops=args.proxy_trusted_hops,
     )
     return 0
 

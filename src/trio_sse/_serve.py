@@ -24,6 +24,7 @@ from starlette.types import ASGIApp
 from ._asynclib import running_under_trio
 from ._extras import require
 from ._listen import ClientCert, PathLike, apply_listen_options, bind_urls, check_tls
+from ._proxy import ProxyHeaders, with_proxy_headers
 from ._shutdown import ShutdownToken, _run_token_for_server, _server_token
 from ._validate import choice, optional_instance, seconds
 
@@ -118,6 +119,8 @@ async def serve(
     client_cert: ClientCert = "required",
     uds: PathLike | None = None,
     root_path: str | None = None,
+    proxy_headers: ProxyHeaders | None = None,
+    proxy_trusted_hops: int = 1,
     task_status: anyio.abc.TaskStatus[list[str]] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve *app* with hypercorn in the current trio or asyncio loop until shut down.
@@ -145,6 +148,9 @@ async def serve(
       ``"optional"``). The files are read before anything listens.
     * ``uds``: listen on this Unix socket instead of ``host``/``port`` (not both).
       ``root_path``: the ASGI ``root_path`` (the prefix a proxy mounts the app under).
+    * ``proxy_headers``: behind a reverse proxy, take the client's address, scheme and host
+      from ``X-Forwarded-*`` (``"legacy"``) or ``Forwarded`` (``"modern"``) headers, trusting
+      the last ``proxy_trusted_hops`` (default 1) entries: hypercorn's ``ProxyFixMiddleware``.
 
     Use with ``nursery.start`` / ``task_group.start``: it reports the list of URLs it listens
     on once the sockets accept connections. Returns after hypercorn stopped; cancelling it
@@ -173,6 +179,7 @@ async def serve(
         root_path=root_path,
     )
     check_tls(config)
+    app = with_proxy_headers(app, proxy_headers, proxy_trusted_hops)
     sockets = listening_sockets(config, send_timeout)
     await serve_sockets(
         app,
