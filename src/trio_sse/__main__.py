@@ -2,7 +2,7 @@
 
 * ``serve module:app [--backend trio] [--host] [--port] [--uds] [--grace] [--send-timeout]
   [--certfile --keyfile [--ca-certs] [--client-cert]] [--root-path]
-  [--proxy-headers [legacy|modern]] [--proxy-trusted-hops N] [--factory]
+  [--proxy-headers [legacy|modern]] [--proxy-trusted-hops N] [--workers N] [--factory]
   [--log-level]``: serve an ASGI app on hypercorn, draining SSE streams on SIGINT/SIGTERM
   (extra ``serve``);
 * ``demo [--host] [--port] [--backend]``: the live demo, as ``python -m trio_sse.demo``
@@ -19,8 +19,8 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
+from ._app_target import load_app
 from ._extras import MissingExtraError
 from ._serve import check_installed, run
 
@@ -29,18 +29,6 @@ _DELEGATED = {
     "demo": ("trio_sse.demo.__main__", "serve the live demo on hypercorn"),
     "client": ("trio_sse.client._cli", "print a Server-Sent Events stream as it arrives"),
 }
-
-
-def _load(target: str, *, factory: bool) -> Any:
-    module_name, _, attribute = target.partition(":")
-    if not module_name or not attribute:
-        raise SystemExit(f"error: expected module:attribute, got {target!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # like uvicorn and hypercorn: apps in the cwd import
-    obj: Any = importlib.import_module(module_name)
-    for part in attribute.split("."):
-        obj = getattr(obj, part)
-    return obj() if factory else obj
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -84,6 +72,13 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         default=1,
         metavar="N",
         help="how many proxies in front set those headers (default 1)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="serve from N processes on the same sockets, all drained on SIGTERM (default 1)",
     )
     serve.add_argument("--factory", action="store_true", help="app is a factory to call")
     serve.add_argument("--log-level", default="info")
@@ -130,23 +125,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MissingExtraError as error:
         raise SystemExit(f"error: {error}") from None
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    app = _load(args.app, factory=args.factory)
-    run(
-        app,
-        backend=args.backend,
-        host=args.host,
-        port=args.port,
-        shutdown_grace_period=args.grace,
-        send_timeout=args.send_timeout or None,
-        uds=args.uds,
-        certfile=args.certfile,
-        keyfile=args.keyfile,
-        ca_certs=args.ca_certs,
-        client_cert=args.client_cert,
-        root_path=args.root_path,
-        proxy_headers=args.proxy_headers,
-        proxy_trusted_hops=args.proxy_trusted_hops,
-    )
+    options = {
+        "backend": args.backend,
+        "host": args.host,
+        "port": args.port,
+        "shutdown_grace_period": args.grace,
+        "send_timeout": args.send_timeout or None,
+        "uds": args.uds,
+        "certfile": args.certfile,
+        "keyfile": args.keyfile,
+        "ca_certs": args.ca_certs,
+        "client_cert": args.client_cert,
+        "root_path": args.root_path,
+        "proxy_headers": args.proxy_headers,
+        "proxy_trusted_hops": args.proxy_trusted_hops,
+    }
+    if args.workers != 1:
+        from ._workers import run_workers
+
+        return run_workers(
+            args.app,
+            workers=args.workers,
+            factory=args.factory,
+            log_level=args.log_level,
+            **options,
+        )
+    run(load_app(args.app, factory=args.factory), **options)
     return 0
 
 

@@ -17,19 +17,25 @@ from starlette.types import ASGIApp
 from ._extras import require
 from ._validate import choice, positive_int
 
-__all__ = ["ProxyHeaders", "with_proxy_headers"]
+__all__ = ["ProxyHeaders", "check_proxy_options", "with_proxy_headers"]
 
 ProxyHeaders = Literal["legacy", "modern"]
 _MODES = ("legacy", "modern")
 
 
+def check_proxy_options(mode: object, trusted_hops: object) -> None:
+    """``TypeError`` / ``ValueError`` naming ``proxy_headers`` or ``proxy_trusted_hops``."""
+    positive_int("proxy_trusted_hops", trusted_hops, hint=" (proxies in front)")
+    if mode is not None:
+        choice("proxy_headers", mode, _MODES)
+
+
 def with_proxy_headers(app: ASGIApp, mode: ProxyHeaders | None, trusted_hops: int) -> ASGIApp:
     """*app* behind ``ProxyFixMiddleware(mode, trusted_hops)``, or *app* itself when *mode*
-    is ``None``; ``TypeError`` / ``ValueError`` name the option."""
-    trusted_hops = positive_int("proxy_trusted_hops", trusted_hops, hint=" (proxies in front)")
+    is ``None``; the options are checked first (:func:`check_proxy_options`)."""
+    check_proxy_options(mode, trusted_hops)
     if mode is None:
         return app
-    choice("proxy_headers", mode, _MODES)
     middleware: Any = require(
         "hypercorn.middleware", part="trio_sse.serve", extras=("serve",)
     ).ProxyFixMiddleware

@@ -21,12 +21,13 @@ import anyio
 import anyio.abc
 from starlette.types import ASGIApp
 
+from ._app_target import load_app
 from ._asynclib import running_under_trio
 from ._extras import require
 from ._listen import ClientCert, PathLike, apply_listen_options, bind_urls, check_tls
 from ._proxy import ProxyHeaders, with_proxy_headers
 from ._shutdown import ShutdownToken, _run_token_for_server, _server_token
-from ._validate import choice, optional_instance, seconds
+from ._validate import choice, optional_instance, positive_int, seconds
 
 __all__ = ["DEFAULT_SEND_TIMEOUT", "run", "serve"]
 
@@ -166,11 +167,10 @@ async def serve(
     if backend is not None and backend != running:
         raise RuntimeError(f"serve(backend={backend!r}) called from a {running} event loop")
     token = shutdown if shutdown is not None else _run_token_for_server()
-    if uds is not None and (host is not None or port is not None):
-        raise ValueError("give uds or host/port, not both")
-    config = _make_config(config, host, port)
-    apply_listen_options(
+    config = prepare_config(
         config,
+        host=host,
+        port=port,
         uds=uds,
         certfile=certfile,
         keyfile=keyfile,
@@ -178,7 +178,6 @@ async def serve(
         client_cert=client_cert,
         root_path=root_path,
     )
-    check_tls(config)
     app = with_proxy_headers(app, proxy_headers, proxy_trusted_hops)
     sockets = listening_sockets(config, send_timeout)
     await serve_sockets(
@@ -190,6 +189,24 @@ async def serve(
         signals=_SIGNALS if handle_signals else (),
         task_status=task_status,
     )
+
+
+def prepare_config(
+    config: Any,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    uds: PathLike | None = None,
+    **listen: Any,
+) -> Any:
+    """A copy of *config* (or a new one) with :func:`serve`'s listening options set and its
+    certificates loaded once (a missing file fails here, before anything listens)."""
+    if uds is not None and (host is not None or port is not None):
+        raise ValueError("give uds or host/port, not both")
+    config = _make_config(config, host, port)
+    apply_listen_options(config, uds=uds, **listen)
+    check_tls(config)
+    return config
 
 
 def listening_sockets(config: Any, send_timeout: float | None) -> Any:
@@ -303,8 +320,22 @@ def check_installed(
     require("hypercorn.config", part=part, extras=(extra,))
 
 
-def run(app: ASGIApp, *, backend: Backend = "trio", **options: Any) -> None:
-    """Blocking form of :func:`serve`: ``trio.run`` or ``asyncio.run`` it until shut down."""
+def run(app: ASGIApp | str, *, backend: Backend = "trio", workers: int = 1, **options: Any) -> None:
+    """Blocking form of :func:`serve`: ``trio.run`` or ``asyncio.run`` it until shut down.
+
+    *app* may be a ``"module:attribute"`` target, which ``workers > 1`` needs: then that many
+    processes serve it on the same sockets, every one drained on SIGTERM/SIGINT to this one
+    (``shutdown`` and ``handle_signals`` do not apply), and a worker that failed or exited
+    early raises ``RuntimeError`` once all have exited.
+    """
     choice("backend", backend, _BACKENDS)
+    positive_int("workers", workers)
+    if workers > 1:
+        from ._workers import run_workers  # it imports this module
+
+        if run_workers(app, workers=workers, backend=backend, **options) != 0:  # type: ignore[arg-type]
+            raise RuntimeError("a worker failed or exited early (see the log)")
+        return
     check_installed(backend)
-    anyio.run(functools.partial(serve, app, backend=backend, **options), backend=backend)
+    served: ASGIApp = load_app(app) if isinstance(app, str) else app
+    anyio.run(functools.partial(serve, served, backend=backend, **options), backend=backend)

@@ -1,0 +1,23 @@
+"""``module:attribute`` targets (trio_sse._app_target), as the runner and its workers load apps."""
+
+from __future__ import annotations
+
+import pytest
+
+from trio_sse._app_target import load_app
+
+from .servers import worker_app
+
+
+@pytest.mark.parametrize(
+    "target", ["tests.servers.worker_app", ":app", "tests.servers.worker_app:"]
+)
+def test_a_malformed_target_exits_with_a_message(target: str) -> None:
+    with pytest.raises(SystemExit, match=f"expected module:attribute, got {target!r}"):
+        load_app(target)
+
+
+def test_attributes_are_followed_and_factories_called() -> None:
+    assert load_app("tests.servers.worker_app:app") is worker_app.app
+    assert load_app("tests.servers.worker_app:app.router") is worker_app.app.router
+    assert load_app("tests.servers.worker_app:TICK.__abs__", factory=True) == worker_app.TICK
