@@ -256,3 +256,36 @@ def test_a_worker_that_cannot_start_fails_the_run(tmp_path: Path) -> None:
     output = log.read_text()
     assert "No module named 'tests.servers.no_such_app'" in output
     assert "RuntimeError: a worker failed or exited early (see the log)" in output
+
+
+@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+def test_a_second_signal_stops_the_workers_now(tmp_path: Path, backend: str) -> None:
+    """A stream that ignores the token (``/stubborn``, its response's grace 60 s) holds the
+    drain; a second SIGTERM to the parent reaches its worker, which then stops at once."""
+    port, log = free_port(), tmp_path / "server.log"
+    command = [
+        *(sys.executable, "-m", "trio_sse", "serve", "tests.servers.sse_app:app"),
+        *("--backend", backend, "--port", str(port), "--grace", "60", "--workers", "2"),
+    ]
+    env = {"SSE_GRACE": "60", "SSE_COUNT_FILE": str(tmp_path / "count.txt")}
+    with server_process(command, port, log, env=env) as parent:
+        wait_ready(log)
+        with httpx.Client(timeout=30) as client:
+            decoder, events = EventDecoder(), []
+            with client.stream("GET", f"http://127.0.0.1:{port}/stubborn") as response:
+                for chunk in response.iter_raw():
+                    events.extend(decoder.feed(chunk))
+                    if len(events) == 1:
+                        parent.send_signal(signal.SIGTERM)
+                        while log.read_text().count("SIGTERM received") < 2:
+                            time.sleep(0.05)  # both workers are draining, the stream goes on
+                        parent.send_signal(signal.SIGTERM)
+                        signalled = time.monotonic()
+        exited = wait_exit(parent, signalled)
+    assert parent.returncode == 0, log.read_text()
+    assert exited < 30  # far less than the 60 s the drain would have taken
+    # The worker without a stream drained at once and exits 0 even if the second SIGTERM
+    # reaches it on its way out; the other one stops now.
+    assert log.read_text().count("second signal: stopping now") == 1, log.read_text()
+    assert events[-1].event == "shutdown"  # the stream still ended cleanly, with its farewell
+    assert (tmp_path / "count.txt").read_text().split() == ["stubborn"]

@@ -20,7 +20,6 @@ exits on its own before any signal shuts the others down (drained) and the statu
 
 from __future__ import annotations
 
-import functools
 import logging
 import multiprocessing
 import os
@@ -32,6 +31,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 import anyio
+import anyio.abc
 
 from ._app_target import load_app
 from ._proxy import ProxyHeaders, check_proxy_options, with_proxy_headers
@@ -39,12 +39,13 @@ from ._serve import (
     _BACKENDS,
     DEFAULT_SEND_TIMEOUT,
     Backend,
+    _watch_signals,
     check_installed,
     listening_sockets,
     prepare_config,
     serve_sockets,
 )
-from ._shutdown import _run_token_for_server
+from ._shutdown import ShutdownToken, _run_token_for_server
 from ._validate import choice, positive_int, seconds
 
 __all__ = ["run_workers"]
@@ -251,16 +252,36 @@ def _worker_main(spec: _Worker, sockets: Any, ready: Connection) -> None:
 
 
 async def _serve_worker(app: Any, spec: _Worker, sockets: Any, ready: Connection) -> None:
-    serving = functools.partial(
-        serve_sockets,
+    token = _run_token_for_server()
+    async with anyio.create_task_group() as group:
+        # The worker's own SIGTERM watcher (first: drain; second: cancel all, stop now), so
+        # that it can outlive hypercorn: see _serve_then_mask.
+        await group.start(_watch_signals, token, group.cancel_scope, (signal.SIGTERM,))
+        await group.start(_serve_then_mask, app, spec, sockets, token, group.cancel_scope)
+        ready.send(os.getpid())
+        ready.close()
+
+
+async def _serve_then_mask(
+    app: Any,
+    spec: _Worker,
+    sockets: Any,
+    token: ShutdownToken,
+    done: anyio.CancelScope,
+    *,
+    task_status: anyio.abc.TaskStatus[list[str]],
+) -> None:
+    await serve_sockets(
         app,
         spec.config,
         sockets,
-        _run_token_for_server(),
+        token,
         shutdown_grace_period=spec.shutdown_grace_period,
-        signals=(signal.SIGTERM,),
+        signals=(),
+        task_status=task_status,
     )
-    async with anyio.create_task_group() as group:
-        await group.start(serving)  # the SIGTERM handler is in place
-        ready.send(os.getpid())
-        ready.close()
+    # Drained and stopped. The parent's second SIGTERM may still come while this process
+    # exits, and once the watcher is gone (asyncio restores SIG_DFL, not the previous
+    # handler) it would kill it: keep it pending instead, never delivered.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    done.cancel()
