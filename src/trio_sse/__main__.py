@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Sequence
 
-from ._app_target import load_app
 from ._extras import MissingExtraError
-from ._serve import check_installed, run
+from ._serve import check_installed
+from ._serve_cli import add_serve_arguments, serve_command
 
 # Subcommands that are whole programs of their own: their arguments are passed on untouched.
 _DELEGATED = {
@@ -39,67 +38,10 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve", help="serve an ASGI app with hypercorn, draining SSE on SIGINT/SIGTERM"
     )
-    serve.add_argument("app", help="the app to serve, as module:attribute")
-    serve.add_argument("--backend", choices=("trio", "asyncio"), default="trio")
-    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (default 8000; 0: any free)")
-    serve.add_argument("--uds", metavar="PATH", help="listen on this Unix socket instead")
-    serve.add_argument(
-        "--grace", type=float, default=5.0, help="seconds streams get to drain (default 5)"
-    )
-    serve.add_argument(
-        "--send-timeout",
-        type=float,
-        default=30.0,
-        help="seconds a connection may leave sent data unread before it is dropped "
-        "(TCP_USER_TIMEOUT; default 30, 0: no limit)",
-    )
-    _tls_arguments(serve)
-    serve.add_argument(
-        "--root-path", help="the ASGI root_path: the prefix a proxy mounts the app under"
-    )
-    serve.add_argument(
-        "--proxy-headers",
-        nargs="?",
-        const="legacy",
-        choices=("legacy", "modern"),
-        help="trust X-Forwarded-For/-Proto/-Host (legacy, the default) or Forwarded (modern) "
-        "from the proxy in front",
-    )
-    serve.add_argument(
-        "--proxy-trusted-hops",
-        type=int,
-        default=1,
-        metavar="N",
-        help="how many proxies in front set those headers (default 1)",
-    )
-    serve.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        metavar="N",
-        help="serve from N processes on the same sockets, all drained on SIGTERM (default 1)",
-    )
-    serve.add_argument("--factory", action="store_true", help="app is a factory to call")
-    serve.add_argument("--log-level", default="info")
+    add_serve_arguments(serve)
     for name, (_, summary) in _DELEGATED.items():
         commands.add_parser(name, help=f"{summary} (see: {prog} {name} --help)", add_help=False)
     return parser
-
-
-def _tls_arguments(parser: argparse.ArgumentParser) -> None:
-    tls = parser.add_argument_group("TLS (HTTP/2 and HTTP/1.1 offered by ALPN)")
-    tls.add_argument("--certfile", metavar="PEM", help="the server's certificate (chain)")
-    tls.add_argument("--keyfile", metavar="PEM", help="the certificate's private key")
-    tls.add_argument(
-        "--ca-certs", metavar="PEM", help="verify client certificates against these CAs"
-    )
-    tls.add_argument(
-        "--client-cert",
-        choices=("required", "optional"),
-        default="required",
-        help="with --ca-certs: refuse clients without a certificate, or not (default required)",
-    )
 
 
 def _delegate(command: str, argv: Sequence[str]) -> int:
@@ -124,34 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_installed(args.backend)
     except MissingExtraError as error:
         raise SystemExit(f"error: {error}") from None
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    options = {
-        "backend": args.backend,
-        "host": args.host,
-        "port": args.port,
-        "shutdown_grace_period": args.grace,
-        "send_timeout": args.send_timeout or None,
-        "uds": args.uds,
-        "certfile": args.certfile,
-        "keyfile": args.keyfile,
-        "ca_certs": args.ca_certs,
-        "client_cert": args.client_cert,
-        "root_path": args.root_path,
-        "proxy_headers": args.proxy_headers,
-        "proxy_trusted_hops": args.proxy_trusted_hops,
-    }
-    if args.workers != 1:
-        from ._workers import run_workers
-
-        return run_workers(
-            args.app,
-            workers=args.workers,
-            factory=args.factory,
-            log_level=args.log_level,
-            **options,
-        )
-    run(load_app(args.app, factory=args.factory), **options)
-    return 0
+    return serve_command(args)
 
 
 if __name__ == "__main__":
