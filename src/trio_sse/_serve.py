@@ -22,6 +22,7 @@ import anyio.abc
 from starlette.types import ASGIApp
 
 from ._app_target import load_app
+from ._asyncio_loop import backend_options
 from ._asynclib import running_under_trio
 from ._extras import require
 from ._listen import ClientCert, PathLike, apply_listen_options, bind_urls, check_tls
@@ -338,4 +339,8 @@ def run(app: ASGIApp | str, *, backend: Backend = "trio", workers: int = 1, **op
         return
     check_installed(backend)
     served: ASGIApp = load_app(app) if isinstance(app, str) else app
-    anyio.run(functools.partial(serve, served, backend=backend, **options), backend=backend)
+    anyio.run(
+        functools.partial(serve, served, backend=backend, **options),
+        backend=backend,
+        backend_options=backend_options(backend),
+    )

@@ -34,6 +34,7 @@ import anyio
 import anyio.abc
 
 from ._app_target import load_app
+from ._asyncio_loop import backend_options
 from ._proxy import ProxyHeaders, check_proxy_options, with_proxy_headers
 from ._serve import (
     _BACKENDS,
@@ -248,7 +249,12 @@ def _worker_main(spec: _Worker, sockets: Any, ready: Connection) -> None:
     )
     if sockets is None:
         sockets = listening_sockets(spec.config, spec.send_timeout)
-    anyio.run(_serve_worker, app, spec, sockets, ready, backend=spec.backend)
+    anyio.run(
+        _serve_worker,
+        *(app, spec, sockets, ready),
+        backend=spec.backend,
+        backend_options=backend_options(spec.backend),
+    )
 
 
 async def _serve_worker(app: Any, spec: _Worker, sockets: Any, ready: Connection) -> None:
