@@ -28,6 +28,7 @@ from starlette.routing import Route
 from trio_sse import EventDecoder, EventSourceResponse, ServerSentEvent, ShutdownToken, serve
 from trio_sse._proxy import ProxyHeaders
 
+from ._backends import BACKENDS
 from .processes import child_env, kill_group, spawn
 
 Send = MemoryObjectSendStream[Any]
@@ -165,7 +166,7 @@ def wait_for_socket(path: Path, process: subprocess.Popen[bytes], log: Path) -> 
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_the_command_line_serves_a_unix_socket_and_drains_it(tmp_path: Path, backend: str) -> None:
     log = tmp_path / "server.log"
     with short_socket_path(tmp_path) as uds:

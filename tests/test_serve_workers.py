@@ -23,6 +23,7 @@ import pytest
 
 from trio_sse import EventDecoder, ServerSentEvent, run
 
+from ._backends import BACKENDS
 from .processes import child_env, free_port, kill_group, server_process, spawn
 from .tls import make_certificates
 
@@ -258,7 +259,7 @@ def test_a_worker_that_cannot_start_fails_the_run(tmp_path: Path) -> None:
     assert "RuntimeError: a worker failed or exited early (see the log)" in output
 
 
-@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_second_signal_stops_the_workers_now(tmp_path: Path, backend: str) -> None:
     """A stream that ignores the token (``/stubborn``, its response's grace 60 s) holds the
     drain; a second SIGTERM to the parent reaches its worker, which then stops at once."""
