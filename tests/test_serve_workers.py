@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -290,3 +291,44 @@ def test_a_second_signal_stops_the_workers_now(tmp_path: Path, backend: str) -> 
     assert log.read_text().count("second signal: stopping now") == 1, log.read_text()
     assert events[-1].event == "shutdown"  # the stream still ended cleanly, with its farewell
     assert (tmp_path / "count.txt").read_text().split() == ["stubborn"]
+
+
+def test_reuse_port_is_checked_on_every_reserved_socket() -> None:
+    """Workers bind the parent's address with SO_REUSEPORT only when hypercorn set it on the
+    sockets it reserved; otherwise they share the parent's listening socket."""
+    from types import SimpleNamespace
+
+    from trio_sse._workers import _all_reuse_port
+
+    with socket.socket() as plain, socket.socket() as reusing:
+        reusing.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        assert _all_reuse_port(SimpleNamespace(secure_sockets=[], insecure_sockets=[reusing]))
+        both = SimpleNamespace(secure_sockets=[reusing], insecure_sockets=[plain])
+        assert not _all_reuse_port(both)
+
+
+def test_workers_share_one_socket_when_hypercorn_sets_no_reuse_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fallback, in this process: the reserved sockets are closed and one listening
+    socket is made for the workers to inherit (the supervisor itself is not started)."""
+    import trio_sse._workers as workers_module
+
+    monkeypatch.setattr(workers_module, "_all_reuse_port", lambda sockets: False)
+    handed: list[Any] = []
+
+    class Supervisor:
+        def __init__(self, spec: Any, sockets: Any, count: int) -> None:
+            handed.append(sockets)
+
+        def run(self) -> int:
+            (sock,) = handed[0].insecure_sockets
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
+            return 0
+
+    monkeypatch.setattr(workers_module, "_Supervisor", Supervisor)
+    status = workers_module.run_workers(
+        "tests.servers.worker_app:app", workers=2, port=0, backend="asyncio"
+    )
+    assert status == 0
+    assert handed[0] is not None  # inherited, not bound by each worker

@@ -103,6 +103,9 @@ def run_workers(
     config = prepare_config(config, **listen)
     tcp = _binds_are_tcp(config)
     sockets = _reserve(config, workers) if tcp else listening_sockets(config, send_timeout)
+    if tcp and not _all_reuse_port(sockets):  # a hypercorn that does not set it: share one
+        _close(sockets)
+        tcp, sockets = False, listening_sockets(config, send_timeout)
     spec = _Worker(
         target, factory, backend, config, grace, proxy_headers, proxy_trusted_hops, log_level,
         send_timeout,
@@ -110,8 +113,17 @@ def run_workers(
     try:
         return _Supervisor(spec, None if tcp else sockets, workers).run()
     finally:
-        for sock in sockets.secure_sockets + sockets.insecure_sockets:
-            sock.close()
+        _close(sockets)
+
+
+def _close(sockets: Any) -> None:
+    for sock in sockets.secure_sockets + sockets.insecure_sockets:
+        sock.close()
+
+
+def _all_reuse_port(sockets: Any) -> bool:
+    every = sockets.secure_sockets + sockets.insecure_sockets
+    return all(sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) for sock in every)
 
 
 def _binds_are_tcp(config: Any) -> bool:
