@@ -1,7 +1,10 @@
 """Command line: ``trio-sse serve|demo|client ...`` (also ``python -m trio_sse ...``).
 
-* ``serve module:app [--backend trio] [--host] [--port] [--grace] [--factory] [--log-level]``:
-  serve an ASGI app on hypercorn, draining SSE streams on SIGINT/SIGTERM (extra ``serve``);
+* ``serve module:app [--backend trio] [--host] [--port] [--uds] [--grace] [--send-timeout]
+  [--certfile --keyfile [--ca-certs] [--client-cert]] [--root-path]
+  [--proxy-headers [legacy|modern]] [--proxy-trusted-hops N] [--workers N] [--factory]
+  [--log-level]``: serve an ASGI app on hypercorn, draining SSE streams on SIGINT/SIGTERM
+  (extra ``serve``);
 * ``demo [--host] [--port] [--backend]``: the live demo, as ``python -m trio_sse.demo``
   (extra ``demo``);
 * ``client URL [...]``: print an event stream, as ``python -m trio_sse.client`` (extra
@@ -12,32 +15,19 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from ._extras import MissingExtraError
-from ._serve import check_installed, run
+from ._serve import check_installed
+from ._serve_cli import add_serve_arguments, serve_command
 
 # Subcommands that are whole programs of their own: their arguments are passed on untouched.
 _DELEGATED = {
     "demo": ("trio_sse.demo.__main__", "serve the live demo on hypercorn"),
     "client": ("trio_sse.client._cli", "print a Server-Sent Events stream as it arrives"),
 }
-
-
-def _load(target: str, *, factory: bool) -> Any:
-    module_name, _, attribute = target.partition(":")
-    if not module_name or not attribute:
-        raise SystemExit(f"error: expected module:attribute, got {target!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # like uvicorn and hypercorn: apps in the cwd import
-    obj: Any = importlib.import_module(module_name)
-    for part in attribute.split("."):
-        obj = getattr(obj, part)
-    return obj() if factory else obj
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -48,22 +38,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve", help="serve an ASGI app with hypercorn, draining SSE on SIGINT/SIGTERM"
     )
-    serve.add_argument("app", help="the app to serve, as module:attribute")
-    serve.add_argument("--backend", choices=("trio", "asyncio"), default="trio")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument(
-        "--grace", type=float, default=5.0, help="seconds streams get to drain (default 5)"
-    )
-    serve.add_argument(
-        "--send-timeout",
-        type=float,
-        default=30.0,
-        help="seconds a connection may leave sent data unread before it is dropped "
-        "(TCP_USER_TIMEOUT; default 30, 0: no limit)",
-    )
-    serve.add_argument("--factory", action="store_true", help="app is a factory to call")
-    serve.add_argument("--log-level", default="info")
+    add_serve_arguments(serve)
     for name, (_, summary) in _DELEGATED.items():
         commands.add_parser(name, help=f"{summary} (see: {prog} {name} --help)", add_help=False)
     return parser
@@ -91,17 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_installed(args.backend)
     except MissingExtraError as error:
         raise SystemExit(f"error: {error}") from None
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    app = _load(args.app, factory=args.factory)
-    run(
-        app,
-        backend=args.backend,
-        host=args.host,
-        port=args.port,
-        shutdown_grace_period=args.grace,
-        send_timeout=args.send_timeout or None,
-    )
-    return 0
+    return serve_command(args)
 
 
 if __name__ == "__main__":

@@ -21,10 +21,14 @@ import anyio
 import anyio.abc
 from starlette.types import ASGIApp
 
+from ._app_target import load_app
+from ._asyncio_loop import backend_options
 from ._asynclib import running_under_trio
 from ._extras import require
+from ._listen import ClientCert, PathLike, apply_listen_options, bind_urls, check_tls
+from ._proxy import ProxyHeaders, with_proxy_headers
 from ._shutdown import ShutdownToken, _run_token_for_server, _server_token
-from ._validate import choice, optional_instance, seconds
+from ._validate import choice, optional_instance, positive_int, seconds
 
 __all__ = ["DEFAULT_SEND_TIMEOUT", "run", "serve"]
 
@@ -34,6 +38,7 @@ logger = logging.getLogger("trio_sse")
 
 Backend = Literal["trio", "asyncio"]
 _BACKENDS = ("trio", "asyncio")
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 # Beyond hypercorn's documented API this relies on ``hypercorn.trio.run.worker_serve`` and
@@ -65,21 +70,6 @@ def _make_config(config: Any, host: str | None, port: int | None) -> Any:
     return config
 
 
-def _bind_urls(sockets: Any) -> list[str]:
-    urls = []
-    for sock in sockets.insecure_sockets:
-        address = sock.getsockname()
-        if isinstance(address, tuple):
-            host = address[0] if ":" not in address[0] else f"[{address[0]}]"
-            urls.append(f"http://{host}:{address[1]}")
-        else:
-            urls.append(f"http+unix://{address}")
-    for sock in sockets.secure_sockets:
-        address = sock.getsockname()
-        urls.append(f"https://{address[0]}:{address[1]}")
-    return urls
-
-
 def _bound_unread_data(sock: socket.socket, timeout: float) -> None:
     """Set ``TCP_USER_TIMEOUT`` (milliseconds) on a TCP listening socket: its accepted
     connections inherit it (see :func:`serve`'s ``send_timeout``). Other sockets (a Unix
@@ -96,13 +86,14 @@ def _bound_unread_data(sock: socket.socket, timeout: float) -> None:
 async def _watch_signals(
     token: ShutdownToken,
     stop_now: anyio.CancelScope,
+    signals: tuple[signal.Signals, ...],
     *,
     task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with anyio.open_signal_receiver(*signals) as received_signals:
         task_status.started()
         received = 0
-        async for signum in signals:
+        async for signum in received_signals:
             received += 1
             if received == 1:
                 logger.info("%s received: draining streams", signal.Signals(signum).name)
@@ -124,6 +115,14 @@ async def serve(
     config: Any = None,
     handle_signals: bool = True,
     send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
+    certfile: PathLike | None = None,
+    keyfile: PathLike | None = None,
+    ca_certs: PathLike | None = None,
+    client_cert: ClientCert = "required",
+    uds: PathLike | None = None,
+    root_path: str | None = None,
+    proxy_headers: ProxyHeaders | None = None,
+    proxy_trusted_hops: int = 1,
     task_status: anyio.abc.TaskStatus[list[str]] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve *app* with hypercorn in the current trio or asyncio loop until shut down.
@@ -146,6 +145,14 @@ async def serve(
       once that long passed, whatever the worker. A stream's own ``send_timeout`` cannot do
       that on hypercorn's trio worker, which shields its socket writes. Elsewhere than Linux
       it is not available and is ignored (said at debug level).
+    * ``certfile``/``keyfile``: serve HTTPS (PEM files), HTTP/2 and HTTP/1.1 offered by ALPN;
+      ``ca_certs``: verify client certificates (``client_cert="required"``, the default, or
+      ``"optional"``). The files are read before anything listens.
+    * ``uds``: listen on this Unix socket instead of ``host``/``port`` (not both).
+      ``root_path``: the ASGI ``root_path`` (the prefix a proxy mounts the app under).
+    * ``proxy_headers``: behind a reverse proxy, take the client's address, scheme and host
+      from ``X-Forwarded-*`` (``"legacy"``) or ``Forwarded`` (``"modern"``) headers, trusting
+      the last ``proxy_trusted_hops`` (default 1) entries: hypercorn's ``ProxyFixMiddleware``.
 
     Use with ``nursery.start`` / ``task_group.start``: it reports the list of URLs it listens
     on once the sockets accept connections. Returns after hypercorn stopped; cancelling it
@@ -161,14 +168,75 @@ async def serve(
     if backend is not None and backend != running:
         raise RuntimeError(f"serve(backend={backend!r}) called from a {running} event loop")
     token = shutdown if shutdown is not None else _run_token_for_server()
+    config = prepare_config(
+        config,
+        host=host,
+        port=port,
+        uds=uds,
+        certfile=certfile,
+        keyfile=keyfile,
+        ca_certs=ca_certs,
+        client_cert=client_cert,
+        root_path=root_path,
+    )
+    app = with_proxy_headers(app, proxy_headers, proxy_trusted_hops)
+    sockets = listening_sockets(config, send_timeout)
+    await serve_sockets(
+        app,
+        config,
+        sockets,
+        token,
+        shutdown_grace_period=shutdown_grace_period,
+        signals=_SIGNALS if handle_signals else (),
+        task_status=task_status,
+    )
+
+
+def prepare_config(
+    config: Any,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    uds: PathLike | None = None,
+    **listen: Any,
+) -> Any:
+    """A copy of *config* (or a new one) with :func:`serve`'s listening options set and its
+    certificates loaded once (a missing file fails here, before anything listens)."""
+    if uds is not None and (host is not None or port is not None):
+        raise ValueError("give uds or host/port, not both")
     config = _make_config(config, host, port)
+    apply_listen_options(config, uds=uds, **listen)
+    check_tls(config)
+    return config
+
+
+def listening_sockets(config: Any, send_timeout: float | None) -> Any:
+    """Bind and listen on *config*'s sockets (hypercorn ``Sockets``), with ``send_timeout``
+    as their ``TCP_USER_TIMEOUT``. Blocking, but never for long (no connection is made)."""
     sockets = config.create_sockets()
     for sock in sockets.secure_sockets + sockets.insecure_sockets:
         if send_timeout is not None:
             _bound_unread_data(sock, send_timeout)
         sock.listen(config.backlog)
-    urls = _bind_urls(sockets)
+    return sockets
 
+
+async def serve_sockets(
+    app: ASGIApp,
+    config: Any,
+    sockets: Any,
+    token: ShutdownToken,
+    *,
+    shutdown_grace_period: float,
+    signals: tuple[signal.Signals, ...],
+    task_status: anyio.abc.TaskStatus[list[str]] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """:func:`serve` on sockets that listen already (a worker process gets its parent's).
+
+    *signals* (none: no handling) trigger *token*, a second one stops now; handled only in
+    the main thread. Reports the URLs once hypercorn accepts; returns when it stopped.
+    """
+    urls = bind_urls(sockets)
     stop_now = anyio.CancelScope()  # cancelled to make hypercorn's asyncio worker stop now
 
     async def shutdown_trigger() -> None:
@@ -183,52 +251,61 @@ async def serve(
     context_token = _server_token.set(token)
     try:
         async with anyio.create_task_group() as group:
-            if handle_signals and threading.current_thread() is threading.main_thread():
-                await group.start(_watch_signals, token, group.cancel_scope)
-            if under_trio:
-                trio_worker_serve = _hypercorn("trio.run").worker_serve
-
-                async def serve_trio(*, task_status: Any) -> None:
-                    await trio_worker_serve(
-                        wrapped,
-                        config,
-                        sockets=sockets,
-                        shutdown_trigger=shutdown_trigger,
-                        task_status=task_status,
-                    )
-                    group.cancel_scope.cancel()  # hypercorn has stopped: so does the signal watcher
-
-                await group.start(serve_trio)
+            if signals and threading.current_thread() is threading.main_thread():
+                await group.start(_watch_signals, token, group.cancel_scope, signals)
+            if running_under_trio():
+                await group.start(
+                    _serve_trio, wrapped, config, sockets, shutdown_trigger, group.cancel_scope
+                )
             else:
-                asyncio_worker_serve = _hypercorn("asyncio.run").worker_serve
-
-                async def serve_asyncio() -> None:
-                    # hypercorn's asyncio worker cannot be cancelled from outside: its cleanup
-                    # then fails (InvalidStateError, exit status 1) and skips the lifespan
-                    # shutdown. It is shielded, and stop_when_cancelled turns a cancellation
-                    # (a second signal, or serve() cancelled) into an orderly stop instead.
-                    with anyio.CancelScope(shield=True):
-                        await asyncio_worker_serve(
-                            wrapped, config, sockets=sockets, shutdown_trigger=shutdown_trigger
-                        )
-                    group.cancel_scope.cancel()
-
-                async def stop_when_cancelled() -> None:
-                    try:
-                        await anyio.sleep_forever()
-                    finally:
-                        # No drain and no grace: hypercorn cancels its connections at once,
-                        # and every stream still ends its body cleanly (shielded).
-                        config.graceful_timeout = 0
-                        stop_now.cancel()
-
-                group.start_soon(serve_asyncio)
-                group.start_soon(stop_when_cancelled)
+                group.start_soon(
+                    _serve_asyncio, wrapped, config, sockets, shutdown_trigger, group.cancel_scope
+                )
+                group.start_soon(_stop_when_cancelled, config, stop_now)
+            running = "trio" if running_under_trio() else "asyncio"
             logger.info("serving on %s (hypercorn, %s)", ", ".join(urls), running)
             task_status.started(urls)
-
     finally:
         _server_token.reset(context_token)
+
+
+async def _serve_trio(
+    app: Any,
+    config: Any,
+    sockets: Any,
+    shutdown_trigger: Any,
+    done: anyio.CancelScope,
+    *,
+    task_status: anyio.abc.TaskStatus[Any],
+) -> None:
+    await _hypercorn("trio.run").worker_serve(
+        app, config, sockets=sockets, shutdown_trigger=shutdown_trigger, task_status=task_status
+    )
+    done.cancel()  # hypercorn has stopped: so does the signal watcher
+
+
+async def _serve_asyncio(
+    app: Any, config: Any, sockets: Any, shutdown_trigger: Any, done: anyio.CancelScope
+) -> None:
+    # hypercorn's asyncio worker cannot be cancelled from outside: its cleanup then fails
+    # (InvalidStateError, exit status 1) and skips the lifespan shutdown. It is shielded, and
+    # _stop_when_cancelled turns a cancellation (a second signal, or serve() cancelled) into
+    # an orderly stop instead.
+    with anyio.CancelScope(shield=True):
+        await _hypercorn("asyncio.run").worker_serve(
+            app, config, sockets=sockets, shutdown_trigger=shutdown_trigger
+        )
+    done.cancel()
+
+
+async def _stop_when_cancelled(config: Any, stop_now: anyio.CancelScope) -> None:
+    try:
+        await anyio.sleep_forever()
+    finally:
+        # No drain and no grace: hypercorn cancels its connections at once, and every stream
+        # still ends its body cleanly (shielded).
+        config.graceful_timeout = 0
+        stop_now.cancel()
 
 
 def check_installed(
@@ -244,8 +321,26 @@ def check_installed(
     require("hypercorn.config", part=part, extras=(extra,))
 
 
-def run(app: ASGIApp, *, backend: Backend = "trio", **options: Any) -> None:
-    """Blocking form of :func:`serve`: ``trio.run`` or ``asyncio.run`` it until shut down."""
+def run(app: ASGIApp | str, *, backend: Backend = "trio", workers: int = 1, **options: Any) -> None:
+    """Blocking form of :func:`serve`: ``trio.run`` or ``asyncio.run`` it until shut down.
+
+    *app* may be a ``"module:attribute"`` target, which ``workers > 1`` needs: then that many
+    processes serve it on the same sockets, every one drained on SIGTERM/SIGINT to this one
+    (``shutdown`` and ``handle_signals`` do not apply), and a worker that failed or exited
+    early raises ``RuntimeError`` once all have exited.
+    """
     choice("backend", backend, _BACKENDS)
+    positive_int("workers", workers)
+    if workers > 1:
+        from ._workers import run_workers  # it imports this module
+
+        if run_workers(app, workers=workers, backend=backend, **options) != 0:  # type: ignore[arg-type]
+            raise RuntimeError("a worker failed or exited early (see the log)")
+        return
     check_installed(backend)
-    anyio.run(functools.partial(serve, app, backend=backend, **options), backend=backend)
+    served: ASGIApp = load_app(app) if isinstance(app, str) else app
+    anyio.run(
+        functools.partial(serve, served, backend=backend, **options),
+        backend=backend,
+        backend_options=backend_options(backend),
+    )
