@@ -89,17 +89,33 @@ class ClusterGroup:
 
     def __init__(self, directory: Path, *, nodes: int = 6, tls: ClusterTLS | None = None) -> None:
         self.tls = tls
+        self._directory = directory
         self._context = tls.context() if tls is not None else None
-        self.servers: list[RedisServer] = []
-        for index in range(nodes):
-            folder = directory / f"node-{index}"
-            folder.mkdir()
-            options = ["--dir", str(folder), "--cluster-enabled", "yes"]
-            options += ["--cluster-config-file", str(folder / "nodes.conf")]
-            options += ["--cluster-port", str(free_port()), "--cluster-node-timeout", "1000"]
-            options += tls.node_options() if tls is not None else []
-            server_tls = tls.server if tls is not None else None
-            self.servers.append(RedisServer(tls=server_tls, extra=options))
+        self.servers = [self._node(f"node-{index}") for index in range(nodes)]
+
+    def _node(self, name: str) -> RedisServer:
+        """A node on free ports (client and cluster bus), in a new folder *name*."""
+        folder = self._directory / name
+        folder.mkdir()
+        options = ["--dir", str(folder), "--cluster-enabled", "yes"]
+        options += ["--cluster-config-file", str(folder / "nodes.conf")]
+        options += ["--cluster-port", str(free_port()), "--cluster-node-timeout", "1000"]
+        options += self.tls.node_options() if self.tls is not None else []
+        server_tls = self.tls.server if self.tls is not None else None
+        return RedisServer(tls=server_tls, extra=options)
+
+    def _start_nodes(self) -> None:
+        """Start every node; one that cannot (a free port taken meanwhile by another process
+        of this shared machine) is tried again, twice, on new ports."""
+        for index in range(len(self.servers)):
+            for attempt in range(1, 3):
+                try:
+                    self.servers[index].start()
+                    break
+                except RuntimeError:
+                    self.servers[index] = self._node(f"node-{index}-{attempt}")
+            else:
+                self.servers[index].start()
 
     def _ask(self, port: int, *args: str) -> object:
         return ask(port, *args, context=self._context)
@@ -143,8 +159,7 @@ class ClusterGroup:
 
     def start(self, timeout: float = 30.0) -> None:
         cli = require("redis-cli")
-        for server in self.servers:
-            server.start()
+        self._start_nodes()
         addresses = [f"127.0.0.1:{port}" for port in self.ports]
         tls = self.tls.cli_options() if self.tls is not None else []
         subprocess.run(
