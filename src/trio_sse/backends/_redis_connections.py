@@ -127,7 +127,7 @@ class _ClosingDiscovery(DiscoveryService):
 
 
 class ClosingClusterPool(ClusterConnectionPool):
-    """A ``ClusterConnectionPool`` of the ``redis+cluster://`` URLs' clients, with two fixes.
+    """A ``ClusterConnectionPool`` of the ``redis+cluster://`` URLs' clients, with three fixes.
 
     * ``close_streams`` closes the memory streams of its cluster layout (``_error_stream``,
       private to coredis 6, made with the pool and closed by nothing):
@@ -137,9 +137,8 @@ class ClosingClusterPool(ClusterConnectionPool):
       as :class:`ClosingSentinelPool` does: coredis 6.9 gives it back only for one that dies
       idle in the pool, so each connection lost during a ``WAIT`` (``wait_replicas``) shrank
       the node's pool until ``publish`` waited for a slot forever.
-
-    Its discovery's connections close their streams too (:class:`_ClosingDiscovery`: the
-    class of coredis' own ``DiscoveryService``, made by the pool, is swapped for it).
+    * its discovery's connections close their memory streams too (:class:`_ClosingDiscovery`:
+      the class of coredis' own ``DiscoveryService``, made by the pool, is swapped for it).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
