@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import anyio
+import anyio.to_thread
 import pytest
 import trustme
 
@@ -194,3 +195,24 @@ async def test_an_apps_tls_cluster_client(
         pool = client.connection_pool
         assert isinstance(pool, ClosingClusterPool)
         pool.close_streams()  # coredis never closes them (a ResourceWarning)
+
+
+async def test_a_reader_follows_a_slot_that_moves_over_tls(
+    cluster: ClusterGroup, certificates: Certificates
+) -> None:
+    """After ``MOVED`` the reader's new connection, to the slot's new owner, is TLS too (the
+    nodes speak nothing else), and it resumes where it was."""
+    prefix = f"tls-m-{uuid.uuid4().hex[:8]}:"
+    topic = "moving"
+    slot = key_slot(cluster_key(prefix, topic))
+    url = url_for(cluster, **client_options(certificates))
+    with anyio.fail_after(30):
+        async with Broadcaster(backend_for(url, prefix)) as hub, hub.subscribe(topic) as events:
+            before = await hub.publish(topic, "before")
+            assert ids_of(await take(events, 1)) == [before]
+            owner = cluster.owner(slot)
+            target = next(p for p in cluster.primaries() if p != owner)
+            await anyio.to_thread.run_sync(cluster.move_slot, slot, target)
+            assert cluster.owner(slot) == target
+            after = await hub.publish(topic, "after")
+            assert ids_of(await take(events, 1)) == [after]
