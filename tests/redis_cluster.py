@@ -9,22 +9,52 @@ replaced by its replica within a few seconds. Killed by pid at the end. Debian's
 ``redis-server`` and ``redis-tools`` (``redis-cli``) provide the programs: without them a test
 is skipped, or failed under ``CI=true`` (mark it
 ``@pytest.mark.service("redis-server", "redis-cli")``).
+
+With a :class:`ClusterTLS` every node speaks TLS only (``--tls-port``, ``--port 0``), to its
+clients, to the other nodes (``--tls-cluster yes``) and to its replicas
+(``--tls-replication yes``), with the certificates the test made; the cluster is created with
+``redis-cli --tls``, and this module's own commands go over TLS too (with the client
+certificate when the nodes ask for one: ``ServerTLS.auth_clients``).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from .processes import free_port
 from .redis_sentinel import ask
-from .redis_server import RedisServer
+from .redis_server import RedisServer, ServerTLS
 from .services import require
 
-__all__ = ["ClusterGroup", "ask", "key_slot"]
+__all__ = ["ClusterGroup", "ClusterTLS", "ask", "key_slot"]
+
+
+@dataclass(frozen=True)
+class ClusterTLS:
+    """The nodes' TLS (``server``) and the client certificate this module (and redis-cli)
+    presents to them."""
+
+    server: ServerTLS
+    client_cert: Path
+    client_key: Path
+
+    def context(self) -> ssl.SSLContext:
+        context = self.server.client_context()
+        context.load_cert_chain(self.client_cert, self.client_key)
+        return context
+
+    def cli_options(self) -> list[str]:
+        ca, cert, key = self.server.ca_file, self.client_cert, self.client_key
+        return ["--tls", "--cacert", str(ca), "--cert", str(cert), "--key", str(key)]
+
+    def node_options(self) -> list[str]:
+        return ["--tls-cluster", "yes", "--tls-replication", "yes"]
 
 
 def key_slot(key: str) -> int:
@@ -57,26 +87,51 @@ def _until(check: Callable[[], bool], what: str, timeout: float) -> None:
 class ClusterGroup:
     """Six cluster nodes (``--appendonly no``, as every ``RedisServer`` without a data dir); after ``start()``, ``primaries()`` and ``replicas()`` by port."""
 
-    def __init__(self, directory: Path, *, nodes: int = 6) -> None:
-        self.servers: list[RedisServer] = []
-        for index in range(nodes):
-            folder = directory / f"node-{index}"
-            folder.mkdir()
-            options = ["--dir", str(folder), "--cluster-enabled", "yes"]
-            options += ["--cluster-config-file", str(folder / "nodes.conf")]
-            options += ["--cluster-port", str(free_port()), "--cluster-node-timeout", "1000"]
-            self.servers.append(RedisServer(extra=options))
+    def __init__(self, directory: Path, *, nodes: int = 6, tls: ClusterTLS | None = None) -> None:
+        self.tls = tls
+        self._directory = directory
+        self._context = tls.context() if tls is not None else None
+        self.servers = [self._node(f"node-{index}") for index in range(nodes)]
+
+    def _node(self, name: str) -> RedisServer:
+        """A node on free ports (client and cluster bus), in a new folder *name*."""
+        folder = self._directory / name
+        folder.mkdir()
+        options = ["--dir", str(folder), "--cluster-enabled", "yes"]
+        options += ["--cluster-config-file", str(folder / "nodes.conf")]
+        options += ["--cluster-port", str(free_port()), "--cluster-node-timeout", "1000"]
+        options += self.tls.node_options() if self.tls is not None else []
+        server_tls = self.tls.server if self.tls is not None else None
+        return RedisServer(tls=server_tls, extra=options)
+
+    def _start_nodes(self) -> None:
+        """Start every node; one that cannot (a free port taken meanwhile by another process
+        of this shared machine) is tried again, twice, on new ports."""
+        for index in range(len(self.servers)):
+            for attempt in range(1, 3):
+                try:
+                    self.servers[index].start()
+                    break
+                except RuntimeError:
+                    self.servers[index] = self._node(f"node-{index}-{attempt}")
+            else:
+                self.servers[index].start()
+
+    def _ask(self, port: int, *args: str) -> object:
+        return ask(port, *args, context=self._context)
 
     @property
     def ports(self) -> list[int]:
         return [server.port for server in self.servers]
 
     def url(self, *ports: int) -> str:
-        """A ``redis+cluster://`` URL naming *ports* (default: the first node)."""
-        return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports or self.ports[:1])
+        """A ``redis+cluster://`` URL (``rediss+cluster://`` over TLS) naming *ports*
+        (default: the first node)."""
+        scheme = "rediss+cluster" if self.tls is not None else "redis+cluster"
+        return f"{scheme}://" + ",".join(f"127.0.0.1:{p}" for p in ports or self.ports[:1])
 
     def _role(self, port: int) -> str | None:
-        role = ask(port, "ROLE")
+        role = self._ask(port, "ROLE")
         return str(role[0]) if isinstance(role, list) else None
 
     def primaries(self) -> list[int]:
@@ -89,7 +144,7 @@ class ClusterGroup:
         for server in self.servers:
             if server.process is None:
                 continue
-            info = ask(server.port, "CLUSTER", "INFO")
+            info = self._ask(server.port, "CLUSTER", "INFO")
             if not (isinstance(info, str) and "cluster_state:ok" in info):
                 return False
         return True
@@ -97,18 +152,27 @@ class ClusterGroup:
     def _linked(self) -> bool:
         replicas = self.replicas()
         for port in replicas:
-            info = ask(port, "INFO", "replication")
+            info = self._ask(port, "INFO", "replication")
             if not (isinstance(info, str) and "master_link_status:up" in info):
                 return False
         return len(replicas) == len(self.servers) // 2
 
     def start(self, timeout: float = 30.0) -> None:
         cli = require("redis-cli")
-        for server in self.servers:
-            server.start()
+        self._start_nodes()
         addresses = [f"127.0.0.1:{port}" for port in self.ports]
+        tls = self.tls.cli_options() if self.tls is not None else []
         subprocess.run(
-            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "1", "--cluster-yes"],
+            [
+                cli,
+                *tls,
+                "--cluster",
+                "create",
+                *addresses,
+                "--cluster-replicas",
+                "1",
+                "--cluster-yes",
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -132,14 +196,16 @@ class ClusterGroup:
         ``IMPORTING``/``MIGRATING``, ``MIGRATE`` of its keys, then ``SETSLOT NODE`` on every
         primary. Returns once every node names *to* as the slot's owner."""
         source = self.owner(slot)
-        ids = {port: str(ask(port, "CLUSTER", "MYID")) for port in (source, to)}
-        ask(to, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", ids[source])
-        ask(source, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", ids[to])
-        while keys := ask(source, "CLUSTER", "GETKEYSINSLOT", str(slot), "100"):
+        ids = {port: str(self._ask(port, "CLUSTER", "MYID")) for port in (source, to)}
+        self._ask(to, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", ids[source])
+        self._ask(source, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", ids[to])
+        while keys := self._ask(source, "CLUSTER", "GETKEYSINSLOT", str(slot), "100"):
             assert isinstance(keys, list)
-            ask(source, "MIGRATE", "127.0.0.1", str(to), "", "0", "5000", "KEYS", *map(str, keys))
+            self._ask(
+                source, "MIGRATE", "127.0.0.1", str(to), "", "0", "5000", "KEYS", *map(str, keys)
+            )
         for port in [to, source, *(p for p in self.primaries() if p not in (to, source))]:
-            ask(port, "CLUSTER", "SETSLOT", str(slot), "NODE", ids[to])
+            self._ask(port, "CLUSTER", "SETSLOT", str(slot), "NODE", ids[to])
 
         def agreed() -> bool:
             return all(self._owner_at(s.port, slot) == to for s in self.servers if s.process)
@@ -147,7 +213,7 @@ class ClusterGroup:
         _until(agreed, f"the nodes did not agree that {to} serves slot {slot}", timeout)
 
     def _owner_at(self, port: int, slot: int) -> int | None:
-        slots = ask(port, "CLUSTER", "SLOTS")
+        slots = self._ask(port, "CLUSTER", "SLOTS")
         for low, high, primary, *_ in slots if isinstance(slots, list) else ():
             if int(str(low)) <= slot <= int(str(high)):
                 assert isinstance(primary, list)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable
@@ -45,17 +46,26 @@ def _read(stream: BinaryIO) -> object:
     raise RuntimeError(f"unexpected reply from Redis: {line!r}")
 
 
-def ask(port: int, *args: str, timeout: float = 1.0) -> object:
-    """One command to the Redis (or sentinel) on *port*; its RESP2 reply (``None`` when it
-    cannot be reached)."""
+def ask(
+    port: int, *args: str, timeout: float = 1.0, context: ssl.SSLContext | None = None
+) -> object:
+    """One command to the Redis (or sentinel) on *port*, over TLS with *context*; its RESP2
+    reply (``None`` when it cannot be reached)."""
     request = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        with raw, _wrapped(raw, context) as sock:
             sock.sendall(request.encode())
             with sock.makefile("rb") as stream:
                 return _read(stream)
-    except OSError:
+    except OSError:  # ssl.SSLError is one
         return None
+
+
+def _wrapped(sock: socket.socket, context: ssl.SSLContext | None) -> socket.socket:
+    if context is None:
+        return sock
+    return context.wrap_socket(sock, server_hostname="127.0.0.1")
 
 
 def _until(check: Callable[[], bool], what: str, timeout: float) -> None:

@@ -123,6 +123,9 @@ def translate(exc: Exception, where: str, command: str) -> Exception:
         if text.startswith(_UNAVAILABLE):
             return RedisConnectionError(f"Redis at {where} is unavailable: {text}")
         return RedisReplyError(text)
+    if isinstance(exc, errors.RedisClusterError) and exc.__cause__ is not None:
+        # No startup node could be reached; coredis chains why the last one failed.
+        return RedisConnectionError(f"cannot connect to Redis Cluster at {where}: {_detail(exc)}")
     if isinstance(exc, errors.RedisClusterError):  # no owner known for a slot, retries spent
         return RedisConnectionError(f"Redis Cluster at {where} cannot serve {command} now: {exc}")
     if isinstance(exc, errors.BusyLoadingError):

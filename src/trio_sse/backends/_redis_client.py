@@ -8,8 +8,9 @@
   or the app's own), the address to name, and how to open the reader's own connection.
 
 The table :data:`_SCHEMES` is the one place that knows URL schemes; ``redis+sentinel://``
-URLs are read and built by ``_redis_sentinel``, ``redis+cluster://`` ones by ``_redis_cluster``
-(a target that is a cluster says so: ``cluster``).
+URLs are read and built by ``_redis_sentinel``, ``redis+cluster://`` and ``rediss+cluster://``
+(TLS) ones by ``_redis_cluster`` (a target that is a cluster says so: ``cluster``). The TLS
+options of ``rediss://`` and ``rediss+cluster://`` are read by ``_redis_tls``.
 A Sentinel-managed client (one URL's, or an app's ``Sentinel.primary_for(...)``) is held
 with its sentinels' pools, and the reader's connection asks the sentinels for the primary.
 
@@ -28,13 +29,14 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import anyio
 
 from .._extras import require
 from .._validate import shown
-from ._redis_cluster import SCHEME as CLUSTER_SCHEME
+from ._redis_cluster import SCHEMES as CLUSTER_SCHEMES
+from ._redis_cluster import TLS_SCHEME as CLUSTER_TLS_SCHEME
 from ._redis_cluster import (
     build_cluster_client,
     check_client,
@@ -43,6 +45,7 @@ from ._redis_cluster import (
 )
 from ._redis_sentinel import SCHEME as SENTINEL_SCHEME
 from ._redis_sentinel import build_sentinel_client, parse_sentinel_url
+from ._redis_tls import TLS_OPTIONS, context_for, read_options
 
 if TYPE_CHECKING:
     from coredis import Redis, RedisCluster
@@ -58,14 +61,6 @@ __all__ = [
 ]
 
 _SCHEMES = ("redis", "rediss", "unix")  # and redis+sentinel://, read by _redis_sentinel
-_TLS_OPTIONS = (
-    "ssl_ca_certs",
-    "ssl_certfile",
-    "ssl_keyfile",
-    "ssl_check_hostname",
-    "ssl_cert_reqs",
-)
-_CERT_REQS = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}
 
 
 def import_coredis() -> None:
@@ -95,16 +90,7 @@ class RedisURL:
 
     def ssl_context(self) -> ssl.SSLContext:
         """A context that verifies the server (and its host name) unless the URL says not to."""
-        options = self.tls
-        context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
-        if "ssl_certfile" in options:
-            context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"))
-        requirement = _CERT_REQS[options.get("ssl_cert_reqs", "required")]
-        context.check_hostname = (
-            options.get("ssl_check_hostname", "true") == "true" and requirement != ssl.CERT_NONE
-        )
-        context.verify_mode = requirement
-        return context
+        return context_for(self.tls)
 
 
 def _invalid(url: str, why: str) -> ValueError:
@@ -115,17 +101,7 @@ def _invalid(url: str, why: str) -> ValueError:
 
 
 def _query(url: str, query: str, allowed: tuple[str, ...]) -> dict[str, str]:
-    options: dict[str, str] = {}
-    for name, values in parse_qs(query, keep_blank_values=True).items():
-        if name not in allowed:
-            expected = ", ".join(allowed) if allowed else "none"
-            raise _invalid(url, f"unknown option {name!r} (expected: {expected})")
-        options[name] = values[-1]
-    if options.get("ssl_cert_reqs", "required") not in _CERT_REQS:
-        raise _invalid(url, "ssl_cert_reqs must be required, optional or none")
-    if options.get("ssl_check_hostname", "true") not in ("true", "false"):
-        raise _invalid(url, "ssl_check_hostname must be true or false")
-    return options
+    return read_options(query, allowed, lambda why: _invalid(url, why))
 
 
 def _db(url: str, text: str) -> int:
@@ -145,7 +121,8 @@ def parse_redis_url(url: str) -> RedisURL:
     if parts.scheme not in _SCHEMES:
         raise _invalid(
             url,
-            "expected redis://, rediss:// (TLS), unix://, redis+sentinel:// or redis+cluster://",
+            "expected redis://, rediss:// (TLS), unix://, redis+sentinel://, redis+cluster:// "
+            "or rediss+cluster:// (TLS)",
         )
     username = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password is not None else None
@@ -157,7 +134,7 @@ def parse_redis_url(url: str) -> RedisURL:
             "unix", path=unquote(parts.path), db=_db(url, options.get("db", "")),
             username=username, password=password,
         )  # fmt: skip
-    allowed = _TLS_OPTIONS if parts.scheme == "rediss" else ()
+    allowed = TLS_OPTIONS if parts.scheme == "rediss" else ()
     try:
         port = parts.port if parts.port is not None else 6379
     except ValueError:
@@ -272,7 +249,8 @@ class RedisTarget:
         if not isinstance(url_or_client, str):
             raise TypeError(
                 "url must be a redis://, rediss:// or unix:// URL (or redis+sentinel://, "
-                "redis+cluster://) or a coredis.Redis (or RedisCluster) client, got "
+                "redis+cluster://, rediss+cluster://) or a coredis.Redis (or RedisCluster) "
+                "client, got "
                 f"{shown(url_or_client)}"
             )
         options = _Options(max_connections, connect_timeout, command_timeout, ssl_context)
@@ -302,21 +280,25 @@ def _app_target(client: Redis[Any] | RedisCluster[Any], context: object) -> Redi
 
 
 def _managed_target(url: str, options: _Options) -> RedisTarget | None:
-    """The target of a ``redis+cluster://`` or ``redis+sentinel://`` URL, else ``None``."""
+    """The target of a ``redis+cluster://``, ``rediss+cluster://`` (where *options* may
+    carry an ``ssl_context``) or ``redis+sentinel://`` URL, else ``None``."""
     scheme = url.partition("://")[0]
-    if scheme not in (CLUSTER_SCHEME, SENTINEL_SCHEME):
+    if scheme not in (*CLUSTER_SCHEMES, SENTINEL_SCHEME):
         return None
-    if options.ssl_context is not None:
-        raise ValueError(f"ssl_context needs a rediss:// URL, got a {scheme}:// one")
+    if options.ssl_context is not None and scheme != CLUSTER_TLS_SCHEME:
+        raise ValueError(
+            f"ssl_context needs a rediss:// or rediss+cluster:// URL, got a {scheme}:// one"
+        )
     limits = (options.max_connections, options.connect_timeout, options.command_timeout)
     most, connect, command = limits
-    if scheme == CLUSTER_SCHEME:
+    if scheme in CLUSTER_SCHEMES:
         nodes = parse_cluster_url(url)
         return RedisTarget(
             str(nodes),
             lambda: build_cluster_client(
                 nodes, max_connections=most, connect_timeout=connect,
                 command_timeout=command, retry_policy=_retry_policy(),
+                ssl_context=options.ssl_context,
             ),
             cluster=True,
         )  # fmt: skip

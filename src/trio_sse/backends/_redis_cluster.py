@@ -2,7 +2,10 @@
 
 ``redis+cluster://[[user]:password@]host[:port][,host[:port]...][/]``: a few nodes of the
 cluster to discover it from (port 6379 by default); the credentials are the nodes'. No
-database (a cluster has only 0) and no query options.
+database (a cluster has only 0) and no query options. ``rediss+cluster://`` is the same over
+TLS, to every node (the discovery's connections, the pool's and the readers': all are made
+with the pool's ``connection_kwargs``, which hold the context), with the TLS options of
+``rediss://`` in its query (``_redis_tls``).
 
 Key names (:func:`cluster_key`): ``<prefix>{<n>}<topic>``, where ``n`` is the CRC-32 of the
 topic modulo :data:`TAGS` (16). The hash tag ``{n}`` puts each topic in one of 16 slots
@@ -18,10 +21,13 @@ is a checkpoint.
 
 from __future__ import annotations
 
+import ssl
 import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
+
+from ._redis_tls import TLS_OPTIONS, context_for, read_options
 
 if TYPE_CHECKING:
     from coredis import RedisCluster
@@ -29,7 +35,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SCHEME",
+    "SCHEMES",
     "TAGS",
+    "TLS_SCHEME",
     "ClusterURL",
     "build_cluster_client",
     "check_client",
@@ -41,6 +49,8 @@ __all__ = [
 ]
 
 SCHEME = "redis+cluster"
+TLS_SCHEME = "rediss+cluster"
+SCHEMES = (SCHEME, TLS_SCHEME)
 TAGS = 16
 _PORT = 6379
 
@@ -88,20 +98,27 @@ def _invalid(url: str, why: str) -> ValueError:
 
 @dataclass(frozen=True)
 class ClusterURL:
-    """A parsed ``redis+cluster://`` URL. ``str()`` shows it without the password."""
+    """A parsed ``redis+cluster://`` URL (``tls``: the options of a ``rediss+cluster://``
+    one, ``None`` for plain TCP). ``str()`` shows it without the password and the query."""
 
     nodes: tuple[tuple[str, int], ...]
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    tls: dict[str, str] | None = field(default=None, repr=False)
 
     def __str__(self) -> str:
-        return _address(self.nodes, self.username)
+        return _address(self.nodes, self.username, tls=self.tls is not None)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The context of a ``rediss+cluster://`` URL's options (see ``_redis_tls``), else
+        ``None``."""
+        return None if self.tls is None else context_for(self.tls)
 
 
-def _address(nodes: Any, username: str | None) -> str:
+def _address(nodes: Any, username: str | None, *, tls: bool) -> str:
     user = f"{username}@" if username else ""
     hosts = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in nodes)
-    return f"{SCHEME}://{user}{hosts}"
+    return f"{TLS_SCHEME if tls else SCHEME}://{user}{hosts}"
 
 
 def _node(url: str, text: str) -> tuple[str, int]:
@@ -122,13 +139,15 @@ def _node(url: str, text: str) -> tuple[str, int]:
 
 
 def parse_cluster_url(url: str) -> ClusterURL:
-    """Read a ``redis+cluster://`` URL (see the module docstring). ``ValueError`` when
-    malformed; the message never shows the password."""
-    rest = url.removeprefix(f"{SCHEME}://")
+    """Read a ``redis+cluster://`` or ``rediss+cluster://`` URL (see the module docstring).
+    ``ValueError`` when malformed; the message never shows the password."""
+    scheme, _, rest = url.partition("://")
+    tls = scheme == TLS_SCHEME
+    rest, _, query = rest.partition("?")  # before any "/": a file's path may follow
     netloc, _, tail = rest.partition("/")
-    netloc, query, _ = netloc.partition("?")
-    if query or tail.strip("/"):
-        raise _invalid(url, "redis+cluster:// takes no database and no query options")
+    if tail.strip("/") or (query and not tls):
+        why = "no database" if tls else "no database and no query options"
+        raise _invalid(url, f"{scheme}:// takes {why}")
     credentials, at, hosts = netloc.rpartition("@")
     username = password = None
     if at:
@@ -138,7 +157,8 @@ def parse_cluster_url(url: str) -> ClusterURL:
     if not hosts:
         raise _invalid(url, "expected at least one node host[:port]")
     nodes = tuple(_node(url, text) for text in hosts.split(","))
-    return ClusterURL(nodes, username, password)
+    options = read_options(query, TLS_OPTIONS, lambda why: _invalid(url, why)) if tls else None
+    return ClusterURL(nodes, username, password, options)
 
 
 def build_cluster_client(
@@ -148,10 +168,12 @@ def build_cluster_client(
     connect_timeout: float | None,
     command_timeout: float | None,
     retry_policy: Any,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> RedisCluster[Any]:
     """The cluster's client: a pool of at most *max_connections* per node, whose
     connections close their buffers however they end; ``CLUSTERDOWN`` (a failover in
-    progress) is retried too."""
+    progress) is retried too. Over TLS with *ssl_context* (else the URL's, for a
+    ``rediss+cluster://`` one)."""
     from coredis import RedisCluster
     from coredis.connection import TCPLocation
     from coredis.exceptions import ClusterDownError
@@ -168,6 +190,7 @@ def build_cluster_client(
         password=url.password,
         connect_timeout=connect_timeout,
         stream_timeout=command_timeout,
+        ssl_context=ssl_context if ssl_context is not None else url.ssl_context(),
     )
     down = ConstantRetryPolicy((ClusterDownError,), retries=2, delay=0.1)
     return RedisCluster(connection_pool=pool, retry_policy=CompositeRetryPolicy(down, retry_policy))
@@ -177,4 +200,5 @@ def describe_cluster(client: RedisCluster[Any]) -> str:
     """The address of an app's cluster client (its startup nodes), without password."""
     pool = client.connection_pool
     nodes = [(location.host, location.port) for location in pool.startup_nodes]
-    return _address(nodes, pool.connection_kwargs.get("username"))
+    options = pool.connection_kwargs
+    return _address(nodes, options.get("username"), tls=options.get("ssl_context") is not None)

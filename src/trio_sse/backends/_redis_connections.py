@@ -7,13 +7,21 @@ cancelled while connecting leaves them to the garbage collector, which warns
 per attempt. These subclasses close them when ``run`` ends. Imported only where coredis is
 (the ``redis`` extra): the clients built from a URL use them (a Sentinel URL through
 :class:`ClosingSentinelPool`, which overrides coredis' private ``_construct_connection``); an app's own client keeps its
-classes (the reader's connection is closed the same way by ``_redis_client``).
+classes (the reader's connection is closed the same way by ``_redis_client``). A cluster's
+discovery (``CLUSTER SLOTS`` through a client per startup node, whose connection class coredis
+fixes) gets the closing class too: :class:`ClosingClusterPool`; a node that refuses the
+handshake (TLS: a wrong CA, no client certificate) is then no warning either.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
 from anyio import TASK_STATUS_IGNORED
 from anyio.abc import TaskStatus
+from coredis.cluster._discovery import DiscoveryService
+from coredis.cluster._node import ClusterNodeLocation
 from coredis.connection import (
     BaseConnection,
     ClusterConnection,
@@ -22,6 +30,13 @@ from coredis.connection import (
 )
 from coredis.connection._sentinel import SentinelManagedConnection
 from coredis.pool import ClusterConnectionPool, SentinelConnectionPool
+
+if TYPE_CHECKING:
+    from collections import defaultdict
+
+    from coredis import Redis
+    from coredis.pool import ConnectionPoolParams
+    from coredis.typing import Unpack
 
 __all__ = [
     "ClosingClusterConnection",
@@ -81,8 +96,38 @@ class ClosingClusterConnection(ClusterConnection):
             close_buffers(self)
 
 
+class _ClosingNode(ClusterNodeLocation):
+    """A startup node whose discovery client's connections close their memory streams."""
+
+    def as_client(
+        self, **client_args: Unpack[ConnectionPoolParams[ClusterConnection]]
+    ) -> Redis[Any]:
+        client = super().as_client(**client_args)
+        client.connection_pool.connection_class = ClosingClusterConnection
+        return client
+
+
+def _closing(node: ClusterNodeLocation) -> ClusterNodeLocation:
+    if isinstance(node, _ClosingNode):
+        return node
+    fields = dataclasses.fields(node)
+    return _ClosingNode(**{f.name: getattr(node, f.name) for f in fields if f.init})
+
+
+class _ClosingDiscovery(DiscoveryService):
+    """Asks its nodes (coredis' private lists of them, replaced by each discovery) through
+    :class:`_ClosingNode` clients. A checkpoint."""
+
+    async def get_cluster_layout(
+        self,
+    ) -> tuple[list[ClusterNodeLocation], defaultdict[int, list[ClusterNodeLocation]]]:
+        for nodes in (self._startup_nodes, self._initial_startup_nodes):
+            nodes[:] = [_closing(node) for node in nodes]
+        return await super().get_cluster_layout()
+
+
 class ClosingClusterPool(ClusterConnectionPool):
-    """A ``ClusterConnectionPool`` of the ``redis+cluster://`` URLs' clients, with two fixes.
+    """A ``ClusterConnectionPool`` of the ``redis+cluster://`` URLs' clients, with three fixes.
 
     * ``close_streams`` closes the memory streams of its cluster layout (``_error_stream``,
       private to coredis 6, made with the pool and closed by nothing):
@@ -92,7 +137,13 @@ class ClosingClusterPool(ClusterConnectionPool):
       as :class:`ClosingSentinelPool` does: coredis 6.9 gives it back only for one that dies
       idle in the pool, so each connection lost during a ``WAIT`` (``wait_replicas``) shrank
       the node's pool until ``publish`` waited for a slot forever.
+    * its discovery's connections close their memory streams too (:class:`_ClosingDiscovery`:
+      the class of coredis' own ``DiscoveryService``, made by the pool, is swapped for it).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cluster_layout._discovery_service.__class__ = _ClosingDiscovery
 
     def release(self, connection: ClusterConnection) -> None:
         super().release(connection)

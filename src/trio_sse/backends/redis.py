@@ -42,6 +42,7 @@ import math
 import secrets
 import ssl
 from collections.abc import Hashable, Sequence
+from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -142,8 +143,9 @@ class RedisBackend:
       for the primary that these sentinels (port 26379 by default) name for *service_name*
       (the credentials are the Redis nodes');
       ``redis+cluster://[[user]:password@]host[:port][,host[:port]...]`` for a Redis Cluster
-      found from these nodes (port 6379 by default). Or a ``coredis.Redis`` (or
-      ``coredis.RedisCluster``) client the app already has: the backend uses its pool, timeouts and retry policy (so
+      found from these nodes (port 6379 by default), ``rediss+cluster://...`` the same over
+      TLS to every node (with the ``rediss://`` options, or an ``ssl_context``). Or a
+      ``coredis.Redis`` (or ``coredis.RedisCluster``) client the app already has: the backend uses its pool, timeouts and retry policy (so
       ``max_connections``, ``connect_timeout``, ``command_timeout`` and ``ssl_context`` are
       for URLs only) and does not close it beyond its own use.
     * ``prefix``: prepended to topic names to make the stream keys.
@@ -302,8 +304,15 @@ class RedisBackend:
         self, client: Redis[Any] | RedisCluster[Any], *, task_status: anyio.abc.TaskStatus[None]
     ) -> None:
         """Keep *client*'s pools entered (see :func:`~._redis_client.held`) until the hub
-        cancels."""
-        async with held(client, owned=self._target.owned):
+        cancels. Entering a cluster's pool discovers the cluster (``CLUSTER SLOTS``): its
+        errors are translated (a node refusing TLS is a ``RedisConnectionError``)."""
+        from coredis.exceptions import RedisError as CoredisError
+
+        async with AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(held(client, owned=self._target.owned))
+            except CoredisError as exc:  # always translated into a new error
+                raise translate(exc, self.address, "CLUSTER SLOTS") from exc
             task_status.started()
             await anyio.sleep_forever()
 
