@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ._node import NODE_APPS, NODE_DIR
+
 __all__ = ["APPS", "ROOT", "SERVERS", "Server", "free_port", "running"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +74,8 @@ class Server:
         self.stats: dict[str, Any] = {}
 
     def command(self) -> list[str]:
+        if self.server == "node":  # Node.js serves itself (benchmarks/node/)
+            return ["node", str(NODE_DIR / NODE_APPS[self.app]), "--port", str(self.port)]
         target = f"{APPS[self.app]}:app"
         python = sys.executable
         port = str(self.port)
