@@ -32,6 +32,8 @@ APPS = {
     "trio_sse": "benchmarks.app_trio_sse",
     "sse-starlette": "benchmarks.app_sse_starlette",
     "raw": "benchmarks.app_raw",
+    # any of the above (TRIO_SSE_BENCH_GC_APP) with a /gc route: benchmarks.gc_probe
+    "gc-probe": "benchmarks._gc_app",
 }
 
 #: server name -> how it is started (see ``Server.command``)
@@ -62,9 +64,11 @@ class Server:
         grace: int = 2,
         log: Path | None = None,
         env: dict[str, str] | None = None,
+        src: str | None = None,
     ) -> None:
         self.server = server
         self.env = env or {}  # added to the server's environment
+        self.src = src  # where trio_sse is imported from (default: this checkout's src/)
         self.app = app
         self.grace = grace
         self.port = free_port()
@@ -103,7 +107,7 @@ class Server:
 
     def start(self, timeout: float = 30.0) -> None:
         env = dict(os.environ) | self.env
-        paths = [str(ROOT / "src"), str(ROOT)]
+        paths = [self.src or str(ROOT / "src"), str(ROOT)]
         if env.get("PYTHONPATH"):
             paths.append(env["PYTHONPATH"])
         env["PYTHONPATH"] = os.pathsep.join(paths)
