@@ -94,7 +94,8 @@ class AsyncLib:
         """A thread-safe "run this callback soon in this loop" function.
 
         The caller swallows the error raised once the loop has finished: a wake-up for a loop
-        that is gone has nobody to wake. It keeps the loop referenced only while it is kept.
+        that is gone has nobody to wake. It keeps the loop referenced only while it is kept
+        (asyncio's is made once per loop and kept by its kit: see :func:`current_asynclib`).
         """
         raise NotImplementedError
 
