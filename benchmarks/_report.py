@@ -518,6 +518,9 @@ def render(results: Results) -> str:
         "`-k asyncio` / `-k trio`.",
         "",
     ]
+    from ._report_node import node_section
+
     for section in (_targets, _throughput, _fanout, _redis, _idle, _shutdown, _encode):
         lines += section(results)
+    lines += node_section(results)
     return "\n".join(lines).rstrip() + "\n"

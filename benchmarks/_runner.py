@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._node import node_ready
 from ._redis import RedisForBench, redis_server
 from ._report import render
 from ._servers import ROOT, Server, running
@@ -62,6 +63,7 @@ class Settings:
     grace: int
     payload: int = 32
     log: Path | None = None
+    node: bool = True  # the Node.js reference rows (benchmarks/node/), when node is there
 
     @classmethod
     def make(cls, quick: bool, reps: int | None, servers: tuple[str, ...]) -> Settings:
@@ -146,6 +148,31 @@ def scenario_encode(settings: Settings, results: Results) -> None:
     results.encode = json.loads(completed.stdout)
 
 
+def _node_servers(settings: Settings) -> list[Server]:
+    """The Node.js reference servers (raw node:http, better-sse), if the run has them."""
+    if not settings.node:
+        return []
+    return [Server("node", app, log=settings.log) for app in ("node-raw", "better-sse")]
+
+
+#: Node contestant -> (its server's app, throughput route, fan-out publish route, newline)
+NODE_CONTESTANTS = {
+    "node-raw": ("node-raw", "/stream", "/publish", "crlf"),
+    "better-sse": ("better-sse", "/stream", "/publish", "lf"),
+    "better-sse-batch": ("better-sse", "/stream-batch", "/publish?mode=batch", "lf"),
+}
+
+
+def _node_contestants(servers: list[Server], route: int) -> list[tuple[str, Server, str, str]]:
+    """(name, server, route, newline) of each Node contestant; *route* 1: throughput, 2: fan-out."""
+    by_app = {server.app: server for server in servers}
+    return [
+        (name, by_app[spec[0]], spec[route], spec[3])
+        for name, spec in NODE_CONTESTANTS.items()
+        if spec[0] in by_app
+    ]
+
+
 def scenario_throughput(settings: Settings, results: Results) -> None:
     n = settings.throughput_events
     for server_name in settings.servers:
@@ -153,25 +180,28 @@ def scenario_throughput(settings: Settings, results: Results) -> None:
             Server(server_name, app, log=settings.log)
             for app in ("trio_sse", "sse-starlette", "raw")
         ]
-        with running(servers):
+        node = _node_servers(settings)
+        with running(servers + node):
             trio_sse, sse_starlette, raw = servers
             contestants = [
-                ("trio_sse", trio_sse, "/stream"),
-                ("trio_sse-gen", trio_sse, "/stream-gen"),
-                ("sse-starlette", sse_starlette, "/stream"),
-                ("raw", raw, "/stream"),
+                ("trio_sse", trio_sse, "/stream", "crlf"),
+                ("trio_sse-gen", trio_sse, "/stream-gen", "crlf"),
+                ("sse-starlette", sse_starlette, "/stream", "crlf"),
+                ("raw", raw, "/stream", "crlf"),
+                *_node_contestants(node, 1),
             ]
             table = results.throughput.setdefault(server_name, {})
-            for _name, server, path in contestants:  # warm-up, not recorded
+            for _name, server, path, newline in contestants:  # warm-up, not recorded
                 run_client(
                     "throughput", 120, port=server.port, path=f"{path}?n=2000&size={settings.payload}",
-                    expect=2000, pids=server.pids,
+                    expect=2000, pids=server.pids, newline=newline,
                 )  # fmt: skip
             for round_number in range(settings.reps):
-                for name, server, path in contestants:
+                for name, server, path, newline in contestants:
                     result = run_client(
                         "throughput", 300, port=server.port,
                         path=f"{path}?n={n}&size={settings.payload}", expect=n, pids=server.pids,
+                        newline=newline,
                     )  # fmt: skip
                     table.setdefault(name, []).append(result)
                     _log(
@@ -186,14 +216,21 @@ def scenario_fanout(settings: Settings, results: Results) -> None:
             Server(server_name, app, log=settings.log)
             for app in ("trio_sse", "sse-starlette", "raw")
         ]
-        with running(servers):
+        node = _node_servers(settings)
+        with running(servers + node):
             results.fanout_impl = str(servers[0].stats.get("impl", "?"))
+            contestants = [
+                *((app, server, "/publish", "crlf") for app, server in zip(
+                    ("trio_sse", "sse-starlette", "raw"), servers, strict=True)),
+                *_node_contestants(node, 2),
+            ]  # fmt: skip
             table = results.fanout.setdefault(server_name, {})
             for round_number in range(settings.reps):
-                for app, server in zip(("trio_sse", "sse-starlette", "raw"), servers, strict=True):
+                for app, server, publish_path, newline in contestants:
                     result = run_client(
                         "fanout", 300, port=server.port, subscribers=settings.fanout_subscribers,
                         events=settings.fanout_events, rate=settings.fanout_rate, pids=server.pids,
+                        publish_path=publish_path, newline=newline,
                     )  # fmt: skip
                     table.setdefault(app, []).append(result)
                     _log(
@@ -206,9 +243,11 @@ def scenario_fanout(settings: Settings, results: Results) -> None:
 def scenario_idle(settings: Settings, results: Results) -> None:
     for server_name in settings.servers:
         table = results.idle.setdefault(server_name, {})
+        node = ["node-raw", "better-sse"] if settings.node else []
         for round_number in range(settings.reps):
-            for app in ("trio_sse", "sse-starlette", "raw"):
-                with running([Server(server_name, app, log=settings.log)]) as (server,):
+            for app in ("trio_sse", "sse-starlette", "raw", *node):
+                kind = "node" if app in node else server_name
+                with running([Server(kind, app, log=settings.log)]) as (server,):
                     if app == "trio_sse":
                         results.fanout_impl = str(server.stats.get("impl", "?"))
                     result = run_client(
@@ -375,6 +414,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--reps", type=int, help="rounds per scenario (default 3, quick 1)")
     parser.add_argument(
+        "--no-node", action="store_true", help="leave out the Node.js rows (benchmarks/node/)"
+    )
+    parser.add_argument(
         "--output", type=Path, default=ROOT / "benchmarks" / "results" / "latest.md"
     )
     parser.add_argument("--json", type=Path, help="also write the raw results as JSON here")
@@ -391,6 +433,10 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings.make(
         args.quick, args.reps, _parse_list(args.servers, MAIN_SERVERS, "server")
     )
+    settings.node = not args.no_node and any(
+        scenario in scenarios for scenario in ("throughput", "fanout", "idle")
+    )
+    settings.node = settings.node and node_ready(_log)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     settings.log = args.output.with_suffix(".servers.log")
     settings.log.write_bytes(b"")

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ._node import NODE_APPS, NODE_DIR
+
 __all__ = ["APPS", "ROOT", "SERVERS", "Server", "free_port", "running"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +32,8 @@ APPS = {
     "trio_sse": "benchmarks.app_trio_sse",
     "sse-starlette": "benchmarks.app_sse_starlette",
     "raw": "benchmarks.app_raw",
+    # any of the above (TRIO_SSE_BENCH_GC_APP) with a /gc route: benchmarks.gc_probe
+    "gc-probe": "benchmarks._gc_app",
 }
 
 #: server name -> how it is started (see ``Server.command``)
@@ -60,9 +64,11 @@ class Server:
         grace: int = 2,
         log: Path | None = None,
         env: dict[str, str] | None = None,
+        src: str | None = None,
     ) -> None:
         self.server = server
         self.env = env or {}  # added to the server's environment
+        self.src = src  # where trio_sse is imported from (default: this checkout's src/)
         self.app = app
         self.grace = grace
         self.port = free_port()
@@ -72,6 +78,8 @@ class Server:
         self.stats: dict[str, Any] = {}
 
     def command(self) -> list[str]:
+        if self.server == "node":  # Node.js serves itself (benchmarks/node/)
+            return ["node", str(NODE_DIR / NODE_APPS[self.app]), "--port", str(self.port)]
         target = f"{APPS[self.app]}:app"
         python = sys.executable
         port = str(self.port)
@@ -99,7 +107,7 @@ class Server:
 
     def start(self, timeout: float = 30.0) -> None:
         env = dict(os.environ) | self.env
-        paths = [str(ROOT / "src"), str(ROOT)]
+        paths = [self.src or str(ROOT / "src"), str(ROOT)]
         if env.get("PYTHONPATH"):
             paths.append(env["PYTHONPATH"])
         env["PYTHONPATH"] = os.pathsep.join(paths)

@@ -28,6 +28,8 @@ from typing import Any
 __all__ = ["EventCounter", "ResponseParser", "main"]
 
 TERMINATOR = b"\r\n\r\n"
+#: ``--newline`` -> the blank line that ends an event (better-sse writes LF only)
+TERMINATORS = {"crlf": TERMINATOR, "lf": b"\n\n"}
 _RECV = 256 * 1024
 _SMALL_READ = 32 * 1024
 _NAP = 0.0005
@@ -200,6 +202,20 @@ class ResponseParser:
             self.complete = True
 
 
+def data_fields(event: bytes) -> tuple[bytes, bytes]:
+    """The two words of an event's ``data`` line (``b"<seq>"``, ``b"<stamp>"``), else empty.
+
+    The line is ``data: ...`` or ``data:...`` (the space is optional, WHATWG 9.2.6), ended by
+    CRLF or LF.
+    """
+    start = event.find(b"data:")
+    if start < 0:
+        return b"", b""
+    line = event[start + 5 :].split(b"\n", 1)[0].rstrip(b"\r").lstrip(b" ")
+    seq, _, stamp = line.partition(b" ")
+    return seq, stamp
+
+
 def request_bytes(path: str, *, close: bool = False) -> bytes:
     connection = "close" if close else "keep-alive"
     return (
@@ -335,10 +351,15 @@ def _pids(text: str) -> list[int]:
 
 
 def throughput(
-    port: int, path: str, expect: int, pids: list[int], timeout: float
+    port: int,
+    path: str,
+    expect: int,
+    pids: list[int],
+    timeout: float,
+    terminator: bytes = TERMINATOR,
 ) -> dict[str, Any]:
     """One connection; read until *expect* events arrived and the body ended."""
-    parser = ResponseParser()
+    parser = ResponseParser(EventCounter(terminator))
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     client_cpu = time.process_time()
@@ -375,8 +396,11 @@ def throughput(
     }
 
 
-def _publish(port: int, pump: Pump, topic: str, n: int, rate: float, seq: int) -> Connection:
-    path = f"/publish?topic={topic}&n={n}&rate={rate}&seq={seq}"
+def _publish(
+    port: int, pump: Pump, topic: str, n: int, rate: float, seq: int, path: str = "/publish"
+) -> Connection:
+    separator = "&" if "?" in path else "?"
+    path = f"{path}{separator}topic={topic}&n={n}&rate={rate}&seq={seq}"
     connection = open_connection(port, path, ResponseParser(keep_body=True), close=True)
     connection.tag = "publish"
     pump.add(connection)
@@ -391,11 +415,15 @@ def fanout(
     pids: list[int],
     timeout: float,
     publish_port: int = 0,
+    *,
+    terminator: bytes = TERMINATOR,
+    publish_path: str = "/publish",
 ) -> dict[str, Any]:
     """*subscribers* connections to one topic; publish *events* at *rate*; time each delivery.
 
     Published through *publish_port* when given (another server process sharing the topic
-    through Redis), else through *port*, the subscribers' server.
+    through Redis), else through *port*, the subscribers' server; to *publish_path* (which
+    may carry a query of its own, ``/publish?mode=batch``).
     """
     publish_port = publish_port or port
     pump = Pump()
@@ -406,10 +434,9 @@ def fanout(
 
     def subscriber(connection: Connection) -> Callable[[bytes], None]:
         def on_event(event: bytes) -> None:
-            start = event.find(b"data: ")
-            if start < 0:
-                return  # a comment (ping)
-            seq_text, _, stamp = event[start + 6 :].split(b"\r\n", 1)[0].partition(b" ")
+            seq_text, stamp = data_fields(event)
+            if not seq_text:
+                return  # a comment (ping) or a field alone (retry)
             if int(seq_text) < 0:
                 warmed.add(connection)
             else:
@@ -422,7 +449,7 @@ def fanout(
     for _ in range(subscribers):
         parser = ResponseParser()
         connection = open_connection(port, f"/subscribe?topic={topic}", parser)
-        parser.counter = EventCounter(on_event=subscriber(connection))
+        parser.counter = EventCounter(terminator, on_event=subscriber(connection))
         connections.append(connection)
         pump.add(connection)
     ready = pump.run(lambda: all(c.parser.headers_done for c in connections), timeout)
@@ -431,7 +458,7 @@ def fanout(
         return {"error": "subscribers did not all get their response headers"}
     # Every subscriber is registered once it has received a warm-up event (seq -1).
     for _ in range(20):
-        _publish(publish_port, pump, topic, 1, 0, -1)
+        _publish(publish_port, pump, topic, 1, 0, -1, publish_path)
         if pump.run(lambda: len(warmed) == subscribers, 1.0):
             break
     if len(warmed) != subscribers:
@@ -442,7 +469,7 @@ def fanout(
     client_cpu = time.process_time()
     server_cpu = cpu_seconds(pids)
     start = time.monotonic()
-    publisher = _publish(publish_port, pump, topic, events, rate, 0)
+    publisher = _publish(publish_port, pump, topic, events, rate, 0, publish_path)
     pump.run(lambda: len(latencies) >= expected, events / max(rate, 1) + timeout)
     server_cpu = cpu_seconds(pids) - server_cpu
     client_cpu = time.process_time() - client_cpu
@@ -562,14 +589,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--main-pid", type=int, default=0)
     parser.add_argument("--grace", type=float, default=2.0)
     parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--newline", choices=sorted(TERMINATORS), default="crlf")
+    parser.add_argument("--publish-path", default="/publish", help="fanout: publish route")
     args = parser.parse_args(argv)
     pids = _pids(args.pids)
+    terminator = TERMINATORS[args.newline]
     if args.mode == "throughput":
-        result = throughput(args.port, args.path, args.expect, pids, args.timeout)
+        result = throughput(args.port, args.path, args.expect, pids, args.timeout, terminator)
     elif args.mode == "fanout":
         result = fanout(
             args.port, args.subscribers, args.events, args.rate, pids, args.timeout,
-            args.publish_port,
+            args.publish_port, terminator=terminator, publish_path=args.publish_path,
         )  # fmt: skip
     elif args.mode == "idle":
         result = idle(args.port, args.connections, pids, args.settle, args.timeout)

@@ -1,8 +1,8 @@
 """The system programs some tests use, looked up on ``PATH``: run, skip, or fail.
 
-A test that needs ``redis-server``, ``redis-sentinel``, ``redis-cli`` or ``chromium`` says so
-with ``@pytest.mark.service("redis-server")`` (checked by ``tests/conftest.py`` before any
-fixture is set up), and the helpers that start one (``tests/redis_server.py``,
+A test that needs ``redis-server``, ``redis-sentinel``, ``redis-cli``, ``chromium``, ``node`` or
+``npm`` says so with ``@pytest.mark.service("redis-server")`` (checked by ``tests/conftest.py``
+before any fixture is set up), and the helpers that start one (``tests/redis_server.py``,
 ``tests/browser.py``) call :func:`require` as well. Each program is looked up with
 :func:`shutil.which` when a test needs it, never at import: a machine without it still
 collects and runs everything else.
@@ -30,6 +30,8 @@ PACKAGES: Mapping[str, str] = {
     "redis-sentinel": "redis-sentinel",
     "redis-cli": "redis-tools",
     "chromium": "chromium",
+    "node": "nodejs",
+    "npm": "npm",
 }
 
 

@@ -46,6 +46,8 @@ def test_the_debian_packages() -> None:
         "redis-sentinel": "redis-sentinel",
         "redis-cli": "redis-tools",
         "chromium": "chromium",
+        "node": "nodejs",
+        "npm": "npm",
     }
 
 

@@ -94,7 +94,8 @@ class AsyncLib:
         """A thread-safe "run this callback soon in this loop" function.
 
         The caller swallows the error raised once the loop has finished: a wake-up for a loop
-        that is gone has nobody to wake. It keeps the loop referenced only while it is kept.
+        that is gone has nobody to wake. It keeps the loop referenced only while it is kept
+        (asyncio's is made once per loop and kept by its kit: see :func:`current_asynclib`).
         """
         raise NotImplementedError
 
@@ -130,7 +131,10 @@ class _TrioLib(AsyncLib):
 
 
 class _AsyncioLib(AsyncLib):
-    __slots__ = ("_loop",)
+    """One per loop (see :func:`current_asynclib`): what it hands out is shared by every
+    stream of that loop, not made again for each (GC-tracked objects per stream, issue 18)."""
+
+    __slots__ = ("_caller", "_create_future", "_loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -138,20 +142,25 @@ class _AsyncioLib(AsyncLib):
         self.clock = loop.time
         self.schedule_pass = _ASYNCIO_PASS
         self.quiet_passes = 1
+        self._create_future = loop.create_future
+        self._caller: LoopCaller | None = None
 
     def loop_caller(self) -> LoopCaller:
-        call_soon_threadsafe = self._loop.call_soon_threadsafe
+        caller = self._caller
+        if caller is None:
+            call_soon_threadsafe = self._loop.call_soon_threadsafe
 
-        def call_asyncio(callback: Callable[[], None]) -> None:
-            try:
-                call_soon_threadsafe(callback)
-            except RuntimeError:  # the loop is closed
-                pass
+            def call_asyncio(callback: Callable[[], None]) -> None:
+                try:
+                    call_soon_threadsafe(callback)
+                except RuntimeError:  # the loop is closed
+                    pass
 
-        return call_asyncio
+            caller = self._caller = call_asyncio
+        return caller
 
     def parker(self) -> Parker:
-        return _AsyncioParker(self._loop)
+        return _AsyncioParker(self._create_future)
 
 
 _ASYNCIO_PASS = functools.partial(asyncio.sleep, 0)
@@ -191,9 +200,9 @@ class _AsyncioParker:
 
     __slots__ = ("_create_future", "_future")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, create_future: Callable[[], asyncio.Future[None]]) -> None:
         self._future: asyncio.Future[None] | None = None
-        self._create_future = loop.create_future
+        self._create_future = create_future  # the loop's, shared by its parkers
 
     def wait(self) -> Awaitable[Any]:
         future = self._future = self._create_future()
@@ -211,6 +220,10 @@ class _AsyncioParker:
 
 
 _trio_lib: _TrioLib | None = None
+# The asyncio loop looked up last, and its kit: a server's streams all run in one loop, so
+# they share one. (It keeps that loop referenced until another loop asks: a closed loop, at
+# worst, once its run is over.) Threads with loops of their own each get the right kit.
+_asyncio_lib: _AsyncioLib | None = None
 
 
 def current_asynclib() -> AsyncLib:
@@ -219,12 +232,16 @@ def current_asynclib() -> AsyncLib:
     Raises ``RuntimeError`` outside both. Keep the result for as long as the work that asked
     lives in that loop (one connection, one stream): each call looks the loop up again.
     """
-    global _trio_lib
+    global _trio_lib, _asyncio_lib
     if running_under_trio():
         if _trio_lib is None:
             _trio_lib = _TrioLib(sys.modules["trio"])
         return _trio_lib
-    return _AsyncioLib(asyncio.get_running_loop())
+    loop = asyncio.get_running_loop()
+    lib = _asyncio_lib
+    if lib is None or lib._loop is not loop:
+        lib = _asyncio_lib = _AsyncioLib(loop)
+    return lib
 
 
 def current_loop_caller() -> LoopCaller:

@@ -34,7 +34,15 @@ from typing import Any
 
 from ._validate import shown
 
-__all__ = ["JSONDumps", "is_model", "jsonable", "stream_json_dumps", "to_json", "using_json_dumps"]
+__all__ = [
+    "JSONDumps",
+    "is_model",
+    "json_dumps_is_current",
+    "jsonable",
+    "stream_json_dumps",
+    "to_json",
+    "using_json_dumps",
+]
 
 JSONDumps = Callable[[Any], str | bytes]
 
@@ -44,6 +52,14 @@ JSONDumps = Callable[[Any], str | bytes]
 stream_json_dumps: contextvars.ContextVar[JSONDumps | None] = contextvars.ContextVar(
     "trio_sse_json_dumps", default=None
 )
+
+
+def json_dumps_is_current(dumps: JSONDumps | None) -> bool:
+    """Whether *dumps* is already the current stream's ``json_dumps`` (most streams: ``None``
+    inside ``None``), so that setting it would change nothing. Lets a stream skip the
+    ``with using_json_dumps(...)`` that every open stream would otherwise keep (a context
+    manager, its generator and a context variable token: GC-tracked objects, issue 18)."""
+    return stream_json_dumps.get() is dumps
 
 
 @contextmanager

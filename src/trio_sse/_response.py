@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 from ._errors import AccessError
 from ._events import DEFAULT_SEPARATOR, ServerSentEvent
 from ._hooks import OnClose, OnOpen, StreamHooks, make_observer
-from ._json import JSONDumps, using_json_dumps
+from ._json import JSONDumps, json_dumps_is_current, using_json_dumps
 from ._limit import StreamLimit, limit_from_scope
 from ._options import (
     Option,
@@ -348,8 +348,11 @@ class EventSourceResponse(Response):
                     if connection is not None:
                         # Awaited here rather than inside ``_start``: one coroutine frame fewer
                         # kept by every open stream. The stream's tasks inherit its json_dumps.
-                        with using_json_dumps(self.json_dumps):
+                        if json_dumps_is_current(self.json_dumps):
                             await connection.run()
+                        else:
+                            with using_json_dumps(self.json_dumps):
+                                await connection.run()
             finally:
                 # Whatever ended the stream (even a cancellation): the slot is free again.
                 if limit is not None:
@@ -377,8 +380,11 @@ class EventSourceResponse(Response):
                 report_unopened(exc, scope)  # one line per kind of failure per interval
             connection = await self._start(scope, receive, send)
             if connection is not None:
-                with using_json_dumps(self.json_dumps):
+                if json_dumps_is_current(self.json_dumps):
                     await connection.run(channel)
+                else:
+                    with using_json_dumps(self.json_dumps):
+                        await connection.run(channel)
 
     async def _refuse(self, error: AccessError, scope: Scope, send: Send) -> None:
         """Answer *error*'s status, plain text, before any stream header (see ``_access``).

@@ -116,6 +116,16 @@ class ShutdownToken:
         """
         return _Watch(self, current_loop_caller(), callback)
 
+    def _add_watcher(self, callback: Callable[[], None]) -> int:
+        """``_watch`` without the object: returns the key to give :meth:`_remove_watcher`
+        (in a ``finally``). For the stream loop, which would keep a ``_Watch`` and its bound
+        ``__exit__`` for the stream's whole life (GC-tracked objects, issue 18)."""
+        return _register(self, current_loop_caller(), callback)
+
+    def _remove_watcher(self, key: int) -> None:
+        """Stop the watch that :meth:`_add_watcher` returned *key* for. Idempotent."""
+        self._watchers.pop(key, None)
+
     # -- stream accounting, for servers that wait for streams to drain -------------------------
 
     def _stream_started(self) -> None:
@@ -163,12 +173,7 @@ class _Watch:
         callback: Callable[[], None],
     ) -> None:
         self._token = token
-        self._key = next(_ids)
-        token._watchers[self._key] = (caller, callback)
-        if token._triggered:
-            # Registered after a trigger, or raced with one: waking twice is harmless for
-            # our callbacks (they are idempotent), missing the wake-up would not be.
-            caller(callback)
+        self._key = _register(token, caller, callback)
 
     def close(self) -> None:
         self._token._watchers.pop(self._key, None)
@@ -178,6 +183,21 @@ class _Watch:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _register(
+    token: ShutdownToken,
+    caller: Callable[[Callable[[], None]], None],
+    callback: Callable[[], None],
+) -> int:
+    """Register *callback* to run through *caller* once *token* triggers; return its key."""
+    key = next(_ids)
+    token._watchers[key] = (caller, callback)
+    if token._triggered:
+        # Registered after a trigger, or raced with one: waking twice is harmless for
+        # our callbacks (they are idempotent), missing the wake-up would not be.
+        caller(callback)
+    return key
 
 
 # Guards the stream counters, which streams in several threads may update at once. Never

@@ -45,6 +45,10 @@ logger = logging.getLogger("trio_sse")
 Feed = Callable[[], Awaitable[None]]
 
 
+# How an anyio receive stream ends: one tuple for every stream, not one each (issue 18).
+_ANYIO_END = (anyio.EndOfStream, anyio.ClosedResourceError)
+
+
 class Source:
     """What the writer reads: a memory channel, and the exceptions its receive raises.
 
@@ -72,7 +76,7 @@ class Source:
     def from_anyio(
         cls, stream: MemoryObjectReceiveStream[Any], gate: PrefetchGate | None = None
     ) -> Source:
-        return cls(stream, anyio.WouldBlock, (anyio.EndOfStream, anyio.ClosedResourceError), gate)
+        return cls(stream, anyio.WouldBlock, _ANYIO_END, gate)
 
     @classmethod
     def from_trio(cls, channel: Any) -> Source:

@@ -330,8 +330,11 @@ class Connection:
                 self._group = group
                 self._start_tasks(group, token, feed, send_stream)
                 try:
-                    with token._watch(self._on_shutdown):
+                    watch = token._add_watcher(self._on_shutdown)
+                    try:
                         outcome = await self._write(source)
+                    finally:
+                        token._remove_watcher(watch)
                     await self._stop(outcome, token)
                 except SendTimeoutError as exc:
                     timed_out = exc

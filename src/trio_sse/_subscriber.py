@@ -126,7 +126,7 @@ def check_options(max_buffer_size: object, on_overflow: object, block_timeout: o
             f"on_overflow must be one of {choices} (or a trio_sse.Overflow), got {on_overflow!r}"
         ) from None
     if block_timeout is None:
-        return Options(max_buffer_size, overflow, DEFAULT_BLOCK_TIMEOUT)
+        return _shared(Options(max_buffer_size, overflow, DEFAULT_BLOCK_TIMEOUT))
     if overflow is not Overflow.BLOCK:
         raise ValueError(
             f"block_timeout only applies to on_overflow='block', not {overflow.value!r} "
@@ -135,7 +135,20 @@ def check_options(max_buffer_size: object, on_overflow: object, block_timeout: o
     assert isinstance(block_timeout, (int, float))
     if math.isnan(block_timeout) or block_timeout <= 0:
         raise ValueError(f"block_timeout must be > 0 seconds, got {block_timeout!r}")
-    return Options(max_buffer_size, overflow, float(block_timeout))
+    return _shared(Options(max_buffer_size, overflow, float(block_timeout)))
+
+
+# Options met so far, each kept once: a subscription keeps its options until it ends, and most
+# subscriptions of an app have the same ones (one object for them all, issue 18). Bounded:
+# an app that makes options of every size gets its own objects past the first few dozen.
+_SHARED_OPTIONS: dict[Options, Options] = {}
+_MAX_SHARED_OPTIONS = 64
+
+
+def _shared(options: Options) -> Options:
+    if len(_SHARED_OPTIONS) >= _MAX_SHARED_OPTIONS:
+        return options
+    return _SHARED_OPTIONS.setdefault(options, options)
 
 
 _NO_PENDING: deque[tuple[Position | None, ServerSentEvent]] = deque(maxlen=0)

@@ -1,0 +1,122 @@
+"""What an open stream keeps alive, and what it shares (issue 18: GC-tracked objects).
+
+A full garbage collection walks every live object; with a thousand streams open it is their
+objects that make the pause. These tests pin the sharing that keeps that number down: one
+asyncio kit per loop, one options object per distinct value, no watcher object and no
+``json_dumps`` context of its own for a stream that changes nothing. They count objects of
+our own types only, never time anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from trio_sse import Broadcaster, EventSourceResponse, ServerSentEvent, ShutdownToken, _subscriber
+from trio_sse._asynclib import current_asynclib
+from trio_sse._json import stream_json_dumps
+from trio_sse._shutdown import _Watch
+from trio_sse._subscriber import Overflow, check_options
+from trio_sse.testing import open_event_stream
+
+from .helpers import app_for
+
+
+def test_one_asyncio_kit_per_loop() -> None:
+    async def kit() -> tuple[Any, Any, Any]:
+        lib = current_asynclib()
+        assert current_asynclib() is lib
+        assert lib.loop_caller() is lib.loop_caller()
+        return lib, lib.loop_caller(), asyncio.get_running_loop()
+
+    first, caller, loop = asyncio.run(kit())
+    found: list[Any] = []
+    thread = threading.Thread(target=lambda: found.append(asyncio.run(kit())))
+    thread.start()
+    thread.join(10)
+    other, other_caller, other_loop = found[0]
+    assert other is not first and other_caller is not caller
+    assert other._loop is other_loop and first._loop is loop
+    again, _, _ = asyncio.run(kit())  # a new loop: a new kit
+    assert again is not other
+
+
+def test_options_are_shared_by_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert check_options(8, "disconnect", None) is check_options(8, Overflow.DISCONNECT, None)
+    assert check_options(8, "block", 2) is check_options(8, "block", 2.0)
+    assert check_options(8, "block", 2) is not check_options(8, "block", 3)
+    monkeypatch.setattr(_subscriber, "_MAX_SHARED_OPTIONS", len(_subscriber._SHARED_OPTIONS))
+    first = check_options(987_654, "drop_oldest", None)
+    second = check_options(987_654, "drop_oldest", None)
+    assert first == second == (987_654, Overflow.DROP_OLDEST, 5.0)
+    assert first is not second  # full: not kept
+
+
+@pytest.mark.anyio
+async def test_a_watcher_key_runs_the_callback_once_triggered() -> None:
+    token = ShutdownToken()
+    calls: list[str] = []
+    key = token._add_watcher(lambda: calls.append("first"))
+    removed = token._add_watcher(lambda: calls.append("removed"))
+    token._remove_watcher(removed)
+    token._remove_watcher(removed)  # idempotent
+    token.trigger()
+    with anyio.fail_after(5):
+        while not calls:
+            await anyio.lowlevel.checkpoint()
+    late = token._add_watcher(lambda: calls.append("late"))  # after the trigger: at once
+    with anyio.fail_after(5):
+        while len(calls) < 2:
+            await anyio.lowlevel.checkpoint()
+    assert calls == ["first", "late"]
+    token._remove_watcher(key)
+    token._remove_watcher(late)
+    assert not token._watchers
+
+
+def _watches_and_json_contexts() -> tuple[int, int]:
+    objects = gc.get_objects()
+    watches = sum(1 for obj in objects if type(obj) is _Watch)
+    contexts = sum(
+        1
+        for obj in objects
+        if type(obj).__name__ == "_GeneratorContextManager"
+        and getattr(getattr(obj, "gen", None), "__name__", "") == "using_json_dumps"
+    )
+    return watches, contexts
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("dumps", [None, "custom"])
+async def test_an_open_hub_stream_keeps_no_watch_and_a_json_context_only_if_set(
+    dumps: str | None,
+) -> None:
+    seen: list[object] = []
+
+    def custom(obj: object) -> str:
+        return repr(obj)
+
+    json_dumps = custom if dumps else None
+    async with Broadcaster() as hub:
+
+        def response() -> EventSourceResponse:
+            return EventSourceResponse(hub.stream("t"), json_dumps=json_dumps, ping=0)
+
+        before = _watches_and_json_contexts()
+        with anyio.fail_after(10):
+            async with open_event_stream(app_for(response), "/") as stream:
+                # Subscribed before the headers (``hub.stream``): the stream is registered.
+                assert hub.stats().total_subscribers == 1
+                await hub.publish("t", ServerSentEvent("x"))
+                assert [event.data for event in await stream.read_events(1)] == ["x"]
+                during = _watches_and_json_contexts()
+                seen.append(stream_json_dumps.get())
+    assert during[0] == before[0]
+    assert during[1] == before[1] + (1 if dumps else 0)
+    assert seen == [None]  # the test's own context is untouched either way
