@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from ._redis_hosts import hosts_text, invalid_url, parse_host
 from ._redis_tls import TLS_OPTIONS, context_for, read_options
 
 if TYPE_CHECKING:
@@ -91,11 +92,6 @@ def keyed(key: bytes) -> Key:
     return Key(key)
 
 
-def _invalid(url: str, why: str) -> ValueError:
-    scheme, _, rest = url.partition("://")
-    return ValueError(f"invalid Redis URL {f'{scheme}://' + rest.rpartition('@')[2]!r}: {why}")
-
-
 @dataclass(frozen=True)
 class ClusterURL:
     """A parsed ``redis+cluster://`` URL (``tls``: the options of a ``rediss+cluster://``
@@ -117,25 +113,8 @@ class ClusterURL:
 
 def _address(nodes: Any, username: str | None, *, tls: bool) -> str:
     user = f"{username}@" if username else ""
-    hosts = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in nodes)
+    hosts = hosts_text(nodes)
     return f"{TLS_SCHEME if tls else SCHEME}://{user}{hosts}"
-
-
-def _node(url: str, text: str) -> tuple[str, int]:
-    if text.startswith("["):
-        host, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            raise _invalid(url, f"bad node address {text!r}")
-        port_text = rest[1:]
-    else:
-        host, _, port_text = text.partition(":")
-    if not host:
-        raise _invalid(url, "a node address has no host")
-    if not port_text:
-        return host, _PORT
-    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
-        raise _invalid(url, f"bad port {port_text!r}")
-    return host, int(port_text)
 
 
 def parse_cluster_url(url: str) -> ClusterURL:
@@ -147,7 +126,7 @@ def parse_cluster_url(url: str) -> ClusterURL:
     netloc, _, tail = rest.partition("/")
     if tail.strip("/") or (query and not tls):
         why = "no database" if tls else "no database and no query options"
-        raise _invalid(url, f"{scheme}:// takes {why}")
+        raise invalid_url(url, f"{scheme}:// takes {why}")
     credentials, at, hosts = netloc.rpartition("@")
     username = password = None
     if at:
@@ -155,9 +134,11 @@ def parse_cluster_url(url: str) -> ClusterURL:
         username = unquote(user) or None
         password = unquote(secret) if colon else None
     if not hosts:
-        raise _invalid(url, "expected at least one node host[:port]")
-    nodes = tuple(_node(url, text) for text in hosts.split(","))
-    options = read_options(query, TLS_OPTIONS, lambda why: _invalid(url, why)) if tls else None
+        raise invalid_url(url, "expected at least one node host[:port]")
+    nodes = tuple(
+        parse_host(url, text, default_port=_PORT, what="node") for text in hosts.split(",")
+    )
+    options = read_options(query, TLS_OPTIONS, lambda why: invalid_url(url, why)) if tls else None
     return ClusterURL(nodes, username, password, options)
 
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from ._redis_hosts import hosts_text, invalid_url, parse_host
+
 if TYPE_CHECKING:
     from coredis import Redis
 
@@ -26,11 +28,6 @@ __all__ = ["SCHEME", "SentinelURL", "build_sentinel_client", "describe", "parse_
 
 SCHEME = "redis+sentinel"
 _PORT = 26379
-
-
-def _invalid(url: str, why: str) -> ValueError:
-    scheme, _, rest = url.partition("://")
-    return ValueError(f"invalid Redis URL {f'{scheme}://' + rest.rpartition('@')[2]!r}: {why}")
 
 
 @dataclass(frozen=True)
@@ -49,25 +46,8 @@ class SentinelURL:
 
 def _address(sentinels: Any, service: str, db: int, username: str | None) -> str:
     user = f"{username}@" if username else ""
-    hosts = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in sentinels)
+    hosts = hosts_text(sentinels)
     return f"{SCHEME}://{user}{hosts}/{service}/{db}"
-
-
-def _host(url: str, text: str) -> tuple[str, int]:
-    if text.startswith("["):
-        host, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            raise _invalid(url, f"bad sentinel address {text!r}")
-        port_text = rest[1:]
-    else:
-        host, _, port_text = text.partition(":")
-    if not host:
-        raise _invalid(url, "a sentinel address has no host")
-    if not port_text:
-        return host, _PORT
-    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
-        raise _invalid(url, f"bad port {port_text!r}")
-    return host, int(port_text)
 
 
 def parse_sentinel_url(url: str) -> SentinelURL:
@@ -75,7 +55,7 @@ def parse_sentinel_url(url: str) -> SentinelURL:
     malformed; the message never shows the password."""
     rest = url.removeprefix(f"{SCHEME}://")
     if "?" in rest or "#" in rest:
-        raise _invalid(url, "redis+sentinel:// takes no query options")
+        raise invalid_url(url, "redis+sentinel:// takes no query options")
     netloc, slash, path = rest.partition("/")
     credentials, at, hosts = netloc.rpartition("@")
     username = password = None
@@ -84,14 +64,16 @@ def parse_sentinel_url(url: str) -> SentinelURL:
         username = unquote(user) or None
         password = unquote(secret) if colon else None
     if not hosts:
-        raise _invalid(url, "expected at least one sentinel host[:port]")
-    sentinels = tuple(_host(url, text) for text in hosts.split(","))
+        raise invalid_url(url, "expected at least one sentinel host[:port]")
+    sentinels = tuple(
+        parse_host(url, text, default_port=_PORT, what="sentinel") for text in hosts.split(",")
+    )
     parts = path.strip("/").split("/") if slash else []
     if not parts or not parts[0] or len(parts) > 2:
-        raise _invalid(url, "expected /service_name or /service_name/db after the sentinels")
+        raise invalid_url(url, "expected /service_name or /service_name/db after the sentinels")
     db_text = parts[1] if len(parts) == 2 else "0"
     if not (db_text.isascii() and db_text.isdigit()):
-        raise _invalid(url, f"the database must be a number, got {db_text!r}")
+        raise invalid_url(url, f"the database must be a number, got {db_text!r}")
     return SentinelURL(sentinels, unquote(parts[0]), int(db_text), username, password)
 
 
