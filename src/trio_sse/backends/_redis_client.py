@@ -31,8 +31,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-import anyio
-
 from .._extras import require
 from .._validate import shown
 from ._redis_cluster import SCHEMES as CLUSTER_SCHEMES
@@ -344,16 +342,9 @@ async def reader_connection(client: Redis[Any]) -> AsyncIterator[BaseConnection]
     Sentinel-managed pool: at the primary the sentinels name now, its role checked). A
     checkpoint; raises coredis' errors (the caller translates). Leaving closes it.
     """
-    from ._redis_connections import close_buffers
+    from ._redis_connections import running
 
     pool = client.connection_pool
     connection = await pool._construct_connection()
-    try:
-        async with anyio.create_task_group() as group:
-            await group.start(connection.run)
-            try:
-                yield connection
-            finally:
-                connection.invalidate()
-    finally:
-        close_buffers(connection)  # an app's client's connection class may not
+    async with running(connection):
+        yield connection

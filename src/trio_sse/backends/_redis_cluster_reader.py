@@ -74,21 +74,14 @@ async def node_connection(
     settings. A checkpoint; raises coredis' errors. Leaving closes it."""
     from coredis.connection import TCPLocation
 
-    from ._redis_connections import close_buffers
+    from ._redis_connections import running
 
     pool = client.connection_pool
     connection = pool.connection_class(
         location=TCPLocation(node.host, node.port), **pool.connection_kwargs
     )
-    try:
-        async with anyio.create_task_group() as group:
-            await group.start(connection.run)
-            try:
-                yield connection
-            finally:
-                connection.invalidate()
-    finally:
-        close_buffers(connection)  # an app's client's connection class may not
+    async with running(connection):
+        yield connection
 
 
 @dataclass

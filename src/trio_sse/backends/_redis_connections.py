@@ -16,8 +16,11 @@ handshake (TLS: a wrong CA, no client certificate) is then no warning either.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from anyio import TASK_STATUS_IGNORED
 from anyio.abc import TaskStatus
 from coredis.cluster._discovery import DiscoveryService
@@ -46,6 +49,7 @@ __all__ = [
     "ClosingTCPConnection",
     "ClosingUnixConnection",
     "close_buffers",
+    "running",
 ]
 
 _BUFFERS = (
@@ -56,6 +60,22 @@ _BUFFERS = (
     "_streamed_message_buffer_in",
     "_streamed_message_buffer_out",
 )
+
+
+@asynccontextmanager
+async def running(connection: BaseConnection) -> AsyncIterator[BaseConnection]:
+    """Run *connection* (a new one, outside any pool) in a task group of its own until the
+    block ends, then close it and its memory streams (an app's connection class may leave
+    them open). A checkpoint; raises coredis' errors (callers translate)."""
+    try:
+        async with anyio.create_task_group() as group:
+            await group.start(connection.run)
+            try:
+                yield connection
+            finally:
+                connection.invalidate()
+    finally:
+        close_buffers(connection)
 
 
 def close_buffers(connection: BaseConnection) -> None:
