@@ -8,12 +8,14 @@ skips the test naming its Debian package, or fails it under ``CI=true``.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
 
 import pytest
 
 from trio_sse._stream import UNOPENED_LOG
 
 from ._backends import BACKENDS
+from .redis_server import RedisServer
 from .services import PACKAGES, require
 
 # tests/test_timing_trio.py pairs each pytest-trio test (its marker, trio's MockClock) with an
@@ -50,3 +52,15 @@ def _fresh_log_limits() -> None:
 @pytest.fixture(params=BACKENDS)
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    """One real ``redis-server`` per test module (tests use a prefix of their own); a module
+    that needs other settings defines its own. Tests using it carry the ``service`` mark."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import traceback
 import uuid
-from collections.abc import Iterator
 from urllib.parse import quote
 
 import anyio
@@ -22,16 +21,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.service("redis-server")]
 
 PASSWORD = "s3cret-p@ss/word"  # needs quoting in a URL
 COMMANDS = ("+xadd", "+xrange", "+xrevrange", "+xread", "+client|unblock")
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def add_user(server: RedisServer, prefix: str, *rules: str) -> str:

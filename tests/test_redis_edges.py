@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Iterator
 
 import anyio
 import anyio.abc
@@ -24,16 +23,6 @@ from .redis_server import command as redis_command
 
 pytestmark = pytest.mark.anyio
 needs_redis = pytest.mark.service("redis-server")
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def unique_prefix() -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Hashable, Iterator
+from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -43,16 +43,6 @@ def grant(*principals: Hashable) -> Any:
 APP = "tests.servers.revoke_app:app"
 ALICE = ("user", "alice")
 BOB = ("user", "bob")
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 MakeHubs = Callable[[int], AbstractAsyncContextManager[list[Broadcaster]]]
