@@ -43,7 +43,7 @@ import secrets
 import ssl
 from collections.abc import Hashable, Sequence
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
 import anyio.abc
@@ -106,6 +106,17 @@ def _streams(reply: object) -> list[tuple[object, object]]:
     if isinstance(reply, dict):
         return list(reply.items())
     return [(pair[0], pair[1]) for pair in map(entries, entries(reply))]
+
+
+class _Attempt(NamedTuple):
+    """What every attempt of one publish sends: the topic's key, the fields with the
+    publish's nonce, and the pattern index to write too (key, topic), if any."""
+
+    topic: str
+    key: bytes
+    nonce: bytes
+    fields: list[bytes]
+    pattern_index: tuple[bytes, str] | None
 
 
 class _Lookup:
@@ -394,47 +405,69 @@ class RedisBackend:
                 f"on Redis an event's own id must be a stream id '<ms>-<seq>' greater than the "
                 f"topic's last one (or None to let the backend choose it), got {own_id!r}"
             )
-        key = self._key(topic)
         nonce = secrets.token_hex(8).encode()
-        fields = event_fields(event, nonce)
         pattern = None if self._patterns is None else self._patterns.match(topic)
         index = None if pattern is None else (index_key(self.prefix, pattern), topic)
+        attempt = _Attempt(topic, self._key(topic), nonce, event_fields(event, nonce), index)
         for _ in range(_ID_ATTEMPTS):
             if own_id is None:
                 stream_id, position = self._ids.issue(topic)
             else:
                 stream_id, position = own_id, parse_stream_id(own_id) or (0, 0)
-            try:
-                if index is None:  # the call as it was (tests wrap _add with its arguments)
-                    await self._add(key, stream_id, fields)
-                else:
-                    await self._add(key, stream_id, fields, index=index)
-            except RedisReplyError as exc:
-                refused = _REFUSED_ID in str(exc)
-                if refused and await self._stored(key, stream_id, nonce):
-                    # An earlier attempt of this publish stored it, on a connection now gone:
-                    # a WAIT on another one could not tell whether replicas have it.
-                    if self._wait_replicas:
-                        raise self._not_replicated(stream_id, "its first reply was lost") from exc
-                    return stream_id
-                if own_id is not None and (refused or "ID" in str(exc)):
-                    raise ValueError(f"Redis refused the event id {own_id!r}: {exc}") from exc
-                if not refused:
-                    raise
-                self._ids.observe(topic, (await self._top(key))[1])
-                if await self._trimmed_past(key, position):
-                    raise RedisConnectionError(
-                        f"could not confirm the publish to {topic!r} at {self.address}: the "
-                        f"entry {stream_id} is not there, and may have been trimmed after it "
-                        "was stored (a lost reply, the XADD sent again)"
-                    ) from exc
-                continue
-            self._ids.observe(topic, position)
-            return stream_id
+            if await self._try_add(attempt, stream_id, position, own_id):
+                return stream_id
         raise RedisReplyError(
             f"no free stream id in {topic!r} after {_ID_ATTEMPTS} attempts: other publishers "
             "took each one first"
         )
+
+    async def _try_add(
+        self, attempt: _Attempt, stream_id: str, position: Position, own_id: str | None
+    ) -> bool:
+        """One ``XADD`` of *attempt* at *stream_id*: ``True`` once it is stored (by this call,
+        or by an earlier one whose reply was lost), ``False`` when another publish holds the
+        id (try the next one). A checkpoint."""
+        try:
+            if (
+                attempt.pattern_index is None
+            ):  # the call as it was (tests wrap _add with its arguments)
+                await self._add(attempt.key, stream_id, attempt.fields)
+            else:
+                await self._add(attempt.key, stream_id, attempt.fields, index=attempt.pattern_index)
+        except RedisReplyError as exc:
+            return await self._after_refusal(attempt, stream_id, position, own_id, exc)
+        self._ids.observe(attempt.topic, position)
+        return True
+
+    async def _after_refusal(
+        self,
+        attempt: _Attempt,
+        stream_id: str,
+        position: Position,
+        own_id: str | None,
+        exc: RedisReplyError,
+    ) -> bool:
+        """Redis refused the ``XADD``: stored already (``True``), taken by another publish
+        (``False``), or an error to raise. A checkpoint."""
+        refused = _REFUSED_ID in str(exc)
+        if refused and await self._stored(attempt.key, stream_id, attempt.nonce):
+            # An earlier attempt of this publish stored it, on a connection now gone: a WAIT
+            # on another one could not tell whether replicas have it.
+            if self._wait_replicas:
+                raise self._not_replicated(stream_id, "its first reply was lost") from exc
+            return True
+        if own_id is not None and (refused or "ID" in str(exc)):
+            raise ValueError(f"Redis refused the event id {own_id!r}: {exc}") from exc
+        if not refused:
+            raise exc
+        self._ids.observe(attempt.topic, (await self._top(attempt.key))[1])
+        if await self._trimmed_past(attempt.key, position):
+            raise RedisConnectionError(
+                f"could not confirm the publish to {attempt.topic!r} at {self.address}: the "
+                f"entry {stream_id} is not there, and may have been trimmed after it was "
+                "stored (a lost reply, the XADD sent again)"
+            ) from exc
+        return False
 
     async def _trimmed_past(self, key: bytes, position: Position) -> bool:
         """Whether an entry at *position* may have been trimmed (or deleted) from the stream
