@@ -24,7 +24,7 @@ def test_missing_services_are_the_programs_not_found() -> None:
     assert gate.missing_services(lambda program: f"/usr/bin/{program}") == []
     found = {"redis-server", "redis-cli"}
     missing = gate.missing_services(lambda p: f"/usr/bin/{p}" if p in found else None)
-    assert missing == ["redis-sentinel", "chromium"]
+    assert missing == ["redis-sentinel", "chromium", "node", "npm"]
 
 
 def test_the_gate_applies_with_every_service_or_in_ci_only() -> None:

@@ -768,15 +768,31 @@ async def _run_in_scope(
     connection: Connection | None = None,
 ) -> None:
     """Run *function* (the producer, or the data sender) in *scope*; log what it raises,
-    but for the producer's closed channel once its *connection*'s client left."""
-    with scope:
-        try:
+    but for the producer's closed channel once its *connection*'s client left.
+
+    The error is caught outside *scope*: when the scope's own cancellation (the end of a
+    disconnect grace period) meets an error in the producer's task group, the group raises
+    both, and only the scope, leaving, takes its ``Cancelled`` out of them. An error beside a cancellation from outside (the stream's hard stop) is logged, and the
+    cancellation goes on."""
+    try:
+        with scope:
             await function()
-        except Exception as exc:
-            if _client_left(exc, connection):
-                return  # its channel was closed: the client left (``_let_producer_finish``)
-            # The stream still ends cleanly: the writer sends what was produced before the
-            # error, then finishes the body; the browser will reconnect.
-            logger.exception("trio_sse: %s raised; ending the stream%s", what, where())
-            if connection is not None and connection._tally is not None:
-                connection._tally.failed = True
+    except Exception as exc:
+        _failed(exc, what, connection)
+    except BaseExceptionGroup as group:
+        errors, cancellations = group.split(Exception)
+        if errors is not None:
+            _failed(errors, what, connection)
+        if cancellations is not None:
+            raise cancellations from None
+        raise  # pragma: no cover (split leaves one or the other)
+
+
+def _failed(exc: Exception, what: str, connection: Connection | None) -> None:
+    if _client_left(exc, connection):
+        return  # its channel was closed: the client left (``_let_producer_finish``)
+    # The stream still ends cleanly: the writer sends what was produced before the error,
+    # then finishes the body; the browser will reconnect.
+    logger.error("trio_sse: %s raised; ending the stream%s", what, where(), exc_info=exc)
+    if connection is not None and connection._tally is not None:
+        connection._tally.failed = True
