@@ -173,3 +173,23 @@ async def test_a_generator_that_never_waits_gives_way_to_other_tasks() -> None:
             )
             done = True
     assert ticks >= 8
+
+
+async def test_park_and_wait_share_one_parker_across_waits() -> None:
+    gate = PrefetchGate(1)
+    rounds: list[str] = []
+
+    async def pump() -> None:
+        for how in ("park", "wait", "park", "wait"):
+            gate.take()
+            await (gate.park() if how == "park" else gate.wait())
+            rounds.append(how)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(pump)
+            for done in range(1, 5):
+                await anyio.wait_all_tasks_blocked()
+                assert len(rounds) == done - 1  # parked until the release
+                gate.release(1)
+    assert rounds == ["park", "wait", "park", "wait"]
