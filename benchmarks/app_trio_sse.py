@@ -185,10 +185,12 @@ async def stream(request: Request) -> Response:
 
 
 async def stream_gen(request: Request) -> Response:
-    """``/stream-gen``: the same events from an async generator (the sse-starlette style)."""
+    """``/stream-gen``: the same events from an async generator (the sse-starlette style);
+    ``?prefetch=``: its ``max_prefetch`` (default 16, the library's), the most per message."""
     params = query(request.scope)
     n = int_arg(params, "n", 1000)
-    return EventSourceResponse(_generate(n, make_payload(int_arg(params, "size", 32))))
+    events = _generate(n, make_payload(int_arg(params, "size", 32)))
+    return EventSourceResponse(events, max_prefetch=int_arg(params, "prefetch", 16))
 
 
 async def subscribe(scope: Scope, receive: Receive, send: ASGISend) -> None:

@@ -14,9 +14,9 @@ an app served by an asyncio server never loads trio.
 from __future__ import annotations
 
 import asyncio
-import functools
 import sys
-from collections.abc import Awaitable, Callable
+import types
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Protocol
 
 __all__ = [
@@ -163,7 +163,14 @@ class _AsyncioLib(AsyncLib):
         return _AsyncioParker(self._create_future)
 
 
-_ASYNCIO_PASS = functools.partial(asyncio.sleep, 0)
+@types.coroutine
+def _asyncio_pass() -> Generator[None, None, None]:
+    """What ``asyncio.sleep(0)`` does (a bare yield: the task is rescheduled at the end of
+    the ready queue; a cancellation is delivered here), without its coroutine (issue 18)."""
+    yield
+
+
+_ASYNCIO_PASS: Callable[[], Awaitable[None]] = _asyncio_pass
 
 
 class _TrioParker:

@@ -114,6 +114,24 @@ class ProducerSendStream(MemoryObjectSendStream[Any]):
         await super().send(item)
         self._yield_by = _clock() + SLICE
 
+    def offer(self, item: Any) -> bool:
+        """Send *item* now if :meth:`send` would, without a pass; ``False``: not sent, the
+        caller must ``await send(item)`` (its slice is over, a stream scope is cancelled, or
+        the buffer is full). Sync, never a checkpoint. ``send``'s first steps, for a caller
+        that sends many items in a row (an iterable's pump): no coroutine per item (issue 18).
+        ``send`` keeps its own copy: one call fewer per event on a producer function's path.
+        """
+        if _clock() >= self._yield_by:
+            return False
+        for scope in self._scopes:
+            if scope.cancel_called:
+                return False
+        try:
+            self.send_nowait(item)
+        except anyio.WouldBlock:
+            return False
+        return True
+
 
 def producer_send_end(
     stream: MemoryObjectSendStream[Any], scopes: tuple[anyio.CancelScope, ...]

@@ -14,6 +14,9 @@ Producer functions and channels have no gate: their bounded channel is their own
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import Any
+
 from ._asynclib import Parker, current_asynclib
 from ._validate import positive_int
 
@@ -57,6 +60,16 @@ class PrefetchGate:
             if parker is None:
                 parker = self._parker = current_asynclib().parker()
             await parker.wait()
+
+    def park(self) -> Awaitable[Any]:
+        """Park (cancellable) until the writer returns credits; for a caller that just saw
+        :meth:`take` return none (a wake-up may find none yet: take, and park again).
+        Always a scheduling point. Without :meth:`wait`'s coroutine: the pump parks once
+        per body message (issue 18)."""
+        parker = self._parker
+        if parker is None:
+            parker = self._parker = current_asynclib().parker()
+        return parker.wait()
 
     def release(self, count: int) -> None:
         """Give back *count* credits (items the server accepted); wake the pump if it waits."""

@@ -30,7 +30,7 @@ import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._asynclib import is_trio_channel, running_under_trio, trio_channel_exceptions
-from ._channels import DirectSource
+from ._channels import DirectSource, ProducerSendStream
 from ._events import ServerSentEvent
 from ._prefetch import PrefetchGate
 from ._streaminfo import where
@@ -275,6 +275,10 @@ async def _pump_async(
 ) -> None:
     iterator = aiter(iterable)
     send = send_stream.send
+    # The stream made it a ``ProducerSendStream`` (``_stream``): ``offer`` sends without a
+    # coroutine per item.
+    assert isinstance(send_stream, ProducerSendStream)
+    offer = send_stream.offer
     pull = iterator.__anext__
     try:
         async with send_stream:
@@ -288,14 +292,15 @@ async def _pump_async(
                 # items it makes without waiting reach the writer together, as one message.
                 credits = gate.take()
                 if not credits:
-                    await gate.wait()
+                    await gate.park()
                     continue
                 for _ in range(credits):
                     try:
                         item = await pull()
                     except StopAsyncIteration:
                         return
-                    await send(item)  # a scheduling point once per time slice (``_channels``)
+                    if not offer(item):  # sent at once, unless ``send`` would take a pass
+                        await send(item)  # a scheduling point once per slice (``_channels``)
     finally:
         # Cancelled while the generator sat at a ``yield``: it is suspended, not finished,
         # and only aclose() runs its ``finally`` now instead of at garbage collection.

@@ -604,7 +604,8 @@ class Connection:
                 while True:
                     if item is not _NOTHING:
                         status, item = _add_item(batch, item, sep), _NOTHING
-                    if status is None:  # always look for more, even after a lone event
+                    # Always look for more, even after a lone event; a full batch takes none.
+                    if status is None and batch.has_room():
                         status = _drain(source, sep, batch)
                     if status is None and batch.wants_gathering():
                         status = await self._gather(source, batch)
@@ -717,17 +718,22 @@ def _drain(source: Source, sep: str, batch: Batch) -> str | None:
     """Take and encode every item that is ready into *batch*, up to its byte limit.
 
     Returns why the source stopped (``_END``, ``_FAILED``) or ``None`` if it is just empty for
-    now. Never blocks. (A module function, not a closure in ``_write``: an idle connection
-    would keep one for its whole life.) The batch's item limit needs no check here: only an
-    iterable has one, and its gate keeps the channel below it.
+    now, or the batch is full. Never blocks. (A module function, not a closure in ``_write``:
+    an idle connection would keep one for its whole life.) It stops at the batch's item limit
+    too: an iterable's gate lets no more than that many items be ready, so a full batch means
+    an empty channel, and stopping there spares the ``WouldBlock`` that an empty channel
+    raises (once per body message of an iterable, issue 18); its end is seen at the next look.
     """
     receive_nowait = source.stream.receive_nowait
-    append = batch.chunks.append
+    chunks = batch.chunks
+    append = chunks.append
     size = batch.size
     limit = batch.max_bytes
+    room = batch.max_items - len(chunks)
     status = None
     try:
-        while size < limit:
+        while size < limit and room > 0:
+            room -= 1
             item = receive_nowait()
             if type(item) is ServerSentEvent:
                 chunk = item._encode_default(sep)
