@@ -51,9 +51,9 @@ from ._events import ServerSentEvent, encode_item
 from ._hooks import CloseReason, Observer, Tally
 from ._prefetch import DEFAULT_MAX_PREFETCH
 from ._ratelog import LogLimiter
-from ._shutdown import ShutdownToken, _current, default_shutdown_token
+from ._shutdown import ShutdownToken, default_shutdown_token
 from ._sources import Content, Opened, Source
-from ._streaminfo import STREAM_SCOPE, Scope, describe, where
+from ._streaminfo import CURRENT_STREAM, Scope, describe, where
 
 logger = logging.getLogger("trio_sse")
 
@@ -203,6 +203,7 @@ class Connection:
         "_wait_scope",
         "_waiting",
         "_woken",
+        "shutdown_token",
     )
 
     def __init__(
@@ -210,6 +211,8 @@ class Connection:
     ) -> None:
         self._spec = spec
         self._scope = scope  # named by the stream's log lines (``_streaminfo.where``)
+        # The token it is bound to, once it runs: ``current_shutdown_token()`` in its tasks.
+        self.shutdown_token: ShutdownToken | None = None
         # Only an observed stream counts what it sends (``_hooks``).
         observer = spec.observer
         self._tally = None if observer is None else Tally(observer, scope or {})
@@ -244,6 +247,11 @@ class Connection:
         # ``_stop_listener`` cancels it once the body is finished.
         self._listener_scope: anyio.CancelScope | None = None
         self._stop_listening = False
+
+    @property
+    def asgi_scope(self) -> Scope | None:
+        """The ASGI scope its log lines name (``_streaminfo.where``)."""
+        return self._scope
 
     # -- public entry -------------------------------------------------------------------------
 
@@ -320,17 +328,18 @@ class Connection:
             self._expires_at = self._clock() + _duration(spec.max_duration)
         token = spec.shutdown if spec.shutdown is not None else default_shutdown_token()
         source, feed, send_stream = opened
+        del opened  # not kept for the stream's whole life: one object fewer (issue 18)
         self._source = source
         timed_out: SendTimeoutError | None = None
-        context_token = _current.set(token)
-        scope_token = STREAM_SCOPE.set(self._scope)
+        self.shutdown_token = token
+        context_token = CURRENT_STREAM.set(self)  # its scope and its token, for its tasks
         token._stream_started()
         try:
             async with anyio.create_task_group() as group:
                 self._group = group
                 self._start_tasks(group, token, feed, send_stream)
                 try:
-                    watch = token._add_watcher(self._on_shutdown)
+                    watch = token._add_watcher(self)  # calls ``_on_shutdown``
                     try:
                         outcome = await self._write(source)
                     finally:
@@ -355,8 +364,7 @@ class Connection:
             raise
         finally:
             token._stream_finished()
-            STREAM_SCOPE.reset(scope_token)
-            _current.reset(context_token)
+            CURRENT_STREAM.reset(context_token)
             source.close()
         if timed_out is not None:
             raise timed_out
@@ -560,6 +568,10 @@ class Connection:
             event.set()
         self._wake_writer()
 
+    # The token's watcher is the connection itself, not a bound method that the token would
+    # keep for the stream's whole life (one object fewer per open stream: issue 18).
+    __call__ = _on_shutdown
+
     # -- the writer ---------------------------------------------------------------------------
 
     async def _send_message(self, message: Message) -> None:
@@ -592,7 +604,6 @@ class Connection:
         """
         spec, stream, gate, tally = self._spec, source.stream, source.gate, self._tally
         parking = self._parking = stream if isinstance(stream, ParkingReceiveStream) else None
-        wait = parking.wait_ready if parking is not None else stream.receive
         end, clock, sep, ping = source.end, self._clock, spec.sep, spec.ping_interval
         send = self._send if spec.send_timeout is None else self._send_message
         batch = Batch(gate.limit if gate is not None else BATCH_BYTES, self._quiet_passes)
@@ -637,7 +648,11 @@ class Connection:
                     grace = self._grace_deadline
                     self._waiting = True
                     try:
-                        got = await (wait() if grace == math.inf else _wait_until(wait, grace))
+                        got = await (
+                            _wait_on(source, parking)
+                            if grace == math.inf
+                            else _wait_until(_waiter(source, parking), grace)
+                        )
                     except end:
                         return _END
                     finally:
@@ -692,6 +707,18 @@ def _duration(value: float | tuple[float, float]) -> float:
 
 def _body_message(body: bytes) -> Message:
     return {"type": "http.response.body", "body": body, "more_body": True}
+
+
+def _wait_on(source: Source, parking: ParkingReceiveStream[Any] | None) -> Awaitable[Any]:
+    """The writer's wait: parked on a subscriber's stream, else the next item's ``receive``.
+    (Made at each wait, not kept as a bound method by the writer's frame: issue 18.)"""
+    return parking.wait_ready() if parking is not None else source.stream.receive()
+
+
+def _waiter(
+    source: Source, parking: ParkingReceiveStream[Any] | None
+) -> Callable[[], Awaitable[Any]]:
+    return parking.wait_ready if parking is not None else source.stream.receive
 
 
 async def _wait_until(wait: Callable[[], Awaitable[Any]], deadline: float) -> Any:
