@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
+from anyio import TaskHandle
 
 from trio_sse import (
     Broadcaster,
@@ -32,6 +33,7 @@ from trio_sse._asynclib import current_asynclib
 from trio_sse._channels import parking_pair
 from trio_sse._json import stream_json_dumps
 from trio_sse._shutdown import _Watch
+from trio_sse._stream import Connection
 from trio_sse._subscriber import Overflow, check_options
 from trio_sse.testing import open_event_stream
 
@@ -197,3 +199,61 @@ async def test_an_open_stream_keeps_one_context_token_and_is_its_own_watcher() -
     assert seen == [token]
     assert during == before + 1
     assert [type(callback).__name__ for callback in watchers] == ["Connection"]
+
+
+def _connections() -> list[Connection]:
+    return [obj for obj in gc.get_objects() if type(obj) is Connection]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("lifetime", [None, 60.0])
+async def test_asyncio_keeps_the_ping_deadline_as_a_loop_timer_not_a_scope(
+    anyio_backend: str, lifetime: float | None
+) -> None:
+    # Under asyncio the listener waits with no cancel scope (it is stopped through its task)
+    # and the loop's timer wakes the writer for its pings; trio keeps a deadline scope.
+    async with Broadcaster() as hub:
+
+        def response() -> EventSourceResponse:
+            return EventSourceResponse(hub.stream("t"), ping=0.05, max_duration=lifetime)
+
+        with anyio.fail_after(10):
+            async with open_event_stream(app_for(response), "/", comments=True) as stream:
+                pings = await stream.read_events(2)
+                (connection,) = _connections()
+                waiting = connection._listener_wait
+                timer = connection._timer
+    assert [event.comment for event in pings] == ["ping", "ping"]
+    if anyio_backend == "asyncio":
+        assert isinstance(waiting, TaskHandle) and timer is not None
+    else:
+        assert isinstance(waiting, anyio.CancelScope) and timer is None
+    assert connection._timer is None  # cancelled when the stream ended
+
+
+@pytest.mark.anyio
+async def test_a_stream_without_deadlines_waits_for_disconnect_without_a_scope() -> None:
+    async with Broadcaster() as hub:
+
+        def response() -> EventSourceResponse:
+            return EventSourceResponse(hub.stream("t"), ping=0)
+
+        with anyio.fail_after(10):
+            async with open_event_stream(app_for(response), "/") as stream:
+                await hub.publish("t", ServerSentEvent("x"))
+                assert [event.data for event in await stream.read_events(1)] == ["x"]
+                (connection,) = _connections()
+                assert isinstance(connection._listener_wait, TaskHandle)
+                assert connection._timer is None
+
+
+@pytest.mark.anyio
+async def test_the_loop_timer_ends_a_stream_at_its_max_duration() -> None:
+    async with Broadcaster() as hub:
+
+        def response() -> EventSourceResponse:
+            return EventSourceResponse(hub.stream("t"), ping=0, max_duration=0.05)
+
+        with anyio.fail_after(10):
+            async with open_event_stream(app_for(response), "/") as stream:
+                assert [event async for event in stream] == []

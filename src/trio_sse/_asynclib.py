@@ -14,6 +14,7 @@ an app served by an asyncio server never loads trio.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import sys
 from collections.abc import Awaitable, Callable
@@ -68,6 +69,12 @@ class Parker(Protocol):
     def wake(self) -> bool: ...
 
 
+class Timer(Protocol):
+    """A timed loop callback (:meth:`AsyncLib.call_at`)."""
+
+    def cancel(self) -> None: ...
+
+
 class AsyncLib:
     """The running loop's primitives, looked up once by :func:`current_asynclib`.
 
@@ -103,6 +110,12 @@ class AsyncLib:
         """A new :class:`Parker` for tasks of this loop."""
         raise NotImplementedError
 
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer | None:
+        """Run *callback* in this loop at *when* (its ``clock``): a loop callback, not a task,
+        run with no context variables set. Never blocks. ``None``: this loop has no timed
+        callbacks (trio), and the caller keeps its deadline in a task's cancel scope."""
+        return None
+
 
 class _TrioLib(AsyncLib):
     __slots__ = ("_trio",)
@@ -134,7 +147,7 @@ class _AsyncioLib(AsyncLib):
     """One per loop (see :func:`current_asynclib`): what it hands out is shared by every
     stream of that loop, not made again for each (GC-tracked objects per stream, issue 18)."""
 
-    __slots__ = ("_caller", "_create_future", "_loop")
+    __slots__ = ("_caller", "_context", "_create_future", "_loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -144,6 +157,8 @@ class _AsyncioLib(AsyncLib):
         self.quiet_passes = 1
         self._create_future = loop.create_future
         self._caller: LoopCaller | None = None
+        # The context of every timer: shared, so a timer copies no context of its own.
+        self._context = contextvars.Context()
 
     def loop_caller(self) -> LoopCaller:
         caller = self._caller
@@ -161,6 +176,9 @@ class _AsyncioLib(AsyncLib):
 
     def parker(self) -> Parker:
         return _AsyncioParker(self._create_future)
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
+        return self._loop.call_at(when, callback, context=self._context)
 
 
 _ASYNCIO_PASS = functools.partial(asyncio.sleep, 0)
