@@ -181,6 +181,7 @@ async def test_an_open_stream_keeps_one_context_token_and_is_its_own_watcher() -
             await anyio.sleep_forever()
 
     def ours() -> list[contextvars.Token[Any]]:
+        gc.collect()
         return [
             obj
             for obj in gc.get_objects()
@@ -202,6 +203,7 @@ async def test_an_open_stream_keeps_one_context_token_and_is_its_own_watcher() -
 
 
 def _connections() -> list[Connection]:
+    gc.collect()  # only the live ones
     return [obj for obj in gc.get_objects() if type(obj) is Connection]
 
 
