@@ -259,3 +259,27 @@ async def test_the_loop_timer_ends_a_stream_at_its_max_duration() -> None:
         with anyio.fail_after(10):
             async with open_event_stream(app_for(response), "/") as stream:
                 assert [event async for event in stream] == []
+
+
+def test_one_trio_loop_caller_per_run() -> None:
+    trio = pytest.importorskip("trio")
+
+    async def callers() -> tuple[Any, Any]:
+        lib = current_asynclib()
+        return lib.loop_caller(), lib.loop_caller()
+
+    first, again = trio.run(callers)
+    assert first is again  # every stream of a run shares it
+    other, _ = trio.run(callers)
+    assert other is not first  # a new run: a new caller, for its own token
+    found: list[bool] = []
+
+    async def runs_the_callback() -> None:
+        done = trio.Event()
+        current_asynclib().loop_caller()(done.set)
+        with trio.fail_after(5):
+            await done.wait()
+        found.append(True)
+
+    trio.run(runs_the_callback)
+    assert found == [True]

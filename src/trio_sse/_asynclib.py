@@ -118,17 +118,25 @@ class AsyncLib:
 
 
 class _TrioLib(AsyncLib):
-    __slots__ = ("_trio",)
+    __slots__ = ("_caller", "_trio")
 
     def __init__(self, trio: Any) -> None:
         self._trio = trio
+        # The last run's token and its caller: every stream of a run shares one (issue 18),
+        # as asyncio's kit shares its loop's. One attribute, read and replaced whole, so
+        # runs in several threads at once never mix a token with another run's caller.
+        self._caller: tuple[Any, LoopCaller] | None = None
         self.name = "trio"
         self.clock = trio.current_time
         self.schedule_pass = trio.lowlevel.checkpoint
         self.quiet_passes = 2
 
     def loop_caller(self) -> LoopCaller:
-        run_sync_soon = self._trio.lowlevel.current_trio_token().run_sync_soon
+        token = self._trio.lowlevel.current_trio_token()
+        cached = self._caller
+        if cached is not None and cached[0] is token:
+            return cached[1]
+        run_sync_soon = token.run_sync_soon
         finished = self._trio.RunFinishedError
 
         def call_trio(callback: Callable[[], None]) -> None:
@@ -137,6 +145,7 @@ class _TrioLib(AsyncLib):
             except finished:
                 pass
 
+        self._caller = (token, call_trio)
         return call_trio
 
     def parker(self) -> Parker:
