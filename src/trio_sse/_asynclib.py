@@ -102,7 +102,8 @@ class AsyncLib:
 
         The caller swallows the error raised once the loop has finished: a wake-up for a loop
         that is gone has nobody to wake. It keeps the loop referenced only while it is kept
-        (asyncio's is made once per loop and kept by its kit: see :func:`current_asynclib`).
+        (asyncio's is made once per loop and kept by its kit: see :func:`current_asynclib`;
+        trio's once per run, kept by the trio kit until another run asks).
         """
         raise NotImplementedError
 
