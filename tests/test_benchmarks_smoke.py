@@ -166,9 +166,13 @@ async def test_trio_sse_endless_stops_at_shutdown() -> None:
     token = ShutdownToken()
     # The app's /endless is bound to the default token; check the producer itself instead.
     send, receive = anyio.create_memory_object_stream[ServerSentEvent](10)
-    from trio_sse import _shutdown
+    from trio_sse import _streaminfo
 
-    context = _shutdown._current.set(token)
+    class Current:
+        asgi_scope = None
+        shutdown_token = token
+
+    context = _streaminfo.CURRENT_STREAM.set(Current())
     try:
         with anyio.fail_after(10):
             async with anyio.create_task_group() as group:
@@ -178,7 +182,7 @@ async def test_trio_sse_endless_stops_at_shutdown() -> None:
                     token.trigger()
                     rest = [event async for event in receive]
     finally:
-        _shutdown._current.reset(context)
+        _streaminfo.CURRENT_STREAM.reset(context)
     assert first.id == "0"
     assert len(rest) <= 2
 

@@ -10,18 +10,30 @@ our own types only, never time anything.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import threading
+import types
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 import pytest
+from anyio import TaskHandle
 
-from trio_sse import Broadcaster, EventSourceResponse, ServerSentEvent, ShutdownToken, _subscriber
+from trio_sse import (
+    Broadcaster,
+    EventSourceResponse,
+    ServerSentEvent,
+    ShutdownToken,
+    _subscriber,
+    current_shutdown_token,
+)
 from trio_sse._asynclib import current_asynclib
+from trio_sse._channels import parking_pair
 from trio_sse._json import stream_json_dumps
 from trio_sse._shutdown import _Watch
+from trio_sse._stream import Connection
 from trio_sse._subscriber import Overflow, check_options
 from trio_sse.testing import open_event_stream
 
@@ -120,3 +132,154 @@ async def test_an_open_hub_stream_keeps_no_watch_and_a_json_context_only_if_set(
     assert during[0] == before[0]
     assert during[1] == before[1] + (1 if dumps else 0)
     assert seen == [None]  # the test's own context is untouched either way
+
+
+def test_a_subscribers_channel_ends_keep_no_dict_of_their_own() -> None:
+    # Made by their own classes' constructors on anyio's channel state, not re-classed: a
+    # re-classed instance materialises a ``__dict__`` (one more object per end per stream).
+    send, receive = parking_pair(2)
+    with send, receive:
+        for end in (send, receive):
+            assert not any(type(obj) is dict for obj in gc.get_referents(end)), end
+        assert receive.statistics().open_send_streams == 1
+        assert receive.statistics().open_receive_streams == 1
+        send.send_nowait("x")
+        assert receive.receive_nowait() == "x"
+    assert receive.statistics().open_send_streams == 0
+
+
+@pytest.mark.anyio
+async def test_the_writer_frame_keeps_no_bound_wait_or_content_tuple() -> None:
+    async with Broadcaster() as hub:
+
+        def response() -> EventSourceResponse:
+            return EventSourceResponse(hub.stream("t"), ping=0)
+
+        with anyio.fail_after(10):
+            async with open_event_stream(app_for(response), "/") as stream:
+                await hub.publish("t", ServerSentEvent("x"))
+                assert [event.data for event in await stream.read_events(1)] == ["x"]
+                gc.collect()
+                kept = [
+                    obj
+                    for obj in gc.get_objects()
+                    if isinstance(obj, types.MethodType)
+                    and getattr(obj.__func__, "__name__", "") == "wait_ready"
+                ]
+                assert kept == []
+
+
+@pytest.mark.anyio
+async def test_an_open_stream_keeps_one_context_token_and_is_its_own_watcher() -> None:
+    token = ShutdownToken()
+    seen: list[ShutdownToken] = []
+
+    async def producer(send: Any) -> None:
+        seen.append(current_shutdown_token())
+        async with send:
+            await send.send(ServerSentEvent("x"))
+            await anyio.sleep_forever()
+
+    def ours() -> list[contextvars.Token[Any]]:
+        gc.collect()
+        return [
+            obj
+            for obj in gc.get_objects()
+            if type(obj) is contextvars.Token and obj.var.name.startswith("trio_sse")
+        ]
+
+    def response() -> EventSourceResponse:
+        return EventSourceResponse(producer, shutdown=token, ping=0)
+
+    before = len(ours())
+    with anyio.fail_after(10):
+        async with open_event_stream(app_for(response), "/") as stream:
+            assert [event.data for event in await stream.read_events(1)] == ["x"]
+            during = len(ours())
+            watchers = [callback for _, callback in token._watchers.values()]
+    assert seen == [token]
+    assert during == before + 1
+    assert [type(callback).__name__ for callback in watchers] == ["Connection"]
+
+
+def _connections() -> list[Connection]:
+    gc.collect()  # only the live ones
+    return [obj for obj in gc.get_objects() if type(obj) is Connection]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("lifetime", [None, 60.0])
+async def test_asyncio_keeps_the_ping_deadline_as_a_loop_timer_not_a_scope(
+    anyio_backend: str, lifetime: float | None
+) -> None:
+    # Under asyncio the listener waits with no cancel scope (it is stopped through its task)
+    # and the loop's timer wakes the writer for its pings; trio keeps a deadline scope.
+    async with Broadcaster() as hub:
+
+        def response() -> EventSourceResponse:
+            return EventSourceResponse(hub.stream("t"), ping=0.05, max_duration=lifetime)
+
+        with anyio.fail_after(10):
+            async with open_event_stream(app_for(response), "/", comments=True) as stream:
+                pings = await stream.read_events(2)
+                (connection,) = _connections()
+                waiting = connection._listener_wait
+                timer = connection._timer
+    assert [event.comment for event in pings] == ["ping", "ping"]
+    if anyio_backend == "asyncio":
+        assert isinstance(waiting, TaskHandle) and timer is not None
+    else:
+        assert isinstance(waiting, anyio.CancelScope) and timer is None
+    assert connection._timer is None  # cancelled when the stream ended
+
+
+@pytest.mark.anyio
+async def test_a_stream_without_deadlines_waits_for_disconnect_without_a_scope() -> None:
+    async with Broadcaster() as hub:
+
+        def response() -> EventSourceResponse:
+            return EventSourceResponse(hub.stream("t"), ping=0)
+
+        with anyio.fail_after(10):
+            async with open_event_stream(app_for(response), "/") as stream:
+                await hub.publish("t", ServerSentEvent("x"))
+                assert [event.data for event in await stream.read_events(1)] == ["x"]
+                (connection,) = _connections()
+                assert isinstance(connection._listener_wait, TaskHandle)
+                assert connection._timer is None
+
+
+@pytest.mark.anyio
+async def test_the_loop_timer_ends_a_stream_at_its_max_duration() -> None:
+    async with Broadcaster() as hub:
+
+        def response() -> EventSourceResponse:
+            return EventSourceResponse(hub.stream("t"), ping=0, max_duration=0.05)
+
+        with anyio.fail_after(10):
+            async with open_event_stream(app_for(response), "/") as stream:
+                assert [event async for event in stream] == []
+
+
+def test_one_trio_loop_caller_per_run() -> None:
+    trio = pytest.importorskip("trio")
+
+    async def callers() -> tuple[Any, Any]:
+        lib = current_asynclib()
+        return lib.loop_caller(), lib.loop_caller()
+
+    first, again = trio.run(callers)
+    assert first is again  # every stream of a run shares it
+    other, _ = trio.run(callers)
+    assert other is not first  # a new run: a new caller, for its own token
+    found: list[bool] = []
+
+    async def runs_the_callback() -> None:
+        done = trio.Event()
+        current_asynclib().loop_caller()(done.set)
+        with trio.fail_after(5):
+            await done.wait()
+        found.append(True)
+
+    trio.run(runs_the_callback)
+    assert found == [True]

@@ -14,6 +14,7 @@ an app served by an asyncio server never loads trio.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import sys
 import types
 from collections.abc import Awaitable, Callable, Generator
@@ -68,6 +69,12 @@ class Parker(Protocol):
     def wake(self) -> bool: ...
 
 
+class Timer(Protocol):
+    """A timed loop callback (:meth:`AsyncLib.call_at`)."""
+
+    def cancel(self) -> None: ...
+
+
 class AsyncLib:
     """The running loop's primitives, looked up once by :func:`current_asynclib`.
 
@@ -95,7 +102,8 @@ class AsyncLib:
 
         The caller swallows the error raised once the loop has finished: a wake-up for a loop
         that is gone has nobody to wake. It keeps the loop referenced only while it is kept
-        (asyncio's is made once per loop and kept by its kit: see :func:`current_asynclib`).
+        (asyncio's is made once per loop and kept by its kit: see :func:`current_asynclib`;
+        trio's once per run, kept by the trio kit until another run asks).
         """
         raise NotImplementedError
 
@@ -103,19 +111,33 @@ class AsyncLib:
         """A new :class:`Parker` for tasks of this loop."""
         raise NotImplementedError
 
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer | None:
+        """Run *callback* in this loop at *when* (its ``clock``): a loop callback, not a task,
+        run with no context variables set. Never blocks. ``None``: this loop has no timed
+        callbacks (trio), and the caller keeps its deadline in a task's cancel scope."""
+        return None
+
 
 class _TrioLib(AsyncLib):
-    __slots__ = ("_trio",)
+    __slots__ = ("_caller", "_trio")
 
     def __init__(self, trio: Any) -> None:
         self._trio = trio
+        # The last run's token and its caller: every stream of a run shares one (issue 18),
+        # as asyncio's kit shares its loop's. One attribute, read and replaced whole, so
+        # runs in several threads at once never mix a token with another run's caller.
+        self._caller: tuple[Any, LoopCaller] | None = None
         self.name = "trio"
         self.clock = trio.current_time
         self.schedule_pass = trio.lowlevel.checkpoint
         self.quiet_passes = 2
 
     def loop_caller(self) -> LoopCaller:
-        run_sync_soon = self._trio.lowlevel.current_trio_token().run_sync_soon
+        token = self._trio.lowlevel.current_trio_token()
+        cached = self._caller
+        if cached is not None and cached[0] is token:
+            return cached[1]
+        run_sync_soon = token.run_sync_soon
         finished = self._trio.RunFinishedError
 
         def call_trio(callback: Callable[[], None]) -> None:
@@ -124,6 +146,7 @@ class _TrioLib(AsyncLib):
             except finished:
                 pass
 
+        self._caller = (token, call_trio)
         return call_trio
 
     def parker(self) -> Parker:
@@ -134,7 +157,7 @@ class _AsyncioLib(AsyncLib):
     """One per loop (see :func:`current_asynclib`): what it hands out is shared by every
     stream of that loop, not made again for each (GC-tracked objects per stream, issue 18)."""
 
-    __slots__ = ("_caller", "_create_future", "_loop")
+    __slots__ = ("_caller", "_context", "_create_future", "_loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -144,6 +167,8 @@ class _AsyncioLib(AsyncLib):
         self.quiet_passes = 1
         self._create_future = loop.create_future
         self._caller: LoopCaller | None = None
+        # The context of every timer: shared, so a timer copies no context of its own.
+        self._context = contextvars.Context()
 
     def loop_caller(self) -> LoopCaller:
         caller = self._caller
@@ -161,6 +186,9 @@ class _AsyncioLib(AsyncLib):
 
     def parker(self) -> Parker:
         return _AsyncioParker(self._create_future)
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
+        return self._loop.call_at(when, callback, context=self._context)
 
 
 @types.coroutine

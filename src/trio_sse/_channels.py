@@ -2,15 +2,19 @@
 
 Both classes are anyio's own ``MemoryObjectSendStream``/``MemoryObjectReceiveStream``
 (``isinstance`` holds, ``clone()``, ``statistics()``, ``close()`` and ``async with`` are
-anyio's); an instance is made by re-classing a stream that ``anyio.create_memory_object_stream``
-created (see :func:`producer_send_end`, :func:`parking_pair`), so no private anyio
-state is touched. What that relies on (no ``__slots__`` in anyio's classes, none of our
-attribute names taken, ``send`` going through ``send_nowait``, every way of closing through
-``close``, clones of anyio's own class) is pinned by ``tests/test_channels.py``, and anyio is
-bounded below its next major version for it. (Re-classing has a cost of its own: CPython 3.11+
-no longer specialises attribute reads on an instance whose class was swapped, so anyio's
-``send_nowait``/``receive_nowait`` run slower on these streams than on plain ones; composition
-over ``anyio.abc`` measured faster in a micro-benchmark.) Only the awaiting methods
+anyio's). A producer's send end is made by re-classing a stream that
+``anyio.create_memory_object_stream`` created (:func:`producer_send_end`); a subscriber's pair
+(:func:`parking_pair`) by our classes' own constructors on the channel of such a pair, as
+anyio's ``clone()`` makes its ends (the one private name read is the dataclass field
+``_state``), because a re-classed instance keeps a ``__dict__`` of its own: one object more
+per end for the garbage collector to walk, per open stream (issue 18). What that relies on (no
+``__slots__`` in anyio's classes, none of our attribute names taken, ``send`` going through
+``send_nowait``, every way of closing through ``close``, clones of anyio's own class, the
+``_state`` field) is pinned by ``tests/test_channels.py`` and ``tests/test_gc_footprint.py``,
+and anyio is bounded below its next major version for it. (Re-classing has a cost of its own:
+CPython 3.11+ no longer specialises attribute reads on an instance whose class was swapped, so
+anyio's ``send_nowait``/``receive_nowait`` run slower on re-classed streams than on plain ones;
+composition over ``anyio.abc`` measured faster in a micro-benchmark.) Only the awaiting methods
 change, and only in what they cost:
 
 * :class:`ProducerSendStream` is the send end a producer function gets (issue #4). anyio's
@@ -258,12 +262,28 @@ class DirectSource:
 
 def parking_pair(max_buffer_size: int) -> tuple[WakingSendStream[Any], ParkingReceiveStream[Any]]:
     """A bounded anyio memory channel whose reader parks and whose sends wake it."""
-    send, receive = anyio.create_memory_object_stream[Any](max_buffer_size)
-    receive.__class__ = ParkingReceiveStream
-    assert isinstance(receive, ParkingReceiveStream)
+    plain_send, plain_receive = anyio.create_memory_object_stream[Any](max_buffer_size)
+    receive = _same_channel(ParkingReceiveStream, plain_receive)
     receive._parker = _NOT_PARKED
     receive._wake_pending = False
-    send.__class__ = WakingSendStream
-    assert isinstance(send, WakingSendStream)
+    send = _same_channel(WakingSendStream, plain_send)
     send._receiver = receive
     return send, receive
+
+
+_End = TypeVar("_End")
+
+
+def _same_channel(
+    cls: Callable[[Any], _End], plain: MemoryObjectSendStream[Any] | MemoryObjectReceiveStream[Any]
+) -> _End:
+    """An instance of *cls* on the channel of *plain* (fresh from anyio), which is closed.
+
+    Made by *cls*'s own constructor (anyio's dataclass, given the channel's shared ``_state``,
+    as anyio's ``clone()`` does) rather than by re-classing *plain*: CPython materialises a
+    ``__dict__`` for an instance whose class is swapped, one more object for the collector to
+    walk per end, per open stream (issue 18). The new end counts as one more open end before
+    *plain* is closed, so the channel is never seen with no end open."""
+    ours = cls(plain._state)
+    plain.close()
+    return ours

@@ -20,6 +20,7 @@ import anyio
 import anyio.lowlevel
 
 from ._asynclib import current_loop_caller
+from ._streaminfo import CURRENT_STREAM
 
 __all__ = ["ShutdownToken", "current_shutdown_token", "default_shutdown_token"]
 
@@ -213,7 +214,6 @@ _default_token = ShutdownToken()
 # ``_uvicorn.chain_handlers`` chained last (set there only). It stays after that run ended, until another run is chained.
 _run_token: ShutdownToken | None = None
 
-_current: contextvars.ContextVar[ShutdownToken] = contextvars.ContextVar("trio_sse_shutdown")
 # Set by trio_sse.serve for every task of the server it runs (tasks inherit the context).
 _server_token: contextvars.ContextVar[ShutdownToken | None] = contextvars.ContextVar(
     "trio_sse_server_shutdown", default=None
@@ -245,5 +245,6 @@ def current_shutdown_token() -> ShutdownToken:
     Outside a stream, the process-wide default token. Lets a producer notice the cooperative
     phase (``token.triggered``, ``await token.wait()``) without being passed the token.
     """
-    token = _current.get(None)
+    current = CURRENT_STREAM.get()  # the stream loop's connection (``_streaminfo``)
+    token = None if current is None else current.shutdown_token
     return token if token is not None else default_shutdown_token()

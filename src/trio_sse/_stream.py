@@ -12,10 +12,15 @@ owns, so nothing outlives the response:
   it is parked, to wake it for a ping or for shutdown. On a broadcast subscriber's stream
   (``_channels.ParkingReceiveStream``) it parks on the stream itself and is woken by
   unparking it, for an event as for a ping: no cancel scope at all;
-* the **listener** waits for ``http.disconnect`` and then cancels the whole group. It also
-  keeps the ping deadline (the time of the writer's last send plus the interval) and the
-  stream's lifetime (``max_duration``): it waits anyway, so the ping costs one timer per
-  interval rather than one per event;
+* the **listener** waits for ``http.disconnect`` and then cancels the whole group. Under
+  trio it also keeps the ping deadline (the time of the writer's last send plus the
+  interval) and the stream's lifetime (``max_duration``) as its wait's cancel scope: it
+  waits anyway, so the ping costs one timer per interval rather than one per event. Under
+  asyncio the same deadlines are one loop timer (``_on_timer``, a callback, not a task),
+  armed again at most once per interval, and the listener waits with no scope at all: a
+  cancel scope with its deadline kept about seven more objects per open stream for the
+  garbage collector to walk (issue 18). Once the body is finished, ``_stop_listener``
+  cancels the listener's wait (its scope, or its task) and the timer;
 * the **producer** (a producer function, or a pump for an iterable) feeds a bounded memory
   channel, whose send end yields only when full or once per time slice
   (``_channels.ProducerSendStream``); a receive channel given as content needs no task. A
@@ -40,9 +45,10 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 import anyio.to_thread
+from anyio import TaskHandle
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._asynclib import current_asynclib
+from ._asynclib import AsyncLib, Timer, current_asynclib
 from ._batch import BATCH_BYTES, PARK, PASS, Batch
 from ._channels import ParkingReceiveStream, producer_send_end
 from ._encoder import SEPARATORS
@@ -51,9 +57,9 @@ from ._events import ServerSentEvent, encode_item
 from ._hooks import CloseReason, Observer, Tally
 from ._prefetch import DEFAULT_MAX_PREFETCH
 from ._ratelog import LogLimiter
-from ._shutdown import ShutdownToken, _current, default_shutdown_token
+from ._shutdown import ShutdownToken, default_shutdown_token
 from ._sources import Content, Opened, Source
-from ._streaminfo import STREAM_SCOPE, Scope, describe, where
+from ._streaminfo import CURRENT_STREAM, Scope, describe, where
 
 logger = logging.getLogger("trio_sse")
 
@@ -185,7 +191,9 @@ class Connection:
         "_finished",
         "_grace_deadline",
         "_group",
-        "_listener_scope",
+        "_lib",
+        "_listener",
+        "_listener_wait",
         "_next_ping",
         "_parking",
         "_pass",
@@ -200,9 +208,11 @@ class Connection:
         "_spec",
         "_stop_listening",
         "_tally",
+        "_timer",
         "_wait_scope",
         "_waiting",
         "_woken",
+        "shutdown_token",
     )
 
     def __init__(
@@ -210,6 +220,8 @@ class Connection:
     ) -> None:
         self._spec = spec
         self._scope = scope  # named by the stream's log lines (``_streaminfo.where``)
+        # The token it is bound to, once it runs: ``current_shutdown_token()`` in its tasks.
+        self.shutdown_token: ShutdownToken | None = None
         # Only an observed stream counts what it sends (``_hooks``).
         observer = spec.observer
         self._tally = None if observer is None else Tally(observer, scope or {})
@@ -240,10 +252,20 @@ class Connection:
         self._sender_scope: anyio.CancelScope | None = None  # the data sender's
         self._finished = False
         self._closing = False
-        # The listener's current wait (one scope at a time, bounded by the ping deadline);
-        # ``_stop_listener`` cancels it once the body is finished.
-        self._listener_scope: anyio.CancelScope | None = None
+        # The listener's task, and what ``_stop_listener`` cancels once the body is finished
+        # while the listener waits: a scope bounded by the ping deadline (trio), else its task.
+        self._listener: TaskHandle[None] | None = None
+        self._listener_wait: anyio.CancelScope | TaskHandle[None] | None = None
         self._stop_listening = False
+        # asyncio: the ping deadline and ``max_duration`` as one loop timer (``_on_timer``),
+        # not a cancel scope around the listener's wait; ``None`` under trio, or when off.
+        self._lib: AsyncLib | None = None
+        self._timer: Timer | None = None
+
+    @property
+    def asgi_scope(self) -> Scope | None:
+        """The ASGI scope its log lines name (``_streaminfo.where``)."""
+        return self._scope
 
     # -- public entry -------------------------------------------------------------------------
 
@@ -318,19 +340,24 @@ class Connection:
             self._next_ping = self._clock() + spec.ping_interval
         if spec.max_duration is not None:
             self._expires_at = self._clock() + _duration(spec.max_duration)
+        self._lib = lib
+        first = min(self._next_ping, self._expires_at)
+        if first != math.inf:
+            self._timer = lib.call_at(first, self._on_timer)
         token = spec.shutdown if spec.shutdown is not None else default_shutdown_token()
         source, feed, send_stream = opened
+        del opened  # not kept for the stream's whole life: one object fewer (issue 18)
         self._source = source
         timed_out: SendTimeoutError | None = None
-        context_token = _current.set(token)
-        scope_token = STREAM_SCOPE.set(self._scope)
+        self.shutdown_token = token
+        context_token = CURRENT_STREAM.set(self)  # its scope and its token, for its tasks
         token._stream_started()
         try:
             async with anyio.create_task_group() as group:
                 self._group = group
                 self._start_tasks(group, token, feed, send_stream)
                 try:
-                    watch = token._add_watcher(self._on_shutdown)
+                    watch = token._add_watcher(self)  # calls ``_on_shutdown``
                     try:
                         outcome = await self._write(source)
                     finally:
@@ -355,8 +382,8 @@ class Connection:
             raise
         finally:
             token._stream_finished()
-            STREAM_SCOPE.reset(scope_token)
-            _current.reset(context_token)
+            CURRENT_STREAM.reset(context_token)
+            self._cancel_timer()
             source.close()
         if timed_out is not None:
             raise timed_out
@@ -369,7 +396,7 @@ class Connection:
         send_stream: MemoryObjectSendStream[Any] | None,
     ) -> None:
         """Start the listener, and the producer and the data sender if there are any."""
-        group.start_soon(self._listen, token)
+        self._listener = group.start_soon(self._listen, token)
         if feed is not None:
             scope = self._producer_scope = anyio.CancelScope()
             if send_stream is not None:
@@ -442,13 +469,13 @@ class Connection:
     # -- tasks --------------------------------------------------------------------------------
 
     async def _listen(self, token: ShutdownToken) -> None:
-        """Wait for ``http.disconnect``; meanwhile keep the ping timer.
+        """Wait for ``http.disconnect``; meanwhile keep the ping timer, unless the loop does.
 
-        The ping deadline lives here rather than around the writer's every wait: this task
-        waits anyway, the writer only records when it last sent (``_next_ping``), and the
-        listener's deadline moves at most twice per ping interval instead of once per event.
-        When a ping is due and the writer is parked, the listener wakes it; a writer that is
-        busy is sending data, which resets the timer anyway.
+        The ping deadline lives here (trio) or in the loop's timer (asyncio: ``_on_timer``)
+        rather than around the writer's every wait: the writer only records when it last sent
+        (``_next_ping``), and the deadline moves at most twice per ping interval instead of
+        once per event (``_due``). When a ping is due and the writer is parked, it is woken;
+        a writer that is busy is sending data, which resets the timer anyway.
 
         An ``http.disconnect`` that comes once *token* is triggered is the server shutting
         down (uvicorn 0.43-0.44 send one to every running response), not the client leaving:
@@ -456,35 +483,33 @@ class Connection:
         (such a server answers every later ``receive`` at once) but keeps the ping timer.
         """
         receive: Receive | None = self._receive
-        interval = self._spec.ping_interval
-        clock = self._clock
         while True:
             if self._stop_listening:
                 return
-            deadline = self._expires_at
-            if interval or deadline != math.inf:
-                now = clock()
-                if deadline <= now:
-                    self._expire()
-                    deadline = math.inf
-                if interval:
-                    ping_at = self._next_ping
-                    if ping_at <= now:
-                        self._wake_writer()
-                        ping_at = now + interval
-                    deadline = min(deadline, ping_at)
-            scope = anyio.CancelScope(deadline=deadline)
-            self._listener_scope = scope
-            with scope:
-                if receive is None:
-                    await anyio.sleep_forever()  # the server said it is going: pings only
-                else:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        if not token.triggered:
-                            break
-                        receive = None
-                        self._on_shutdown()
+            deadline = math.inf if self._timer is not None else self._due()
+            message: Message | None = None
+            if deadline == math.inf:  # no deadline here: ``_stop_listener`` cancels the task
+                self._listener_wait = self._listener
+                try:
+                    message = await (anyio.sleep_forever() if receive is None else receive())
+                finally:
+                    self._listener_wait = None
+            else:
+                scope = self._listener_wait = anyio.CancelScope(deadline=deadline)
+                with scope:  # (``receive is None``: the server said it is going, pings only)
+                    message = await (anyio.sleep_forever() if receive is None else receive())
+                self._listener_wait = None
+            if message is None or message["type"] != "http.disconnect":
+                continue
+            if not token.triggered:
+                break
+            receive = None
+            self._on_shutdown()
+        await self._client_left_or_done(message)
+
+    async def _client_left_or_done(self, message: Message) -> None:
+        """The listener got ``http.disconnect``: the client left, unless the body is done."""
+        self._cancel_timer()
         if self._closing:
             # Not a disconnect: cancelling now would cut the server's own bookkeeping of
             # the final send short (hypercorn-trio then never restarts the keep-alive
@@ -523,8 +548,42 @@ class Connection:
 
     def _stop_listener(self) -> None:
         self._stop_listening = True
-        if self._listener_scope is not None:
-            self._listener_scope.cancel()
+        if self._listener_wait is not None:
+            self._listener_wait.cancel()
+        self._cancel_timer()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _due(self) -> float:
+        """Act on what is due (``max_duration`` over; a ping due: wake a parked writer) and
+        return when to look next (``inf``: never). A writer that is busy is sending data, which
+        moves ``_next_ping`` anyway: the next look is then at the ping time it set."""
+        interval = self._spec.ping_interval
+        deadline = self._expires_at
+        if not interval and deadline == math.inf:
+            return deadline
+        now = self._clock()
+        if deadline <= now:
+            self._expire()
+            deadline = math.inf
+        if interval:
+            ping_at = self._next_ping
+            if ping_at <= now:
+                self._wake_writer()
+                ping_at = now + interval
+            deadline = min(deadline, ping_at)
+        return deadline
+
+    def _on_timer(self) -> None:
+        """The loop's timer (asyncio): act on what is due, then arm it for what is next."""
+        self._timer = None  # (``_stop_listener`` cancels it: it never comes after)
+        deadline = self._due()
+        if deadline != math.inf:
+            assert self._lib is not None
+            self._timer = self._lib.call_at(deadline, self._on_timer)
 
     def _wake_writer(self) -> None:
         # Only a parked writer is woken: its wait scope also encloses its sends.
@@ -560,6 +619,10 @@ class Connection:
             event.set()
         self._wake_writer()
 
+    # The token's watcher is the connection itself, not a bound method that the token would
+    # keep for the stream's whole life (one object fewer per open stream: issue 18).
+    __call__ = _on_shutdown
+
     # -- the writer ---------------------------------------------------------------------------
 
     async def _send_message(self, message: Message) -> None:
@@ -592,7 +655,6 @@ class Connection:
         """
         spec, stream, gate, tally = self._spec, source.stream, source.gate, self._tally
         parking = self._parking = stream if isinstance(stream, ParkingReceiveStream) else None
-        wait = parking.wait_ready if parking is not None else stream.receive
         end, clock, sep, ping = source.end, self._clock, spec.sep, spec.ping_interval
         send = self._send if spec.send_timeout is None else self._send_message
         batch = Batch(gate.limit if gate is not None else BATCH_BYTES, self._quiet_passes)
@@ -638,7 +700,11 @@ class Connection:
                     grace = self._grace_deadline
                     self._waiting = True
                     try:
-                        got = await (wait() if grace == math.inf else _wait_until(wait, grace))
+                        got = await (
+                            _wait_on(source, parking)
+                            if grace == math.inf
+                            else _wait_until(_waiter(source, parking), grace)
+                        )
                     except end:
                         return _END
                     finally:
@@ -693,6 +759,18 @@ def _duration(value: float | tuple[float, float]) -> float:
 
 def _body_message(body: bytes) -> Message:
     return {"type": "http.response.body", "body": body, "more_body": True}
+
+
+def _wait_on(source: Source, parking: ParkingReceiveStream[Any] | None) -> Awaitable[Any]:
+    """The writer's wait: parked on a subscriber's stream, else the next item's ``receive``.
+    (Made at each wait, not kept as a bound method by the writer's frame: issue 18.)"""
+    return parking.wait_ready() if parking is not None else source.stream.receive()
+
+
+def _waiter(
+    source: Source, parking: ParkingReceiveStream[Any] | None
+) -> Callable[[], Awaitable[Any]]:
+    return parking.wait_ready if parking is not None else source.stream.receive
 
 
 async def _wait_until(wait: Callable[[], Awaitable[Any]], deadline: float) -> Any:

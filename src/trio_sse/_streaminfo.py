@@ -1,10 +1,11 @@
 """Which stream is this: its route and client, for hooks and for log lines (issue 17 item 4).
 
 :class:`StreamInfo` is what a hook is told about the stream it observes. The log lines of a
-failing stream name it too: ``_run`` of the stream loop puts its ASGI scope in a context
-variable (``STREAM_SCOPE``), which the tasks of its task group inherit, and :func:`where`
-formats it only when a line is logged, so a stream that never fails pays one ``set`` and one
-``reset`` for it. Standard library only; nothing here is a checkpoint.
+failing stream name it too: ``_run`` of the stream loop puts its connection (which knows its
+ASGI scope and its shutdown token) in a context variable (``CURRENT_STREAM``), which the tasks
+of its task group inherit, and :func:`where` formats the scope only when a line is logged, so
+a stream that never fails pays one ``set`` and one ``reset`` for it, shared with
+``current_shutdown_token`` (one context-variable token per stream, not two: issue 18). Standard library only; nothing here is a checkpoint.
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ import contextvars
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ._shutdown import ShutdownToken
 
 __all__ = [
-    "STREAM_SCOPE",
+    "CURRENT_STREAM",
+    "Current",
     "StreamInfo",
     "client_of",
     "describe",
@@ -27,11 +32,24 @@ __all__ = [
 
 Scope = Mapping[str, Any]
 
-STREAM_SCOPE: contextvars.ContextVar[Scope | None] = contextvars.ContextVar(
-    "trio_sse_stream_scope", default=None
+
+class Current(Protocol):
+    """What a stream puts in ``CURRENT_STREAM`` for its tasks (the stream loop's connection)."""
+
+    @property
+    def asgi_scope(self) -> Scope | None:
+        """The stream's ASGI scope, named by its log lines (``None``: not known)."""
+
+    @property
+    def shutdown_token(self) -> ShutdownToken | None:
+        """The token the stream is bound to (``current_shutdown_token``)."""
+
+
+CURRENT_STREAM: contextvars.ContextVar[Current | None] = contextvars.ContextVar(
+    "trio_sse_stream", default=None
 )
-"""The ASGI scope of the stream the current task serves: ``_stream``'s ``_run`` sets it (and
-resets it when the stream ends); the tasks of the stream's task group inherit it."""
+"""The stream the current task serves: ``_stream``'s ``_run`` sets it (and resets it when the
+stream ends); the tasks of the stream's task group inherit it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,4 +117,5 @@ def describe(scope: Scope | None) -> str:
 
 def where() -> str:
     """:func:`describe` of the stream the current task belongs to (``""`` outside any)."""
-    return describe(STREAM_SCOPE.get())
+    current = CURRENT_STREAM.get()
+    return "" if current is None else describe(current.asgi_scope)
