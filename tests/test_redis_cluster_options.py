@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 
+import anyio
 import pytest
 
 from trio_sse.backends import RedisBackend
@@ -172,3 +173,21 @@ def test_topic_patterns_are_refused_on_a_cluster() -> None:
 
     with pytest.raises(ValueError, match="not available on Redis Cluster yet"):
         Broadcaster(RedisBackend("redis+cluster://h"), patterns=["orders/*"])
+
+
+def test_an_error_reported_while_the_client_closes_is_dropped() -> None:
+    # A reader failing while the hub leaves: the pool's error stream is closed already.
+    from coredis import RedisCluster
+
+    from trio_sse.backends._redis_cluster_reader import report
+    from trio_sse.backends._redis_connections import ClosingClusterPool
+
+    client: RedisCluster[bytes] = RedisCluster(
+        "127.0.0.1", 7000, connection_pool_cls=ClosingClusterPool
+    )
+    pool = client.connection_pool
+    assert isinstance(pool, ClosingClusterPool)
+    pool.close_streams()
+    with pytest.raises(anyio.ClosedResourceError):
+        pool.cluster_layout.report_errors(None, ConnectionError("gone"))
+    report(pool.cluster_layout, None, ConnectionError("gone"))

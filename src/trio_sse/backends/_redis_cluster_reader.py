@@ -84,6 +84,15 @@ async def node_connection(
         yield connection
 
 
+def report(layout: Any, node: ClusterNodeLocation | None, error: Exception) -> None:
+    """Tell coredis' slot map about *error* at *node*; nothing once the client is closing
+    (its error stream closed while a reader still failed: the hub is leaving)."""
+    try:
+        layout.report_errors(node, error)
+    except anyio.ClosedResourceError:
+        pass
+
+
 @dataclass
 class _Reader:
     """One slot's reader, as :meth:`ClusterReaders.wake` sees it."""
@@ -245,7 +254,7 @@ class ClusterReaders:
                 return None, True
         except Exception as exc:
             cause = _unwrapped(exc)
-            layout.report_errors(node, cause)  # MOVED: the new owner; else toward a refresh
+            report(layout, node, cause)  # MOVED: the new owner; else toward a refresh
             if isinstance(cause, AskError):  # MOVED, or ASK while the slot migrates
                 logger.info("trio_sse: Redis slot %d is moving: %s", reader.slot, cause)
                 await anyio.sleep(0.05)  # no busy loop while a migration lasts
