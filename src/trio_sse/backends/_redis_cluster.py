@@ -25,9 +25,8 @@ import ssl
 import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
-from ._redis_hosts import hosts_text, invalid_url, parse_host
+from ._redis_hosts import hosts_text, invalid_url, parse_netloc
 from ._redis_tls import TLS_OPTIONS, context_for, read_options
 
 if TYPE_CHECKING:
@@ -127,17 +126,7 @@ def parse_cluster_url(url: str) -> ClusterURL:
     if tail.strip("/") or (query and not tls):
         why = "no database" if tls else "no database and no query options"
         raise invalid_url(url, f"{scheme}:// takes {why}")
-    credentials, at, hosts = netloc.rpartition("@")
-    username = password = None
-    if at:
-        user, colon, secret = credentials.partition(":")
-        username = unquote(user) or None
-        password = unquote(secret) if colon else None
-    if not hosts:
-        raise invalid_url(url, "expected at least one node host[:port]")
-    nodes = tuple(
-        parse_host(url, text, default_port=_PORT, what="node") for text in hosts.split(",")
-    )
+    username, password, nodes = parse_netloc(url, netloc, default_port=_PORT, what="node")
     options = read_options(query, TLS_OPTIONS, lambda why: invalid_url(url, why)) if tls else None
     return ClusterURL(nodes, username, password, options)
 

@@ -4,8 +4,9 @@ items, IPv6 in brackets, separated by commas. Pure functions, nothing is a check
 from __future__ import annotations
 
 from collections.abc import Iterable
+from urllib.parse import unquote
 
-__all__ = ["hosts_text", "invalid_url", "parse_host"]
+__all__ = ["hosts_text", "invalid_url", "parse_host", "parse_netloc"]
 
 
 def invalid_url(url: str, why: str) -> ValueError:
@@ -36,3 +37,22 @@ def parse_host(url: str, text: str, *, default_port: int, what: str) -> tuple[st
     if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
         raise invalid_url(url, f"bad port {port_text!r}")
     return host, int(port_text)
+
+
+def parse_netloc(
+    url: str, netloc: str, *, default_port: int, what: str
+) -> tuple[str | None, str | None, tuple[tuple[str, int], ...]]:
+    """``[[user]:password@]host[:port][,host[:port]...]`` -> (user, password, hosts), the
+    credentials unquoted. ``ValueError`` without any host, or for a malformed one."""
+    credentials, at, hosts = netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = credentials.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    if not hosts:
+        raise invalid_url(url, f"expected at least one {what} host[:port]")
+    parsed = tuple(
+        parse_host(url, text, default_port=default_port, what=what) for text in hosts.split(",")
+    )
+    return username, password, parsed

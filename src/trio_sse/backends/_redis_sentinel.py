@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from ._redis_hosts import hosts_text, invalid_url, parse_host
+from ._redis_hosts import hosts_text, invalid_url, parse_netloc
 
 if TYPE_CHECKING:
     from coredis import Redis
@@ -57,17 +57,7 @@ def parse_sentinel_url(url: str) -> SentinelURL:
     if "?" in rest or "#" in rest:
         raise invalid_url(url, "redis+sentinel:// takes no query options")
     netloc, slash, path = rest.partition("/")
-    credentials, at, hosts = netloc.rpartition("@")
-    username = password = None
-    if at:
-        user, colon, secret = credentials.partition(":")
-        username = unquote(user) or None
-        password = unquote(secret) if colon else None
-    if not hosts:
-        raise invalid_url(url, "expected at least one sentinel host[:port]")
-    sentinels = tuple(
-        parse_host(url, text, default_port=_PORT, what="sentinel") for text in hosts.split(",")
-    )
+    username, password, sentinels = parse_netloc(url, netloc, default_port=_PORT, what="sentinel")
     parts = path.strip("/").split("/") if slash else []
     if not parts or not parts[0] or len(parts) > 2:
         raise invalid_url(url, "expected /service_name or /service_name/db after the sentinels")
