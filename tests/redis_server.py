@@ -14,13 +14,17 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .processes import free_port
 from .services import require
+
+if TYPE_CHECKING:
+    from trio_sse import Broadcaster
 
 __all__ = ["RedisServer", "ServerTLS", "command", "free_port", "ping"]
 
@@ -160,3 +164,17 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+def hub_maker(server: RedisServer) -> Callable[..., Broadcaster]:
+    """What a Redis suite's ``make_hub`` fixture returns: hubs on *server* under a prefix of
+    one test's own (tests share the server, never a stream)."""
+    from trio_sse import Broadcaster
+    from trio_sse.backends import RedisBackend
+
+    prefix = f"test-{uuid.uuid4().hex[:8]}:"
+
+    def make(**options: Any) -> Broadcaster:
+        return Broadcaster(RedisBackend(server.url, prefix=prefix), **options)
+
+    return make

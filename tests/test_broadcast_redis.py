@@ -31,7 +31,7 @@ from trio_sse.backends.redis import parse_stream_id
 
 from ._backends import requires_trio
 from .broadcast_suite import BroadcastSuite, MakeHub, ids_of, take, topic_name
-from .redis_server import RedisServer, command, free_port
+from .redis_server import RedisServer, command, free_port, hub_maker
 
 pytestmark = pytest.mark.anyio
 # The tests that talk to a real Redis; the unreachable one does not.
@@ -43,13 +43,7 @@ SOURCE = Path(trio_sse.__file__).resolve().parent.parent  # src/, or site-packag
 
 @pytest.fixture
 def make_hub(redis_server: RedisServer) -> MakeHub:
-    # One prefix per test: the tests share the server, never a stream.
-    prefix = f"test-{uuid.uuid4().hex[:8]}:"
-
-    def make(**options: Any) -> Broadcaster:
-        return Broadcaster(RedisBackend(redis_server.url, prefix=prefix), **options)
-
-    return make
+    return hub_maker(redis_server)
 
 
 @needs_redis

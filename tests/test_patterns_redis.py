@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import anyio
@@ -14,19 +13,14 @@ from trio_sse.backends.redis import _REFUSED_ID
 
 from .broadcast_suite import MakeHub, take
 from .patterns_suite import PatternsSuite, pattern_name
-from .redis_server import RedisServer
+from .redis_server import RedisServer, hub_maker
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
 def make_hub(redis_server: RedisServer) -> MakeHub:
-    prefix = f"test-{uuid.uuid4().hex[:8]}:"  # one per test: the tests share the server
-
-    def make(**options: Any) -> Broadcaster:
-        return Broadcaster(RedisBackend(redis_server.url, prefix=prefix), **options)
-
-    return make
+    return hub_maker(redis_server)
 
 
 @pytest.mark.service("redis-server")

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
-
 import pytest
 
-from trio_sse._broadcast import Broadcaster
-from trio_sse.backends import RedisBackend
-
 from .broadcast_suite import MakeHub, topic_name
-from .redis_server import RedisServer
+from .redis_server import RedisServer, hub_maker
 from .topics_suite import TopicsSuite
 
 pytestmark = pytest.mark.anyio
@@ -19,12 +13,7 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 def make_hub(redis_server: RedisServer) -> MakeHub:
-    prefix = f"test-{uuid.uuid4().hex[:8]}:"  # one per test: the tests share the server
-
-    def make(**options: Any) -> Broadcaster:
-        return Broadcaster(RedisBackend(redis_server.url, prefix=prefix), **options)
-
-    return make
+    return hub_maker(redis_server)
 
 
 @pytest.mark.service("redis-server")
