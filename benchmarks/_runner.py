@@ -31,7 +31,7 @@ from ._servers import ROOT, Server, running
 from ._targets import SERVERS, target_rows
 from .client import cpu_seconds
 
-__all__ = ["SCENARIOS", "Settings", "main"]
+__all__ = ["SCENARIOS", "Settings", "choose_scenarios", "main"]
 
 SCENARIOS = ("encode", "throughput", "fanout", "idle", "idle10k", "publish", "shutdown", "redis")
 
@@ -478,6 +478,14 @@ def _parse_list(values: list[str] | None, allowed: tuple[str, ...], what: str) -
     return tuple(chosen)
 
 
+def choose_scenarios(values: list[str] | None, *, quick: bool) -> tuple[str, ...]:
+    """The scenarios named in ``--scenarios``, else all (``NOT_QUICK`` left out of a quick run)."""
+    scenarios = _parse_list(values, SCENARIOS, "scenario")
+    if quick and not values:
+        return tuple(name for name in scenarios if name not in NOT_QUICK)
+    return scenarios
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
@@ -505,9 +513,7 @@ def main(argv: list[str] | None = None) -> None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(render(Results(**saved)))
         return
-    scenarios = _parse_list(args.scenarios, SCENARIOS, "scenario")
-    if args.quick and not args.scenarios:
-        scenarios = tuple(name for name in scenarios if name not in NOT_QUICK)
+    scenarios = choose_scenarios(args.scenarios, quick=args.quick)
     settings = Settings.make(
         args.quick, args.reps, _parse_list(args.servers, MAIN_SERVERS, "server")
     )
