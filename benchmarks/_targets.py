@@ -25,6 +25,7 @@ __all__ = [
     "Measure",
     "Target",
     "TargetRow",
+    "summary",
     "target_rows",
     "targets_section",
 ]
@@ -252,6 +253,33 @@ _INTRO = (
 )
 
 
+def _cell(row: TargetRow) -> str:
+    if row.verdict in ("met", "not met"):
+        return f"{row.ratio} {_mark(row.verdict)}"
+    return row.verdict
+
+
+def _matrix(rows: Sequence[TargetRow], columns: Sequence[str], names: Sequence[str]) -> list[str]:
+    """One line per target, one column per server in *columns* (headed *names*)."""
+    cells: dict[str, dict[str, str]] = {}
+    for row in rows:
+        if row.server in columns:
+            cells.setdefault(row.target, {})[row.server] = _cell(row)
+    body = [[target, *(found.get(c, "—") for c in columns)] for target, found in cells.items()]
+    return _table(["target", *names], body) if body else []
+
+
+def summary(rows: Sequence[TargetRow]) -> list[str]:
+    """The targets at a glance: the ratio and verdict per server (``—``: not a target there),
+    then the publish targets per event loop. The README's table is this one."""
+    loops = ("in process, trio", "in process, asyncio")
+    return [
+        *_matrix(rows, SERVERS, SERVERS),
+        "",
+        *_matrix(rows, loops, ("trio (in process)", "asyncio (in process)")),
+    ]
+
+
 def targets_section(results: Any) -> list[str]:
     """The report's "Targets (issue 18)" section."""
     rows = target_rows(results)
@@ -268,6 +296,10 @@ def targets_section(results: Any) -> list[str]:
         _INTRO,
         "",
         f"Met: {met} of {judged} judged ({len(rows) - judged} not run or without a figure).",
+        "",
+        *summary(rows),
+        "",
+        "Each row with its figures:",
         "",
         *_table(header, body),
         "",

@@ -198,3 +198,13 @@ async def test_the_producer_path_route_forwards_published_events(
             assert status == 200 and int(body) in (1, -1)
             events = await stream.read_events(2)
             assert [(event.data or "").split(" ")[0] for event in events] == ["3", "4"]
+
+
+def test_the_summary_has_a_cell_per_target_and_server() -> None:
+    rows = _targets.target_rows(fanout_results())
+    lines = _targets.summary(rows)
+    assert lines[0] == "| target | uvicorn | hypercorn-asyncio | hypercorn-trio |"
+    assert "| fan-out p99 (hub) ≤ 1.2x raw floor | 1.10x met | not run | not run |" in lines
+    # a uvicorn-only target has no cell on the other servers
+    assert "| fan-out p99 (hub) ≤ better-sse push | 2.20x **not met** | — | — |" in lines
+    assert "| target | trio (in process) | asyncio (in process) |" in lines
