@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._node import node_ready
+from ._node import node_ready, node_versions
 from ._redis import RedisForBench, redis_server
 from ._report import render
 from ._servers import ROOT, Server, running
@@ -535,7 +535,7 @@ def main(argv: list[str] | None = None) -> None:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "versions": _versions(),
+        "versions": _versions() | (node_versions() if settings.node else {}),
         "load_before": os.getloadavg(),
         "scenarios": list(scenarios),
         "command": "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),

@@ -3,12 +3,14 @@ route the idle scenarios measure (never how fast anything is)."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from benchmarks import _runner, _targets, app_trio_sse
+from benchmarks import _node, _runner, _targets, app_trio_sse
 from benchmarks._report import render
 from benchmarks._runner import Results
 
@@ -208,3 +210,14 @@ def test_the_summary_has_a_cell_per_target_and_server() -> None:
     # a uvicorn-only target has no cell on the other servers
     assert "| fan-out p99 (hub) ≤ better-sse push | 2.20x **not met** | — | — |" in lines
     assert "| target | trio (in process) | asyncio (in process) |" in lines
+
+
+def test_node_versions_name_node_and_better_sse(tmp_path: Path) -> None:
+    if shutil.which("node") is None:
+        pytest.skip("node is not on PATH: apt-get install nodejs")
+    marker = tmp_path / "node_modules" / "better-sse" / "package.json"
+    assert _node.node_versions(tmp_path)["better-sse"] == "not installed"
+    marker.parent.mkdir(parents=True)
+    marker.write_text('{"version": "9.8.7"}')
+    found = _node.node_versions(tmp_path)
+    assert found["better-sse"] == "9.8.7" and found["node"][0].isdigit()
