@@ -515,8 +515,8 @@ def render(results: Results) -> str:
     from ._targets import targets_section
 
     lines += targets_section(results)
-    for section in (_targets, _throughput, _fanout, _redis, _idle, _shutdown, _encode):
+    sections = (_targets, _throughput, _fanout, publish_section, _redis, _idle, idle10k_section,
+                _shutdown, _encode, node_section)  # fmt: skip
+    for section in sections:
         lines += section(results)
-    lines += idle10k_section(results) + publish_section(results)
-    lines += node_section(results)
     return "\n".join(lines).rstrip() + "\n"
