@@ -528,8 +528,11 @@ class Broadcaster:
         be a stream id above the last one), else ``ValueError``. An event that cannot be
         encoded as UTF-8 (a lone surrogate) is refused with ``ValueError``.
 
-        A checkpoint. Memory: returns once each local subscriber has the event buffered or was
-        handled by its overflow policy (``block`` may make it wait, see :class:`Overflow`).
+        A checkpoint. Memory: the checkpoint comes first (cancelled there, nothing is
+        published); the publish then returns once each local subscriber has the event buffered
+        or was handled by its overflow policy (``block`` may make it wait, see
+        :class:`Overflow`), with no scheduling pass after: the publisher waits for the queueing,
+        not for its subscribers, which run at its next checkpoint (issue 18).
         Redis: returns once Redis stored it; every hub's reader then delivers it.
         Cancelled before the event is stored, nothing is published; a cancelled memory publish
         that was waiting for ``block`` subscribers disconnects them (they resume by replay).

@@ -79,22 +79,28 @@ class MemoryBackend:
     async def publish(self, topic: str, event: ServerSentEvent) -> str:
         """Append to the topic's history and deliver to the local subscribers.
 
-        A checkpoint, in trio's order: a cancellation already pending is raised before
-        anything is stored; an uncontended publish then stores and delivers at once, and takes
-        its scheduling pass afterwards, shielded (so "cancelled" always means "not published").
-        Delivering before the pass matters on a busy server: the pass would first run every
-        task already waiting, the subscribers of the previous event included, and add all that
-        time to this event's latency. A publish that finds the topic busy (another publish is
-        waiting on a ``block`` subscriber) waits for the topic's lock. Returns once every
+        A checkpoint, taken first (issue 18): a cancellation pending, or delivered while the
+        other ready tasks run, raises ``Cancelled`` there with nothing stored; once past it, the
+        publish stores and delivers and returns with no scheduling pass after, so the publisher
+        waits for the queueing only, never for its subscribers' work: the subscribers it woke
+        run at its next checkpoint. Not the order of trio's channel ``send`` (cancellation check,
+        act, shielded pass), on purpose: that pass made the publisher wait until every
+        subscriber it had just woken ran (3-5 ms at 1,000 subscribers where queueing is 1-1.5;
+        ``benchmarks/results/2026-12-07-publish-latency.md``). The trade-off: on a busy loop the
+        tasks already ready run before this event is stored, not after. A publish that finds the topic busy (another
+        publish is waiting on a ``block`` subscriber) waits for the topic's lock, a second
+        checkpoint where a cancellation still publishes nothing. Returns once every
         subscriber has the event in its buffer or was handled by its overflow policy, so under
-        ``block`` it may wait up to that subscriber's ``block_timeout``. An event that brings
-        its own id keeps it; an id already in the retained history of the topic is refused
-        (``ValueError``): resuming from a duplicated id would be ambiguous.
+        ``block`` it may wait up to that subscriber's ``block_timeout`` (cancelled there, the
+        event is stored and the subscribers still waited for are disconnected: see
+        ``Broadcaster._deliver``). An event that brings its own id keeps it; an id already in
+        the retained history of the topic is refused (``ValueError``): resuming from a
+        duplicated id would be ambiguous.
         """
         deliver = self._deliver
         if deliver is None:
             raise RuntimeError("the backend is not started")
-        await anyio.lowlevel.checkpoint_if_cancelled()
+        await anyio.lowlevel.checkpoint()
         if self._patterns is not None:
             pattern = self._patterns.match(topic)
             if pattern is not None:
@@ -129,7 +135,6 @@ class MemoryBackend:
             await deliver(topic, entry)
         finally:
             lock.release()
-        await anyio.lowlevel.cancel_shielded_checkpoint()
         return event.id
 
     async def _publish_matched(
@@ -137,7 +142,8 @@ class MemoryBackend:
     ) -> str:
         """:meth:`publish` to a topic that *pattern* covers, which also appends the event to
         the pattern's index at the same sequence (kept apart: a hub without patterns runs
-        the plain path, unchanged). The same checkpoints and refusals.
+        the plain path, unchanged). The same checkpoints (:meth:`publish`'s, taken before this
+        is called, and the locks' when they must wait) and refusals; no pass after delivering.
 
         The index's lock is taken after the topic's (always in that order) and before the
         sequence is drawn, so the index's order is its sequences' order and its deliveries
@@ -164,7 +170,6 @@ class MemoryBackend:
                 index.lock.release()
         finally:
             state.lock.release()
-        await anyio.lowlevel.cancel_shielded_checkpoint()
         return event_id
 
     def _state(self, topic: str) -> _Topic:
