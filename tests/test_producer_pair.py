@@ -10,13 +10,25 @@ reader left, ``ClosedResourceError`` once closed, waiting (or ``False``) when fu
 from __future__ import annotations
 
 import math
+from collections import deque
+from collections.abc import MutableMapping
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from trio_sse._channels import ProducerSendStream, producer_pair, producer_send_end
+from trio_sse import EventSourceResponse, ServerSentEvent
+from trio_sse._channels import (
+    ProducerSendStream,
+    parking_pair,
+    plain_buffer,
+    producer_pair,
+    producer_send_end,
+)
+
+Message = MutableMapping[str, Any]
 
 pytestmark = pytest.mark.anyio
 
@@ -118,3 +130,68 @@ async def test_a_full_buffer_makes_send_wait_for_room() -> None:
             assert sent == [0]  # the second waits for room
             assert [item async for item in receive] == [0, 1, 2]
         assert sent == [0, 1, 2]
+
+
+# -- the writer takes a producer's items off anyio's buffer itself (``plain_buffer``) ----------
+
+
+def test_plain_buffer_is_anyios_own_open_receive_end_only() -> None:
+    send, receive = producer_pair(4)
+    with send, receive:
+        buffer, senders = plain_buffer(receive)
+        assert buffer is receive._state.buffer and senders is receive._state.waiting_senders
+        send.send_nowait(1)
+        assert list(buffer) == [1]
+    assert plain_buffer(receive) == (deque(), {})  # closed: receive_nowait raises, as ever
+    parking_send, parking_receive = parking_pair(4)
+    with parking_send, parking_receive:
+        parking_send.send_nowait(1)
+        assert not plain_buffer(parking_receive)[0]  # a subclass: its receive_nowait is its own
+    assert not plain_buffer(object())[0]
+
+
+SCOPE = {
+    "type": "http",
+    "asgi": {"version": "3.0", "spec_version": "2.4"},
+    "http_version": "1.1",
+    "method": "GET",
+    "scheme": "http",
+    "path": "/",
+    "raw_path": b"/",
+    "query_string": b"",
+    "root_path": "",
+    "headers": [],
+    "client": ("127.0.0.1", 40000),
+    "server": ("127.0.0.1", 8000),
+}
+
+
+@pytest.mark.parametrize("buffer_size", [0, 1, 3, 1000])
+async def test_every_event_once_in_order_whether_the_producer_waits_or_not(
+    buffer_size: int,
+) -> None:
+    # A buffer of 0 or 1: the producer waits for room at nearly every event (its item sits
+    # with the waiting senders, taken by ``receive_nowait``); 1000: it never waits.
+    async def produce(send: MemoryObjectSendStream[ServerSentEvent], n: int) -> None:
+        async with send:
+            for i in range(n):
+                await send.send(ServerSentEvent(f"e{i}", id=i))
+                if i % 97 == 0:
+                    await anyio.lowlevel.checkpoint()
+
+    body = bytearray()
+    never = anyio.Event()
+
+    async def receive() -> Message:
+        await never.wait()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            body.extend(message.get("body", b""))
+
+    response = EventSourceResponse(produce, 2000, max_buffer_size=buffer_size, ping=0)
+    with anyio.fail_after(10):
+        await response(dict(SCOPE), receive, send)
+    expected = b"".join(f"id: {i}\r\ndata: e{i}\r\n\r\n".encode() for i in range(2000))
+    assert bytes(body) == expected

@@ -41,7 +41,8 @@ change, and only in what they cost:
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
@@ -58,6 +59,7 @@ __all__ = [
     "ProducerSendStream",
     "WakingSendStream",
     "parking_pair",
+    "plain_buffer",
     "producer_pair",
     "producer_send_end",
 ]
@@ -187,6 +189,22 @@ def producer_send_end(
         stream._yield_by = 0.0  # the first send is a scheduling point
     stream._scopes = scopes
     return stream
+
+
+# Always empty: nothing is ever added to it.
+_NO_BUFFER: tuple[deque[Any], Mapping[Any, Any]] = (deque(), {})
+
+
+def plain_buffer(stream: object) -> tuple[deque[Any], Mapping[Any, Any]]:
+    """anyio's buffer of *stream* and its waiting senders, for a reader that takes items off
+    the buffer itself while no sender waits (``_stream._drain``: what ``receive_nowait`` does
+    then, without a call per item); an empty buffer (take nothing yourself) unless *stream* is
+    an open receive end of anyio's own class, whose ``receive_nowait`` nobody overrides.
+    Once per look: only the reader closes its end, and it is busy taking."""
+    if type(stream) is not MemoryObjectReceiveStream or stream._closed:
+        return _NO_BUFFER
+    state = stream._state
+    return state.buffer, state.waiting_senders
 
 
 class ParkingReceiveStream(MemoryObjectReceiveStream[T]):
