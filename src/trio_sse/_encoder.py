@@ -73,10 +73,12 @@ def encode_fields(
         and "\n" not in data
         and "\r" not in data
     ):
+        if event is None:  # the most common of all: one string, one encoding
+            if id is None:
+                return f"data: {data}{sep}{sep}".encode()
+            return f"id: {id}{sep}data: {data}{sep}{sep}".encode()
         head = "" if id is None else f"id: {id}{sep}"
-        if event is not None:
-            head = f"{head}event: {event}{sep}"
-        return f"{head}data: {data}{sep}{sep}".encode()
+        return f"{head}event: {event}{sep}data: {data}{sep}{sep}".encode()
     return _encode_any(data, event, id, retry, comment, sep)
 
 
