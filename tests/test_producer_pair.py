@@ -45,13 +45,30 @@ async def test_the_send_end_is_made_as_a_producer_send_stream() -> None:
     with send, receive:
         assert type(send) is ProducerSendStream
         assert isinstance(send, MemoryObjectSendStream)
-        assert send._yield_by == 0.0 and send._scopes == ()  # the first send takes a pass
+        assert send._yield_by == 0.0  # the first send takes a pass
+        assert not send._scope.cancel_called and not send._outer.cancel_called
         assert producer_send_end(send, ()) is send
         assert send.statistics().open_send_streams == 1  # the plain end it came from: closed
         with anyio.fail_after(5):
             await send.send(1)
         assert send._yield_by > 0.0
         assert receive.receive_nowait() == 1
+
+
+async def test_either_of_two_scopes_cancelled_is_noticed_and_three_are_refused() -> None:
+    for which in range(2):
+        send, receive = producer_pair(4)
+        with send, receive:
+            scopes = (anyio.CancelScope(), anyio.CancelScope())
+            producer_send_end(send, scopes)
+            send._yield_by = math.inf
+            assert send.offer(1)
+            scopes[which].cancel()
+            assert not send.offer(2)  # the caller must await send, which checkpoints
+            assert receive.receive_nowait() == 1
+    send, receive = producer_pair(1)
+    with send, receive, pytest.raises(ValueError, match="at most two scopes, got 3"):
+        producer_send_end(send, (anyio.CancelScope(),) * 3)
 
 
 async def test_items_appended_in_order_up_to_the_buffer_size() -> None:

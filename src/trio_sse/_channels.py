@@ -93,42 +93,53 @@ async def _no_wait() -> None:
     """An awaitable that completes without suspending."""
 
 
+class _NeverCancelled:
+    """Stands in for a scope that a send end was not given (fewer than two): never cancelled."""
+
+    __slots__ = ()
+    cancel_called = False
+
+
+_NEVER_CANCELLED: Any = _NeverCancelled()
+
+
 class ProducerSendStream(MemoryObjectSendStream[Any]):
     """A producer's send end; ``send`` yields only when it must (see the module docstring).
 
-    Made by :func:`producer_send_end`. ``_scopes`` are the cancel scopes whose cancellation
-    ``send`` notices without a scheduling pass; a cancellation from further out (the
-    server's) is noticed at the next scheduling point, at most ``SLICE`` later.
+    Made by :func:`producer_pair` and :func:`producer_send_end`. ``_scope`` and ``_outer``
+    are the (at most two) cancel scopes whose cancellation ``send`` notices without a
+    scheduling pass, read as two attributes rather than looped over (issue 18); a cancellation
+    from further out (the server's) is noticed at the next scheduling point, at most ``SLICE``
+    later.
     """
 
-    _scopes: tuple[anyio.CancelScope, ...]
+    _scope: anyio.CancelScope
+    _outer: anyio.CancelScope
     _yield_by: float
 
     async def send(self, item: Any) -> None:
         """Send *item*, waiting for room when the buffer is full. Always a cancellation point;
         a scheduling point when it waits, and at least once every ``SLICE`` seconds."""
-        if _clock() < self._yield_by:
-            for scope in self._scopes:
-                if scope.cancel_called:
-                    break
+        if _clock() < self._yield_by and not (
+            self._scope.cancel_called or self._outer.cancel_called
+        ):
+            # anyio's ``send_nowait`` when it just appends (the reader is not waiting, the
+            # buffer has room, both ends are open), inline: one call fewer per event.
+            state = self._state
+            if (
+                not state.waiting_receivers
+                and len(state.buffer) < state.max_buffer_size
+                and state.open_receive_channels
+                and not self._closed
+            ):
+                state.buffer.append(item)
+                return
+            try:
+                self.send_nowait(item)
+            except anyio.WouldBlock:
+                pass
             else:
-                # anyio's ``send_nowait`` when it just appends (the reader is not waiting, the
-                # buffer has room, both ends are open), inline: one call fewer per event.
-                state = self._state
-                if (
-                    not state.waiting_receivers
-                    and len(state.buffer) < state.max_buffer_size
-                    and state.open_receive_channels
-                    and not self._closed
-                ):
-                    state.buffer.append(item)
-                    return
-                try:
-                    self.send_nowait(item)
-                except anyio.WouldBlock:
-                    pass
-                else:
-                    return
+                return
         await super().send(item)
         self._yield_by = _clock() + SLICE
 
@@ -139,11 +150,8 @@ class ProducerSendStream(MemoryObjectSendStream[Any]):
         that sends many items in a row (an iterable's pump): no coroutine per item (issue 18).
         ``send`` keeps its own copy: one call fewer per event on a producer function's path.
         """
-        if _clock() >= self._yield_by:
+        if _clock() >= self._yield_by or self._scope.cancel_called or self._outer.cancel_called:
             return False
-        for scope in self._scopes:
-            if scope.cancel_called:
-                return False
         state = self._state
         if (
             not state.waiting_receivers
@@ -172,7 +180,7 @@ def producer_pair(
     """
     plain_send, receive = anyio.create_memory_object_stream[Any](max_buffer_size)
     send = _same_channel(ProducerSendStream, plain_send)
-    send._scopes = ()
+    send._scope = send._outer = _NEVER_CANCELLED
     send._yield_by = 0.0  # the first send is a scheduling point
     return send, receive
 
@@ -180,14 +188,16 @@ def producer_pair(
 def producer_send_end(
     stream: MemoryObjectSendStream[Any], scopes: tuple[anyio.CancelScope, ...]
 ) -> ProducerSendStream:
-    """*stream* as a ProducerSendStream that notices the cancellation of *scopes* at every
-    send: one from :func:`producer_pair`, or one fresh from ``create_memory_object_stream``
-    (re-classed: slower attribute reads, same behaviour)."""
+    """*stream* as a ProducerSendStream that notices the cancellation of *scopes* (at most
+    two) at every send: one from :func:`producer_pair`, or one fresh from
+    ``create_memory_object_stream`` (re-classed: slower attribute reads, same behaviour)."""
+    if len(scopes) > 2:
+        raise ValueError(f"a producer's send end watches at most two scopes, got {len(scopes)}")
     if type(stream) is not ProducerSendStream:
         stream.__class__ = ProducerSendStream
         assert isinstance(stream, ProducerSendStream)
         stream._yield_by = 0.0  # the first send is a scheduling point
-    stream._scopes = scopes
+    stream._scope, stream._outer = (*scopes, _NEVER_CANCELLED, _NEVER_CANCELLED)[:2]
     return stream
 
 
