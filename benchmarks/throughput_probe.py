@@ -22,14 +22,15 @@ import pstats
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 import anyio
 
-from trio_sse import EventSourceResponse, ServerSentEvent
+from trio_sse import EventSourceResponse
 
 from ._common import make_payload
+from .app_trio_sse import _generate, _produce  # the benchmark app's own routes' code
 
 __all__ = ["run_round"]
 
@@ -47,17 +48,6 @@ _SCOPE: dict[str, Any] = {
     "client": ("127.0.0.1", 1),
     "server": ("127.0.0.1", 2),
 }
-
-
-async def _produce(send: Any, n: int, data: str) -> None:
-    async with send:
-        for i in range(n):
-            await send.send(ServerSentEvent(data, id=str(i)))
-
-
-async def _generate(n: int, data: str) -> AsyncIterator[ServerSentEvent]:
-    for i in range(n):
-        yield ServerSentEvent(data, id=str(i))
 
 
 async def run_round(path: str, n: int, size: int = 32) -> dict[str, float]:

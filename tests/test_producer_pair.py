@@ -28,6 +28,8 @@ from trio_sse._channels import (
     producer_send_end,
 )
 
+from .test_channels import SCOPE  # an HTTP request's ASGI scope
+
 Message = MutableMapping[str, Any]
 
 pytestmark = pytest.mark.anyio
@@ -165,22 +167,6 @@ def test_plain_buffer_is_anyios_own_open_receive_end_only() -> None:
         parking_send.send_nowait(1)
         assert not plain_buffer(parking_receive)[0]  # a subclass: its receive_nowait is its own
     assert not plain_buffer(object())[0]
-
-
-SCOPE = {
-    "type": "http",
-    "asgi": {"version": "3.0", "spec_version": "2.4"},
-    "http_version": "1.1",
-    "method": "GET",
-    "scheme": "http",
-    "path": "/",
-    "raw_path": b"/",
-    "query_string": b"",
-    "root_path": "",
-    "headers": [],
-    "client": ("127.0.0.1", 40000),
-    "server": ("127.0.0.1", 8000),
-}
 
 
 @pytest.mark.parametrize("buffer_size", [0, 1, 3, 1000])
