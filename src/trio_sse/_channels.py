@@ -41,7 +41,8 @@ change, and only in what they cost:
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
@@ -58,6 +59,8 @@ __all__ = [
     "ProducerSendStream",
     "WakingSendStream",
     "parking_pair",
+    "plain_buffer",
+    "producer_pair",
     "producer_send_end",
 ]
 
@@ -90,31 +93,53 @@ async def _no_wait() -> None:
     """An awaitable that completes without suspending."""
 
 
+class _NeverCancelled:
+    """Stands in for a scope that a send end was not given (fewer than two): never cancelled."""
+
+    __slots__ = ()
+    cancel_called = False
+
+
+_NEVER_CANCELLED: Any = _NeverCancelled()
+
+
 class ProducerSendStream(MemoryObjectSendStream[Any]):
     """A producer's send end; ``send`` yields only when it must (see the module docstring).
 
-    Made by :func:`producer_send_end`. ``_scopes`` are the cancel scopes whose cancellation
-    ``send`` notices without a scheduling pass; a cancellation from further out (the
-    server's) is noticed at the next scheduling point, at most ``SLICE`` later.
+    Made by :func:`producer_pair` and :func:`producer_send_end`. ``_scope`` and ``_outer``
+    are the (at most two) cancel scopes whose cancellation ``send`` notices without a
+    scheduling pass, read as two attributes rather than looped over (issue 18); a cancellation
+    from further out (the server's) is noticed at the next scheduling point, at most ``SLICE``
+    later.
     """
 
-    _scopes: tuple[anyio.CancelScope, ...]
+    _scope: anyio.CancelScope
+    _outer: anyio.CancelScope
     _yield_by: float
 
     async def send(self, item: Any) -> None:
         """Send *item*, waiting for room when the buffer is full. Always a cancellation point;
         a scheduling point when it waits, and at least once every ``SLICE`` seconds."""
-        if _clock() < self._yield_by:
-            for scope in self._scopes:
-                if scope.cancel_called:
-                    break
+        if _clock() < self._yield_by and not (
+            self._scope.cancel_called or self._outer.cancel_called
+        ):
+            # anyio's ``send_nowait`` when it just appends (the reader is not waiting, the
+            # buffer has room, both ends are open), inline: one call fewer per event.
+            state = self._state
+            if (
+                not state.waiting_receivers
+                and len(state.buffer) < state.max_buffer_size
+                and state.open_receive_channels
+                and not self._closed
+            ):
+                state.buffer.append(item)
+                return
+            try:
+                self.send_nowait(item)
+            except anyio.WouldBlock:
+                pass
             else:
-                try:
-                    self.send_nowait(item)
-                except anyio.WouldBlock:
-                    pass
-                else:
-                    return
+                return
         await super().send(item)
         self._yield_by = _clock() + SLICE
 
@@ -125,11 +150,17 @@ class ProducerSendStream(MemoryObjectSendStream[Any]):
         that sends many items in a row (an iterable's pump): no coroutine per item (issue 18).
         ``send`` keeps its own copy: one call fewer per event on a producer function's path.
         """
-        if _clock() >= self._yield_by:
+        if _clock() >= self._yield_by or self._scope.cancel_called or self._outer.cancel_called:
             return False
-        for scope in self._scopes:
-            if scope.cancel_called:
-                return False
+        state = self._state
+        if (
+            not state.waiting_receivers
+            and len(state.buffer) < state.max_buffer_size
+            and state.open_receive_channels
+            and not self._closed
+        ):
+            state.buffer.append(item)
+            return True
         try:
             self.send_nowait(item)
         except anyio.WouldBlock:
@@ -137,15 +168,53 @@ class ProducerSendStream(MemoryObjectSendStream[Any]):
         return True
 
 
+def producer_pair(
+    max_buffer_size: float,
+) -> tuple[ProducerSendStream, MemoryObjectReceiveStream[Any]]:
+    """A bounded anyio memory channel whose send end is a :class:`ProducerSendStream`.
+
+    Made by the class's own constructor (see :func:`_same_channel`), not by re-classing: CPython
+    specialises attribute reads only on an instance whose class was never swapped, and
+    ``send`` reads a few per event (issue 18). Its first ``send`` is a scheduling point; it
+    notices no scope's cancellation without a pass until :func:`producer_send_end` names them.
+    """
+    plain_send, receive = anyio.create_memory_object_stream[Any](max_buffer_size)
+    send = _same_channel(ProducerSendStream, plain_send)
+    send._scope = send._outer = _NEVER_CANCELLED
+    send._yield_by = 0.0  # the first send is a scheduling point
+    return send, receive
+
+
 def producer_send_end(
     stream: MemoryObjectSendStream[Any], scopes: tuple[anyio.CancelScope, ...]
 ) -> ProducerSendStream:
-    """Turn *stream* (fresh from ``create_memory_object_stream``) into a ProducerSendStream."""
-    stream.__class__ = ProducerSendStream
-    assert isinstance(stream, ProducerSendStream)
-    stream._scopes = scopes
-    stream._yield_by = 0.0  # the first send is a scheduling point
+    """*stream* as a ProducerSendStream that notices the cancellation of *scopes* (at most
+    two) at every send: one from :func:`producer_pair`, or one fresh from
+    ``create_memory_object_stream`` (re-classed: slower attribute reads, same behaviour)."""
+    if len(scopes) > 2:
+        raise ValueError(f"a producer's send end watches at most two scopes, got {len(scopes)}")
+    if type(stream) is not ProducerSendStream:
+        stream.__class__ = ProducerSendStream
+        assert isinstance(stream, ProducerSendStream)
+        stream._yield_by = 0.0  # the first send is a scheduling point
+    stream._scope, stream._outer = (*scopes, _NEVER_CANCELLED, _NEVER_CANCELLED)[:2]
     return stream
+
+
+# Always empty: nothing is ever added to it.
+_NO_BUFFER: tuple[deque[Any], Mapping[Any, Any]] = (deque(), {})
+
+
+def plain_buffer(stream: object) -> tuple[deque[Any], Mapping[Any, Any]]:
+    """anyio's buffer of *stream* and its waiting senders, for a reader that takes items off
+    the buffer itself while no sender waits (``_stream._drain``: what ``receive_nowait`` does
+    then, without a call per item); an empty buffer (take nothing yourself) unless *stream* is
+    an open receive end of anyio's own class, whose ``receive_nowait`` nobody overrides.
+    Once per look: only the reader closes its end, and it is busy taking."""
+    if type(stream) is not MemoryObjectReceiveStream or stream._closed:
+        return _NO_BUFFER
+    state = stream._state
+    return state.buffer, state.waiting_senders
 
 
 class ParkingReceiveStream(MemoryObjectReceiveStream[T]):

@@ -34,7 +34,7 @@ def check_sep(sep: object, *, field: str = "sep") -> str:
         raise TypeError(f"{field} must be {choices} (a str), got {shown(sep)}")
     if sep not in SEPARATORS:
         raise ValueError(f"{field} must be {choices}, got {shown(sep)}")
-    return sep
+    return str.__str__(sep)  # a subclass's own characters (the encoder's f-strings format)
 
 
 def split_lines(text: str) -> list[str]:
@@ -63,23 +63,43 @@ def encode_fields(
     Every value is written after ``": "``; a decoder strips exactly one leading space
     (WHATWG 9.2.6), so a value that itself starts with a space keeps it.
     """
-    # Plain concatenation of a few short strings: the cheapest way CPython has to build them
-    # (an event is encoded once per stream item, and once for all subscribers of a broadcast).
+    # f-strings: CPython builds each in one allocation, the cheapest way it has to join a few
+    # short strings (an event is encoded once per stream item, and once for all subscribers
+    # of a broadcast). The common event first: one line of data, maybe an id and a type.
+    if (
+        comment is None
+        and retry is None
+        and data is not None
+        and "\n" not in data
+        and "\r" not in data
+    ):
+        if event is None:  # the most common of all: one string, one encoding
+            if id is None:
+                return f"data: {data}{sep}{sep}".encode()
+            return f"id: {id}{sep}data: {data}{sep}{sep}".encode()
+        head = "" if id is None else f"id: {id}{sep}"
+        return f"{head}event: {event}{sep}data: {data}{sep}{sep}".encode()
+    return _encode_any(data, event, id, retry, comment, sep)
+
+
+def _encode_any(
+    data: str | None,
+    event: str | None,
+    id: str | None,
+    retry: int | None,
+    comment: str | None,
+    sep: str,
+) -> bytes:
+    """:func:`encode_fields` for any event: comments, several lines, ``retry``, no data."""
     text = ""
     if comment is not None:
-        if "\n" in comment or "\r" in comment:
-            text = ": " + (sep + ": ").join(split_lines(comment)) + sep
-        else:
-            text = ": " + comment + sep
+        text = f": {(sep + ': ').join(split_lines(comment))}{sep}"
     if id is not None:
-        text += "id: " + id + sep
+        text = f"{text}id: {id}{sep}"
     if event is not None:
-        text += "event: " + event + sep
+        text = f"{text}event: {event}{sep}"
     if data is not None:
-        if "\n" in data or "\r" in data:
-            text += "data: " + (sep + "data: ").join(split_lines(data)) + sep
-        else:
-            text += "data: " + data + sep
+        text = f"{text}data: {(sep + 'data: ').join(split_lines(data))}{sep}"
     if retry is not None:
-        text += "retry: " + str(retry) + sep
-    return (text + sep).encode("utf-8")
+        text = f"{text}retry: {retry}{sep}"
+    return f"{text}{sep}".encode()

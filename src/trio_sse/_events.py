@@ -46,7 +46,7 @@ def _check_event(event: object) -> str | None:
         raise TypeError(f"event must be a str, got {shown(event)}")
     if "\n" in event or "\r" in event:
         raise ValueError(f"event must not contain CR or LF, got {event!r}")
-    return event
+    return _plain(event)
 
 
 def _check_id(id: object) -> str | None:
@@ -59,7 +59,14 @@ def _check_id(id: object) -> str | None:
     # An id is never rewritten: a "cleaned" id would break Last-Event-ID resume.
     if "\n" in id or "\r" in id or "\0" in id:
         raise ValueError(f"id must not contain CR, LF or NUL, got {id!r}")
-    return id
+    return _plain(id)
+
+
+def _plain(text: str) -> str:
+    """*text* as a plain ``str`` (a ``str`` subclass's own characters, as concatenation reads
+    them): the encoder's f-strings would call a subclass's ``__format__`` (a ``(str, Enum)``
+    member's is ``"Kind.TICK"``, not its value)."""
+    return text if type(text) is str else str.__str__(text)
 
 
 def _refuse(event: ServerSentEvent, name: str) -> NoReturn:
@@ -105,7 +112,7 @@ class ServerSentEvent(Generic[DataT]):
 
     # The fields live in private slots behind read-only properties: building an event is then
     # plain slot stores, which a stream does once per event (see benchmarks/, "encode").
-    __slots__ = ("_cache", "_comment", "_data", "_event", "_id", "_retry", "_sep")
+    __slots__ = ("_cache", "_cache_sep", "_comment", "_data", "_event", "_id", "_retry", "_sep")
 
     _data: str | None
     _event: str | None
@@ -113,7 +120,10 @@ class ServerSentEvent(Generic[DataT]):
     _retry: int | None
     _comment: str | None
     _sep: str | None
-    _cache: tuple[str, bytes] | None
+    # The last encoding and its separator (None: none yet). Two slots rather than one tuple:
+    # no container allocated per event for the garbage collector to count (issue 18).
+    _cache: bytes | None
+    _cache_sep: str | None
 
     def __init__(
         self,
@@ -138,6 +148,7 @@ class ServerSentEvent(Generic[DataT]):
         self._comment = None if comment is None else str(comment)
         self._sep = None if sep is None else check_sep(sep)
         self._cache = None
+        self._cache_sep = None
 
     def __init_subclass__(cls, *, event: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -231,12 +242,12 @@ class ServerSentEvent(Generic[DataT]):
         """
         if sep is None:
             sep = self._sep if self._sep is not None else DEFAULT_SEPARATOR
-        cache = self._cache
-        if cache is not None and cache[0] == sep:
-            return cache[1]
-        check_sep(sep)
+        if self._cache_sep == sep:
+            return self._cache  # type: ignore[return-value]
+        sep = check_sep(sep)
         encoded = encode_fields(self._data, self._event, self._id, self._retry, self._comment, sep)
-        self._cache = (sep, encoded)
+        self._cache = encoded
+        self._cache_sep = sep
         return encoded
 
     def _encode_default(self, sep: str) -> bytes:
@@ -245,11 +256,11 @@ class ServerSentEvent(Generic[DataT]):
         own = self._sep
         if own is not None:
             sep = own
-        cache = self._cache
-        if cache is not None and cache[0] == sep:
-            return cache[1]
+        if self._cache_sep == sep:
+            return self._cache  # type: ignore[return-value]
         encoded = encode_fields(self._data, self._event, self._id, self._retry, self._comment, sep)
-        self._cache = (sep, encoded)
+        self._cache = encoded
+        self._cache_sep = sep
         return encoded
 
     def json(self) -> Any:

@@ -50,7 +50,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from ._asynclib import AsyncLib, Timer, current_asynclib
 from ._batch import BATCH_BYTES, PARK, PASS, Batch
-from ._channels import ParkingReceiveStream, producer_send_end
+from ._channels import ParkingReceiveStream, plain_buffer, producer_send_end
 from ._encoder import SEPARATORS
 from ._errors import SendTimeoutError
 from ._events import ServerSentEvent, encode_item
@@ -803,6 +803,7 @@ def _drain(source: Source, sep: str, batch: Batch) -> str | None:
     raises (once per body message of an iterable, issue 18); its end is seen at the next look.
     """
     receive_nowait = source.stream.receive_nowait
+    buffer, senders = plain_buffer(source.stream)  # a producer's channel: popped here
     chunks = batch.chunks
     append = chunks.append
     size = batch.size
@@ -812,7 +813,7 @@ def _drain(source: Source, sep: str, batch: Batch) -> str | None:
     try:
         while size < limit and room > 0:
             room -= 1
-            item = receive_nowait()
+            item = buffer.popleft() if buffer and not senders else receive_nowait()
             if type(item) is ServerSentEvent:
                 chunk = item._encode_default(sep)
             else:
