@@ -49,7 +49,7 @@ import anyio
 import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._asynclib import Parker, current_asynclib
+from ._asynclib import CancelScopeLike, Parker, current_asynclib
 
 __all__ = [
     "SLICE",
@@ -98,7 +98,7 @@ class ProducerSendStream(MemoryObjectSendStream[Any]):
     server's) is noticed at the next scheduling point, at most ``SLICE`` later.
     """
 
-    _scopes: tuple[anyio.CancelScope, ...]
+    _scopes: tuple[CancelScopeLike, ...]
     _yield_by: float
 
     async def send(self, item: Any) -> None:
@@ -138,7 +138,7 @@ class ProducerSendStream(MemoryObjectSendStream[Any]):
 
 
 def producer_send_end(
-    stream: MemoryObjectSendStream[Any], scopes: tuple[anyio.CancelScope, ...]
+    stream: MemoryObjectSendStream[Any], scopes: tuple[CancelScopeLike, ...]
 ) -> ProducerSendStream:
     """Turn *stream* (fresh from ``create_memory_object_stream``) into a ProducerSendStream."""
     stream.__class__ = ProducerSendStream

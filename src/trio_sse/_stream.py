@@ -48,7 +48,7 @@ import anyio.to_thread
 from anyio import TaskHandle
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._asynclib import AsyncLib, Timer, current_asynclib
+from ._asynclib import AsyncLib, CancelScopeLike, TaskGroupLike, Timer, current_asynclib
 from ._batch import BATCH_BYTES, PARK, PASS, Batch
 from ._channels import ParkingReceiveStream, producer_send_end
 from ._encoder import SEPARATORS
@@ -233,7 +233,7 @@ class Connection:
         # never cancelled while the writer is anywhere but parked in ``receive()``. A writer
         # parked on a broadcast subscriber's stream (``_parking``) needs no scope: it is
         # woken by unparking that stream.
-        self._wait_scope: anyio.CancelScope | None = None
+        self._wait_scope: CancelScopeLike | None = None
         self._parking: ParkingReceiveStream[Any] | None = None
         self._waiting = False
         self._woken = False  # ``_wake_writer`` woke the writer (a ping is due, or shutdown)
@@ -245,17 +245,18 @@ class Connection:
         self._grace_deadline = math.inf
         self._expires_at = math.inf  # when ``max_duration`` ends the stream
         self._source: Source | None = None  # what the writer reads (closed on disconnect)
-        self._group: anyio.abc.TaskGroup | None = None
+        self._group: TaskGroupLike | None = None
         # Created only when there is a producer (or a data sender) to cancel: every scope is
         # memory that an idle connection keeps for its whole life.
-        self._producer_scope: anyio.CancelScope | None = None
-        self._sender_scope: anyio.CancelScope | None = None  # the data sender's
+        self._producer_scope: CancelScopeLike | None = None
+        self._sender_scope: CancelScopeLike | None = None  # the data sender's
         self._finished = False
         self._closing = False
-        # The listener's task, and what ``_stop_listener`` cancels once the body is finished
-        # while the listener waits: a scope bounded by the ping deadline (trio), else its task.
+        # The listener's task (asyncio: anyio's handle; trio: ``None``, the nursery's own
+        # task), and what ``_stop_listener`` cancels once the body is finished while the
+        # listener waits: under trio a scope bounded by the ping deadline, else its task.
         self._listener: TaskHandle[None] | None = None
-        self._listener_wait: anyio.CancelScope | TaskHandle[None] | None = None
+        self._listener_wait: CancelScopeLike | TaskHandle[None] | None = None
         self._stop_listening = False
         # asyncio: the ping deadline and ``max_duration`` as one loop timer (``_on_timer``),
         # not a cancel scope around the listener's wait; ``None`` under trio, or when off.
@@ -353,7 +354,7 @@ class Connection:
         context_token = CURRENT_STREAM.set(self)  # its scope and its token, for its tasks
         token._stream_started()
         try:
-            async with anyio.create_task_group() as group:
+            async with lib.task_group() as group:
                 self._group = group
                 self._start_tasks(group, token, feed, send_stream)
                 try:
@@ -390,7 +391,7 @@ class Connection:
 
     def _start_tasks(
         self,
-        group: anyio.abc.TaskGroup,
+        group: TaskGroupLike,
         token: ShutdownToken,
         feed: Callable[[], Awaitable[None]] | None,
         send_stream: MemoryObjectSendStream[Any] | None,
@@ -398,7 +399,7 @@ class Connection:
         """Start the listener, and the producer and the data sender if there are any."""
         self._listener = group.start_soon(self._listen, token)
         if feed is not None:
-            scope = self._producer_scope = anyio.CancelScope()
+            scope = self._producer_scope = self._new_scope()
             if send_stream is not None:
                 # The stream's own cancellations, noticed by every send without a pass.
                 producer_send_end(send_stream, (scope, group.cancel_scope))
@@ -406,7 +407,7 @@ class Connection:
         data_sender = self._spec.data_sender
         if data_sender is not None:
             # A scope of its own: one cancel scope cannot be entered by two tasks.
-            scope = self._sender_scope = anyio.CancelScope()
+            scope = self._sender_scope = self._new_scope()
             group.start_soon(_run_in_scope, scope, data_sender, "data_sender_callable")
 
     async def _stop(self, outcome: str, token: ShutdownToken) -> None:
@@ -488,14 +489,15 @@ class Connection:
                 return
             deadline = math.inf if self._timer is not None else self._due()
             message: Message | None = None
-            if deadline == math.inf:  # no deadline here: ``_stop_listener`` cancels the task
+            if deadline == math.inf and self._listener is not None:
+                # asyncio, no deadline here: ``_stop_listener`` cancels the task.
                 self._listener_wait = self._listener
                 try:
                     message = await (anyio.sleep_forever() if receive is None else receive())
                 finally:
                     self._listener_wait = None
             else:
-                scope = self._listener_wait = anyio.CancelScope(deadline=deadline)
+                scope = self._listener_wait = self._new_scope(deadline)
                 with scope:  # (``receive is None``: the server said it is going, pings only)
                     message = await (anyio.sleep_forever() if receive is None else receive())
                 self._listener_wait = None
@@ -717,10 +719,15 @@ class Connection:
             if ping_due and not await self._send_ping():
                 return _FAILED
 
-    def _new_wait_scope(self) -> anyio.CancelScope:
+    def _new_wait_scope(self) -> CancelScopeLike:
         """The writer's wait scope until its next wake-up (a cancelled scope is spent)."""
-        scope = self._wait_scope = anyio.CancelScope()
+        scope = self._wait_scope = self._new_scope()
         return scope
+
+    def _new_scope(self, deadline: float = math.inf) -> CancelScopeLike:
+        """A cancel scope of the stream's loop (trio's own under trio: ``_asynclib``)."""
+        assert self._lib is not None  # (set by ``_run`` before any scope is made)
+        return self._lib.cancel_scope(deadline)
 
     async def _gather(self, source: Source, batch: Batch) -> str | None:
         """The producer is busy: take scheduling passes, each followed by a look, while
@@ -846,7 +853,7 @@ def _client_left(exc: Exception, connection: Connection | None) -> bool:
 
 
 async def _run_in_scope(
-    scope: anyio.CancelScope,
+    scope: CancelScopeLike,
     function: Callable[[], Awaitable[None]],
     what: str,
     connection: Connection | None = None,
