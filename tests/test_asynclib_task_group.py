@@ -13,7 +13,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from trio_sse._asynclib import _first_leaf, current_asynclib
+from trio_sse._asynclib import AsyncLib, _first_leaf, current_asynclib
 
 
 @pytest.mark.anyio
@@ -107,3 +107,11 @@ def test_the_first_leaf_of_nested_groups() -> None:
     first, second = KeyError("a"), KeyError("b")
     group = BaseExceptionGroup("outer", [BaseExceptionGroup("inner", [first]), second])
     assert _first_leaf(group) is first
+
+
+def test_the_base_kit_names_what_each_loop_must_give() -> None:
+    base = AsyncLib()
+    for make in (base.task_group, base.cancel_scope, base.parker, base.loop_caller):
+        with pytest.raises(NotImplementedError):
+            make()
+    assert base.call_at(0.0, lambda: None) is None  # no timed callbacks: a task's scope
