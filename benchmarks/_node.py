@@ -8,13 +8,14 @@ the Node rows are left out, with a log line saying why; the Python contestants r
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["NODE_APPS", "NODE_DIR", "install", "node_ready"]
+__all__ = ["NODE_APPS", "NODE_DIR", "install", "node_ready", "node_versions"]
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 
@@ -69,3 +70,23 @@ def node_ready(log: Callable[[str], None]) -> bool:
         log(f"node: the Node.js rows are skipped, {problem}")
         return False
     return True
+
+
+def node_versions(directory: Path = NODE_DIR) -> dict[str, str]:
+    """``node``'s version and the installed better-sse's, for the report's header (blocking:
+    runs ``node --version``); empty when node is not there."""
+    node = shutil.which("node")
+    if node is None:
+        return {}
+    try:
+        version = subprocess.run(
+            [node, "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        version = "?"
+    found = {"node": version.lstrip("v") or "?"}
+    try:
+        found["better-sse"] = json.loads((directory / _MARKER).read_text())["version"]
+    except (OSError, ValueError, KeyError):
+        found["better-sse"] = "not installed"
+    return found

@@ -24,16 +24,34 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._node import node_ready
+from ._node import node_ready, node_versions
 from ._redis import RedisForBench, redis_server
 from ._report import render
 from ._servers import ROOT, Server, running
+from ._targets import SERVERS, target_rows
 from .client import cpu_seconds
 
-__all__ = ["SCENARIOS", "Settings", "main"]
+__all__ = ["SCENARIOS", "Settings", "choose_scenarios", "main"]
 
-SCENARIOS = ("encode", "throughput", "fanout", "idle", "shutdown", "redis")
-MAIN_SERVERS = ("uvicorn", "hypercorn-asyncio", "hypercorn-trio")
+SCENARIOS = ("encode", "throughput", "fanout", "idle", "idle10k", "publish", "shutdown", "redis")
+MAIN_SERVERS = SERVERS  # the servers the targets are judged on (benchmarks._targets)
+
+#: left out of a ``--quick`` run unless named in ``--scenarios`` (10,000 streams per server
+#: process are not a smoke test: about 10-15 s per contestant and server)
+NOT_QUICK = ("idle10k",)
+
+#: idle scenario contestants: (name, app, subscription route); the trio_sse hub path
+#: (``hub.subscribe`` streamed as is), the producer path (a producer function forwarding it)
+IDLE_CONTESTANTS = (
+    ("trio_sse", "trio_sse", "/subscribe"),
+    ("trio_sse-producer", "trio_sse", "/subscribe-producer"),
+    ("sse-starlette", "sse-starlette", "/subscribe"),
+    ("raw", "raw", "/subscribe"),
+)
+
+#: the idle10k scenario's contestants: those the "held at 10,000 streams" targets compare
+IDLE10K_NAMES = ("trio_sse", "trio_sse-producer", "raw", "better-sse")
+IDLE10K_STREAMS = 10_000
 
 #: (server, app) pairs of the shutdown scenario: trio_sse on its own runner (both backends),
 #: on uvicorn (its signal-chaining hook) and on plain hypercorn; sse-starlette where it runs.
@@ -60,6 +78,7 @@ class Settings:
     fanout_rate: float
     idle_connections: int
     shutdown_streams: int
+    publish_events: int
     grace: int
     payload: int = 32
     log: Path | None = None
@@ -78,6 +97,7 @@ class Settings:
                 fanout_rate=20,
                 idle_connections=200,
                 shutdown_streams=100,
+                publish_events=50,
                 grace=2,
             )
         return cls(
@@ -90,6 +110,7 @@ class Settings:
             fanout_rate=20,
             idle_connections=1000,
             shutdown_streams=500,
+            publish_events=200,
             grace=2,
         )
 
@@ -103,6 +124,11 @@ class Results:
     throughput: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     fanout: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     idle: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    idle10k: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    # loop (trio, asyncio) -> subscribers -> [one publish_latency row per round]
+    publish: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    # the "Targets (issue 18)" rows (benchmarks._targets), filled in when the run ends
+    targets: list[dict[str, Any]] = field(default_factory=list)
     shutdown: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     fanout_impl: str = ""
     redis: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
@@ -240,25 +266,73 @@ def scenario_fanout(settings: Settings, results: Results) -> None:
                     )
 
 
+def _idle_contestants(
+    settings: Settings, names: tuple[str, ...] | None
+) -> list[tuple[str, str, str]]:
+    """(name, app, route) of each idle contestant, the Node ones too if the run has them;
+    only those in *names* when given."""
+    node = [(app, app, "/subscribe") for app in ("node-raw", "better-sse")] if settings.node else []
+    every = [*IDLE_CONTESTANTS, *node]
+    return [entry for entry in every if names is None or entry[0] in names]
+
+
+def _idle_rounds(
+    settings: Settings, results: Results, table: dict[str, list[dict[str, Any]]],
+    server_name: str, connections: int, names: tuple[str, ...] | None = None,
+) -> None:  # fmt: skip
+    """The idle rounds of one server: a fresh server process per contestant and round."""
+    limit = 60.0 + connections / 20
+    for round_number in range(settings.reps):
+        for name, app, route in _idle_contestants(settings, names):
+            kind = "node" if app in ("node-raw", "better-sse") else server_name
+            with running([Server(kind, app, log=settings.log)]) as (server,):
+                if name == "trio_sse":
+                    results.fanout_impl = str(server.stats.get("impl", "?"))
+                result = run_client(
+                    "idle", 2 * limit, port=server.port, connections=connections,
+                    pids=server.pids, settle=1.0, timeout=limit, subscribe_path=route,
+                )  # fmt: skip
+            table.setdefault(name, []).append(result)
+            _log(
+                f"idle {connections:,} {server_name} {name} round {round_number + 1}: "
+                f"{result.get('bytes_per_connection', float('nan')) / 1024:.1f} KiB/connection"
+            )
+
+
 def scenario_idle(settings: Settings, results: Results) -> None:
     for server_name in settings.servers:
         table = results.idle.setdefault(server_name, {})
-        node = ["node-raw", "better-sse"] if settings.node else []
-        for round_number in range(settings.reps):
-            for app in ("trio_sse", "sse-starlette", "raw", *node):
-                kind = "node" if app in node else server_name
-                with running([Server(kind, app, log=settings.log)]) as (server,):
-                    if app == "trio_sse":
-                        results.fanout_impl = str(server.stats.get("impl", "?"))
-                    result = run_client(
-                        "idle", 300, port=server.port, connections=settings.idle_connections,
-                        pids=server.pids, settle=1.0,
-                    )  # fmt: skip
-                table.setdefault(app, []).append(result)
-                _log(
-                    f"idle {server_name} {app} round {round_number + 1}: "
-                    f"{result.get('bytes_per_connection', float('nan')) / 1024:.1f} KiB/connection"
-                )
+        _idle_rounds(settings, results, table, server_name, settings.idle_connections)
+
+
+def scenario_idle10k(settings: Settings, results: Results) -> None:
+    """Idle memory held at 10,000 streams: one server process holds them, the client process
+    opens them (each process has its own file-descriptor limit, raised to 20,000)."""
+    for server_name in settings.servers:
+        table = results.idle10k.setdefault(server_name, {})
+        _idle_rounds(settings, results, table, server_name, IDLE10K_STREAMS, IDLE10K_NAMES)
+
+
+def scenario_publish(settings: Settings, results: Results) -> None:
+    """``benchmarks.publish_latency`` (in one process, no sockets), once per round."""
+    command = [
+        sys.executable, "-m", "benchmarks.publish_latency", "--subscribers", "0", "1000",
+        "10000", "--events", str(settings.publish_events),
+    ]  # fmt: skip
+    for round_number in range(settings.reps):
+        completed = subprocess.run(
+            command, cwd=ROOT, env=_env(), capture_output=True, timeout=900, check=False
+        )
+        if completed.returncode != 0:
+            _log(f"publish round {round_number + 1} failed: {completed.stderr.decode()[-500:]}")
+            continue
+        for row in json.loads(completed.stdout)["results"]:
+            loop = results.publish.setdefault(row["backend"], {})
+            loop.setdefault(str(row["subscribers"]), []).append(row)
+            _log(
+                f"publish {row['backend']} {row['subscribers']:,} round {round_number + 1}: "
+                f"p50 {row['publish']['p50']:,.0f} µs, fan-out p50 {row['fan_out']['p50']:,.0f} µs"
+            )
 
 
 def scenario_shutdown(settings: Settings, results: Results) -> None:
@@ -336,6 +410,8 @@ _RUNNERS: dict[str, Callable[[Settings, Results], None]] = {
     "throughput": scenario_throughput,
     "fanout": scenario_fanout,
     "idle": scenario_idle,
+    "idle10k": scenario_idle10k,
+    "publish": scenario_publish,
     "shutdown": scenario_shutdown,
     "redis": scenario_redis,
 }
@@ -402,6 +478,14 @@ def _parse_list(values: list[str] | None, allowed: tuple[str, ...], what: str) -
     return tuple(chosen)
 
 
+def choose_scenarios(values: list[str] | None, *, quick: bool) -> tuple[str, ...]:
+    """The scenarios named in ``--scenarios``, else all (``NOT_QUICK`` left out of a quick run)."""
+    scenarios = _parse_list(values, SCENARIOS, "scenario")
+    if quick and not values:
+        return tuple(name for name in scenarios if name not in NOT_QUICK)
+    return scenarios
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
@@ -429,12 +513,12 @@ def main(argv: list[str] | None = None) -> None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(render(Results(**saved)))
         return
-    scenarios = _parse_list(args.scenarios, SCENARIOS, "scenario")
+    scenarios = choose_scenarios(args.scenarios, quick=args.quick)
     settings = Settings.make(
         args.quick, args.reps, _parse_list(args.servers, MAIN_SERVERS, "server")
     )
     settings.node = not args.no_node and any(
-        scenario in scenarios for scenario in ("throughput", "fanout", "idle")
+        scenario in scenarios for scenario in ("throughput", "fanout", "idle", "idle10k")
     )
     settings.node = settings.node and node_ready(_log)
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -451,7 +535,7 @@ def main(argv: list[str] | None = None) -> None:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "versions": _versions(),
+        "versions": _versions() | (node_versions() if settings.node else {}),
         "load_before": os.getloadavg(),
         "scenarios": list(scenarios),
         "command": "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -460,6 +544,7 @@ def main(argv: list[str] | None = None) -> None:
         _RUNNERS[scenario](settings, results)
     results.meta["load_after"] = os.getloadavg()
     results.meta["duration_s"] = time.monotonic() - started
+    results.targets = [asdict(row) for row in target_rows(results)]
     args.output.write_text(render(results))
     if args.json:
         args.json.write_text(json.dumps(asdict(results), indent=1, default=str))

@@ -13,6 +13,9 @@ Written the way the README tells users to write it:
   (``EventSourceResponse(receive)``). Either way there is no producer task per subscriber,
   and an event is encoded once, not once per subscriber.
   ``TRIO_SSE_BENCH_FANOUT=local`` forces the benchmark's own fan-out;
+* ``/subscribe-producer`` is the same subscription on the producer path: a producer function
+  that subscribes and ``await send.send(...)``\\ s each event into the response's channel (a
+  task and a channel per stream, which the hub path does without);
 * ``/endless`` is a cooperative producer: it stops when the stream's shutdown token triggers.
 """
 
@@ -21,7 +24,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
@@ -52,6 +55,7 @@ from ._common import (
 __all__ = ["app", "broadcaster_class"]
 
 Send = MemoryObjectSendStream[ServerSentEvent]
+Producer = Callable[[Send], Awaitable[None]]
 
 
 def broadcaster_class() -> Any:
@@ -69,6 +73,9 @@ class FanOut(Protocol):
 
     async def publish(self, topic: str, data: str, seq: int) -> int:
         """Publish one event; return how many subscribers it went to (-1: not known)."""
+
+    def producer(self, topic: str) -> Producer:
+        """A producer function that subscribes to *topic* and forwards its events."""
 
 
 class LocalFanOut:
@@ -88,6 +95,21 @@ class LocalFanOut:
         finally:
             subscribers.discard(channel)
             channel.close()
+
+    def producer(self, topic: str) -> Producer:
+        async def forward(send: Send) -> None:
+            channel, events = anyio.create_memory_object_stream[ServerSentEvent](SUBSCRIBER_BUFFER)
+            subscribers = self._topics.setdefault(topic, set())
+            subscribers.add(channel)
+            try:
+                async with send, events:
+                    async for event in events:
+                        await send.send(event)
+            finally:
+                subscribers.discard(channel)
+                channel.close()
+
+        return forward
 
     async def publish(self, topic: str, data: str, seq: int) -> int:
         subscribers = self._topics.get(topic)
@@ -119,6 +141,16 @@ class BroadcasterFanOut:
     async def serve(self, topic: str, scope: Scope, receive: Receive, send: ASGISend) -> None:
         async with self._hub.subscribe(topic, max_buffer_size=SUBSCRIBER_BUFFER) as events:
             await EventSourceResponse(events)(scope, receive, send)
+
+    def producer(self, topic: str) -> Producer:
+        hub = self._hub
+
+        async def forward(send: Send) -> None:
+            async with send, hub.subscribe(topic, max_buffer_size=SUBSCRIBER_BUFFER) as events:
+                async for event in events:
+                    await send.send(event)
+
+        return forward
 
     async def publish(self, topic: str, data: str, seq: int) -> int:
         # No id of our own: the hub gives each event a unique one (rounds repeat seq numbers).
@@ -198,6 +230,13 @@ async def subscribe(scope: Scope, receive: Receive, send: ASGISend) -> None:
     await _fan_out().serve(query(scope).get("topic", DEFAULT_TOPIC), scope, receive, send)
 
 
+async def subscribe_producer(request: Request) -> Response:
+    """``/subscribe-producer``: the producer path of a subscription: a producer function (a
+    task and the response's channel per stream) that subscribes and forwards each event."""
+    topic = query(request.scope).get("topic", DEFAULT_TOPIC)
+    return EventSourceResponse(_fan_out().producer(topic))
+
+
 class _SubscribeEndpoint:
     """Starlette routes to an object that is not a function as to an ASGI app."""
 
@@ -240,6 +279,7 @@ app = Starlette(
         Route("/stream", stream),
         Route("/stream-gen", stream_gen),
         Route("/subscribe", _SubscribeEndpoint()),
+        Route("/subscribe-producer", subscribe_producer),
         Route("/publish", publish),
         Route("/endless", endless),
         Route("/stats", stats),

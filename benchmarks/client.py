@@ -499,15 +499,19 @@ def fanout(
 
 
 def idle(
-    port: int, connections: int, pids: list[int], settle: float, timeout: float
+    port: int,
+    connections: int,
+    pids: list[int],
+    settle: float,
+    timeout: float,
+    route: str = "/subscribe",
 ) -> dict[str, Any]:
-    """Open *connections* idle subscriptions; report the server's RSS growth per connection."""
+    """Open *connections* idle subscriptions of *route*; report the server's RSS growth per
+    connection."""
     pump = Pump()
     topic = f"idle{os.getpid()}"
     # Warm up: the first streams import and allocate things once per process.
-    warm = [
-        open_connection(port, f"/subscribe?topic={topic}w", ResponseParser()) for _ in range(20)
-    ]
+    warm = [open_connection(port, f"{route}?topic={topic}w", ResponseParser()) for _ in range(20)]
     for connection in warm:
         pump.add(connection)
     pump.run(lambda: all(c.parser.headers_done for c in warm), timeout)
@@ -517,7 +521,7 @@ def idle(
     before = rss_bytes(pids)
     opened = []
     for _ in range(connections):
-        connection = open_connection(port, f"/subscribe?topic={topic}", ResponseParser())
+        connection = open_connection(port, f"{route}?topic={topic}", ResponseParser())
         opened.append(connection)
         pump.add(connection)
     ready = pump.run(lambda: all(c.parser.headers_done for c in opened), timeout)
@@ -591,6 +595,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--newline", choices=sorted(TERMINATORS), default="crlf")
     parser.add_argument("--publish-path", default="/publish", help="fanout: publish route")
+    parser.add_argument("--subscribe-path", default="/subscribe", help="idle: subscription route")
     args = parser.parse_args(argv)
     pids = _pids(args.pids)
     terminator = TERMINATORS[args.newline]
@@ -602,7 +607,9 @@ def main(argv: list[str] | None = None) -> None:
             args.publish_port, terminator=terminator, publish_path=args.publish_path,
         )  # fmt: skip
     elif args.mode == "idle":
-        result = idle(args.port, args.connections, pids, args.settle, args.timeout)
+        result = idle(
+            args.port, args.connections, pids, args.settle, args.timeout, args.subscribe_path
+        )
     else:
         result = shutdown(
             args.port, args.connections, args.path, args.main_pid, args.grace, args.timeout
