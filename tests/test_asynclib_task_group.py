@@ -115,3 +115,20 @@ def test_the_base_kit_names_what_each_loop_must_give() -> None:
         with pytest.raises(NotImplementedError):
             make()
     assert base.call_at(0.0, lambda: None) is None  # no timed callbacks: a task's scope
+
+
+def test_under_a_loose_trio_run_errors_still_come_out_in_a_group() -> None:
+    # anyio's group is strict whatever the run says; so is the nursery that replaces it.
+    trio = pytest.importorskip("trio")
+
+    async def main() -> None:
+        async def fails() -> None:
+            raise KeyError("x")
+
+        with pytest.raises(BaseExceptionGroup) as info:
+            async with current_asynclib().task_group() as group:
+                group.start_soon(fails)
+        assert info.group_contains(KeyError)
+
+    with pytest.warns(trio.TrioDeprecationWarning):
+        trio.run(main, strict_exception_groups=False)

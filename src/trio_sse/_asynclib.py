@@ -222,7 +222,8 @@ class _TrioTaskGroup:
     __slots__ = ("_cancelled", "_manager", "_nursery", "cancel_scope")
 
     def __init__(self, trio: Any) -> None:
-        self._manager = trio.open_nursery()
+        # Strict, as anyio's: the same groups whatever the run's own default.
+        self._manager = trio.open_nursery(strict_exception_groups=True)
         self._cancelled: type[BaseException] = trio.Cancelled
         self._nursery: Any = None
         self.cancel_scope: CancelScopeLike
