@@ -32,7 +32,7 @@ from trio_sse import (
     current_shutdown_token,
 )
 from trio_sse._asynclib import current_asynclib
-from trio_sse._channels import parking_pair
+from trio_sse._channels import ParkingReceiveStream, parking_pair, producer_pair, producer_send_end
 from trio_sse._json import stream_json_dumps
 from trio_sse._shutdown import _Watch
 from trio_sse._stream import Connection
@@ -390,3 +390,23 @@ def test_the_trio_parker_is_its_own_abort_function() -> None:
 
     trio.run(main)
     assert found == [0, False]
+
+
+@pytest.mark.anyio
+async def test_a_producers_send_end_is_made_not_reclassed_and_keeps_no_dict() -> None:
+    # Made by its own class's constructor on anyio's channel state, like a subscriber's
+    # ends: a re-classed instance materialises a ``__dict__`` (issue 18).
+    send, receive = producer_pair(2)
+    scope = anyio.CancelScope()
+    with receive:
+        assert producer_send_end(send, (scope,)) is send
+        assert not any(type(obj) is dict for obj in gc.get_referents(send))
+        await send.send("x")  # the first send is a scheduling point, then a fast one
+        assert send.offer("y")
+        assert [receive.receive_nowait(), receive.receive_nowait()] == ["x", "y"]
+        scope.cancel()
+        assert not send.offer("z")  # a stream scope cancelled: not sent without a pass
+        assert receive.statistics().open_send_streams == 1
+        send.close()
+        assert receive.statistics().open_send_streams == 0
+        assert not isinstance(receive, ParkingReceiveStream)

@@ -58,6 +58,7 @@ __all__ = [
     "ProducerSendStream",
     "WakingSendStream",
     "parking_pair",
+    "producer_pair",
     "producer_send_end",
 ]
 
@@ -140,12 +141,28 @@ class ProducerSendStream(MemoryObjectSendStream[Any]):
 def producer_send_end(
     stream: MemoryObjectSendStream[Any], scopes: tuple[CancelScopeLike, ...]
 ) -> ProducerSendStream:
-    """Turn *stream* (fresh from ``create_memory_object_stream``) into a ProducerSendStream."""
-    stream.__class__ = ProducerSendStream
-    assert isinstance(stream, ProducerSendStream)
+    """Give *stream* the stream's *scopes* to notice; one from :func:`producer_pair` is a
+    ``ProducerSendStream`` already, any other (fresh from ``create_memory_object_stream``) is
+    turned into one (re-classed: it then keeps a ``__dict__`` of its own)."""
+    if not isinstance(stream, ProducerSendStream):
+        stream.__class__ = ProducerSendStream
+        assert isinstance(stream, ProducerSendStream)
+        stream._yield_by = 0.0  # the first send is a scheduling point
     stream._scopes = scopes
-    stream._yield_by = 0.0  # the first send is a scheduling point
     return stream
+
+
+def producer_pair(
+    max_buffer_size: int,
+) -> tuple[ProducerSendStream, MemoryObjectReceiveStream[Any]]:
+    """A bounded anyio memory channel whose send end is a :class:`ProducerSendStream`, made by
+    its own constructor (no ``__dict__`` of its own, issue 18); the stream gives it its scopes
+    with :func:`producer_send_end` before the producer runs. Until then it notices none."""
+    plain_send, receive = anyio.create_memory_object_stream[Any](max_buffer_size)
+    send = _same_channel(ProducerSendStream, plain_send)
+    send._scopes = ()
+    send._yield_by = 0.0  # the first send is a scheduling point
+    return send, receive
 
 
 class ParkingReceiveStream(MemoryObjectReceiveStream[T]):

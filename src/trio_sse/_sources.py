@@ -30,7 +30,7 @@ import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._asynclib import is_trio_channel, running_under_trio, trio_channel_exceptions
-from ._channels import DirectSource, ProducerSendStream
+from ._channels import DirectSource, ProducerSendStream, producer_pair
 from ._events import ServerSentEvent
 from ._prefetch import PrefetchGate
 from ._streaminfo import where
@@ -87,7 +87,7 @@ class Source:
 
 
 # One stream's view of its content: the writer's source, the task that feeds it (if any) and
-# the send end that task feeds (made a ``ProducerSendStream`` by the stream).
+# the send end that task feeds (a ``ProducerSendStream``, given its scopes by the stream).
 Opened = tuple[Source, Feed | None, MemoryObjectSendStream[Any] | None]
 
 
@@ -133,7 +133,7 @@ class ProducerFunction(Content):
         self.args = args
 
     def open(self, spec: StreamSpec) -> Opened:
-        send_stream, receive_stream = anyio.create_memory_object_stream[Any](spec.max_buffer_size)
+        send_stream, receive_stream = producer_pair(spec.max_buffer_size)
         feed = functools.partial(_produce, self.value, send_stream, self.args)
         return Source.from_anyio(receive_stream), feed, send_stream
 
@@ -172,7 +172,7 @@ class AsyncIterableContent(Content):
     __slots__ = ()
 
     def open(self, spec: StreamSpec) -> Opened:
-        send_stream, receive_stream = anyio.create_memory_object_stream[Any](spec.max_buffer_size)
+        send_stream, receive_stream = producer_pair(spec.max_buffer_size)
         gate = PrefetchGate(spec.max_prefetch)  # pulled only as far ahead as the gate lets it
         feed = functools.partial(
             _pump_async, self.value, send_stream, gate, _timeout(spec.cleanup_timeout)
@@ -191,7 +191,7 @@ class SyncIterableContent(Content):
     __slots__ = ()
 
     def open(self, spec: StreamSpec) -> Opened:
-        send_stream, receive_stream = anyio.create_memory_object_stream[Any](spec.max_buffer_size)
+        send_stream, receive_stream = producer_pair(spec.max_buffer_size)
         gate = PrefetchGate(spec.max_prefetch)
         feed = functools.partial(_pump_sync, self.value, send_stream, gate)
         return Source.from_anyio(receive_stream, gate), feed, send_stream
