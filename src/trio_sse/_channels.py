@@ -2,9 +2,10 @@
 
 Both classes are anyio's own ``MemoryObjectSendStream``/``MemoryObjectReceiveStream``
 (``isinstance`` holds, ``clone()``, ``statistics()``, ``close()`` and ``async with`` are
-anyio's). A producer's send end is made by re-classing a stream that
-``anyio.create_memory_object_stream`` created (:func:`producer_send_end`); a subscriber's pair
-(:func:`parking_pair`) by our classes' own constructors on the channel of such a pair, as
+anyio's). A producer's send end (:func:`producer_pair`) and a subscriber's pair
+(:func:`parking_pair`) are made by our classes' own constructors on the channel of a pair
+that ``anyio.create_memory_object_stream`` created (:func:`producer_send_end` still
+re-classes any other such send end it is given), as
 anyio's ``clone()`` makes its ends (the one private name read is the dataclass field
 ``_state``), because a re-classed instance keeps a ``__dict__`` of its own: one object more
 per end for the garbage collector to walk, per open stream (issue 18). What that relies on (no
