@@ -2,7 +2,8 @@
 
 ``benchmarks._gc_app:app`` serves the app named by ``TRIO_SSE_BENCH_GC_APP`` (``trio_sse``,
 the default, ``sse-starlette`` or ``raw``) and answers ``GET /gc`` itself with JSON:
-``objects`` (``len(gc.get_objects())``), ``types`` (object count per type name, with
+``objects`` (``len(gc.get_objects())``), ``bytes`` (their ``sys.getsizeof`` summed: what
+they take themselves, not the untracked objects they hold, such as strings and ints), ``types`` (object count per type name, with
 ``?types=1``) and ``full_ms`` (seven timed ``gc.collect()`` passes, with ``?time=1``);
 ``?collect=1`` collects first. Used by ``python -m benchmarks.gc_probe`` (issue 18).
 """
@@ -14,6 +15,7 @@ import gc
 import importlib
 import json
 import os
+import sys
 import time
 import types
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -51,9 +53,11 @@ def type_name(obj: object) -> str:
 def _report(query: bytes) -> dict[str, Any]:
     if b"collect=1" in query:
         gc.collect()
-    found: dict[str, Any] = {"objects": len(gc.get_objects())}
+    objects = gc.get_objects()
+    found: dict[str, Any] = {"objects": len(objects), "bytes": sum(map(sys.getsizeof, objects))}
     if b"types=1" in query:
-        found["types"] = collections.Counter(type_name(obj) for obj in gc.get_objects())
+        found["types"] = collections.Counter(type_name(obj) for obj in objects)
+    del objects
     if b"time=1" in query:
         times = []
         for _ in range(7):

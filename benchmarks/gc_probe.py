@@ -3,7 +3,9 @@
 Starts the app (``--app``: trio_sse, sse-starlette, raw) on a server (``--server``) with the
 ``/gc`` route of ``benchmarks._gc_app``, opens ``--streams`` idle ``/subscribe`` streams after
 a warm-up of 20, and prints one JSON object: the objects the collector tracks before and
-after (each counted after ``gc.collect()``), per stream, the types that grew most per
+after (each counted after ``gc.collect()``), per stream, the bytes those objects take
+themselves per stream (``sys.getsizeof``: a proxy for memory that moves with the object
+count and with their sizes, such as a coroutine's frame), the types that grew most per
 stream, and seven timed full collections with the streams open (issue 18: one full pass with
 a thousand streams' objects live is what sets the fan-out p99). ``--src`` runs another
 checkout's ``src`` (a before/after comparison). Counts are exact; times are the machine's.
@@ -59,6 +61,7 @@ def probe(server: Server, streams: int, top: int = 25) -> dict[str, Any]:
         "objects_before": before["objects"],
         "objects_after": after["objects"],
         "per_stream": (after["objects"] - before["objects"]) / streams,
+        "bytes_per_stream": (after["bytes"] - before["bytes"]) / streams,
         "full_collect_ms": [round(ms, 1) for ms in after["full_ms"]],
         "types_per_stream": {name: n / streams for name, n in grown.most_common(top)},
     }

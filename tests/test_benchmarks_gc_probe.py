@@ -21,6 +21,7 @@ async def test_gc_route_counts_and_times_collections() -> None:
     found = json.loads(body)
     assert response.status_code == 200
     assert found["objects"] > 1000
+    assert found["bytes"] > 16 * found["objects"]  # every object takes at least its header
     # This very request is served by live coroutines, named by their code.
     assert "coroutine test_gc_route_counts_and_times_collections" in found["types"]
     assert len(found["full_ms"]) == 7 and found["full_ms"] == sorted(found["full_ms"])

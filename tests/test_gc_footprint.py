@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
+import math
 import threading
 import types
 from typing import Any
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 import pytest
 from anyio import TaskHandle
@@ -30,10 +32,11 @@ from trio_sse import (
     current_shutdown_token,
 )
 from trio_sse._asynclib import current_asynclib
-from trio_sse._channels import parking_pair
+from trio_sse._channels import ParkingReceiveStream, parking_pair, producer_pair, producer_send_end
 from trio_sse._json import stream_json_dumps
 from trio_sse._shutdown import _Watch
 from trio_sse._stream import Connection
+from trio_sse._streaminfo import CURRENT_STREAM
 from trio_sse._subscriber import Overflow, check_options
 from trio_sse.testing import open_event_stream
 
@@ -170,7 +173,7 @@ async def test_the_writer_frame_keeps_no_bound_wait_or_content_tuple() -> None:
 
 
 @pytest.mark.anyio
-async def test_an_open_stream_keeps_one_context_token_and_is_its_own_watcher() -> None:
+async def test_an_open_stream_keeps_no_context_token_and_is_its_own_watcher() -> None:
     token = ShutdownToken()
     seen: list[ShutdownToken] = []
 
@@ -198,7 +201,8 @@ async def test_an_open_stream_keeps_one_context_token_and_is_its_own_watcher() -
             during = len(ours())
             watchers = [callback for _, callback in token._watchers.values()]
     assert seen == [token]
-    assert during == before + 1
+    assert during == before  # the value found is put back, with no ``Token`` kept meanwhile
+    assert CURRENT_STREAM.get() is None  # and it is put back
     assert [type(callback).__name__ for callback in watchers] == ["Connection"]
 
 
@@ -228,13 +232,19 @@ async def test_asyncio_keeps_the_ping_deadline_as_a_loop_timer_not_a_scope(
     assert [event.comment for event in pings] == ["ping", "ping"]
     if anyio_backend == "asyncio":
         assert isinstance(waiting, TaskHandle) and timer is not None
-    else:
-        assert isinstance(waiting, anyio.CancelScope) and timer is None
+    else:  # trio's own scope, not anyio's wrapper around one
+        import trio
+
+        assert type(waiting) is trio.CancelScope and timer is None
     assert connection._timer is None  # cancelled when the stream ended
 
 
 @pytest.mark.anyio
-async def test_a_stream_without_deadlines_waits_for_disconnect_without_a_scope() -> None:
+async def test_a_stream_without_deadlines_waits_for_disconnect_without_a_scope(
+    anyio_backend: str,
+) -> None:
+    # asyncio: the listener is stopped through its task; trio: its nursery task has no
+    # handle, so one scope with no deadline stops it (anyio's handle kept two scopes).
     async with Broadcaster() as hub:
 
         def response() -> EventSourceResponse:
@@ -245,7 +255,14 @@ async def test_a_stream_without_deadlines_waits_for_disconnect_without_a_scope()
                 await hub.publish("t", ServerSentEvent("x"))
                 assert [event.data for event in await stream.read_events(1)] == ["x"]
                 (connection,) = _connections()
-                assert isinstance(connection._listener_wait, TaskHandle)
+                waiting = connection._listener_wait
+                if anyio_backend == "asyncio":
+                    assert isinstance(waiting, TaskHandle)
+                else:
+                    import trio
+
+                    assert type(waiting) is trio.CancelScope
+                    assert waiting.deadline == math.inf
                 assert connection._timer is None
 
 
@@ -283,3 +300,113 @@ def test_one_trio_loop_caller_per_run() -> None:
 
     trio.run(runs_the_callback)
     assert found == [True]
+
+
+def _live(kind: str) -> int:
+    gc.collect()
+    return sum(1 for obj in gc.get_objects() if type(obj).__name__ == kind)
+
+
+def _bound(name: str) -> int:
+    gc.collect()
+    return sum(
+        1
+        for obj in gc.get_objects()
+        if isinstance(obj, types.MethodType) and getattr(obj.__func__, "__qualname__", "") == name
+    )
+
+
+@pytest.mark.anyio
+async def test_a_hub_stream_keeps_no_exit_stack_and_no_bound_no_scope_exit() -> None:
+    # ``hub.stream``'s channel is entered and left by hand (no ``AsyncExitStack`` with its
+    # deque), and the writer's no-op wait scope has static methods (no bound ``__exit__``).
+    async with Broadcaster() as hub:
+
+        def response() -> EventSourceResponse:
+            return EventSourceResponse(hub.stream("t"), ping=0)
+
+        stacks, exits = _live("AsyncExitStack"), _bound("nullcontext.__exit__")
+        with anyio.fail_after(10):
+            async with open_event_stream(app_for(response), "/") as stream:
+                await hub.publish("t", ServerSentEvent("x"))
+                assert [event.data for event in await stream.read_events(1)] == ["x"]
+                assert _live("AsyncExitStack") == stacks
+                assert _bound("nullcontext.__exit__") == exits
+                assert _bound("_NoScope.__exit__") == 0
+                assert hub.stats().total_subscribers == 1
+        with anyio.fail_after(5):
+            while hub.stats().total_subscribers:  # left: unsubscribed
+                await anyio.lowlevel.checkpoint()
+
+
+@pytest.mark.anyio
+async def test_under_trio_a_stream_keeps_no_anyio_task_group_or_task_handle(
+    anyio_backend: str,
+) -> None:
+    # A trio nursery and trio's own scopes, not anyio's wrappers: no ``TaskHandle`` per task
+    # (its scope and event), no anyio ``TaskGroup`` (its scope and ``__dict__``).
+    async def producer(send: Any) -> None:
+        async with send:
+            await send.send(ServerSentEvent("x"))
+            await anyio.sleep_forever()
+
+    def response() -> EventSourceResponse:
+        return EventSourceResponse(producer, ping=0.5)
+
+    with anyio.fail_after(10):
+        async with open_event_stream(app_for(response), "/") as stream:
+            assert [event.data for event in await stream.read_events(1)] == ["x"]
+            (connection,) = _connections()
+            group: object = connection._group
+            listener = connection._listener
+            scope, waiting = connection._producer_scope, connection._listener_wait
+    if anyio_backend == "trio":
+        import trio
+
+        assert not isinstance(group, anyio.abc.TaskGroup) and listener is None
+        assert type(scope) is trio.CancelScope and type(waiting) is trio.CancelScope
+    else:  # anyio's: the listener is stopped through its handle
+        assert isinstance(group, anyio.abc.TaskGroup) and isinstance(listener, TaskHandle)
+        assert isinstance(scope, anyio.CancelScope) and waiting is listener
+
+
+def test_the_trio_parker_is_its_own_abort_function() -> None:
+    trio = pytest.importorskip("trio")
+    testing = pytest.importorskip("trio.testing")
+    found: list[object] = []
+
+    async def main() -> None:
+        parker = current_asynclib().parker()
+
+        async def park() -> None:
+            await parker.wait()  # cancelled: aborted through the parker itself
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(park)
+            await testing.wait_all_tasks_blocked()
+            found.append(_bound("_TrioParker._abort"))  # none kept while parked
+            nursery.cancel_scope.cancel()
+        found.append(parker.wake())  # nobody to wake any more
+
+    trio.run(main)
+    assert found == [0, False]
+
+
+@pytest.mark.anyio
+async def test_a_producers_send_end_is_made_not_reclassed_and_keeps_no_dict() -> None:
+    # Made by its own class's constructor on anyio's channel state, like a subscriber's
+    # ends: a re-classed instance materialises a ``__dict__`` (issue 18).
+    send, receive = producer_pair(2)
+    scope = anyio.CancelScope()
+    with receive:
+        assert producer_send_end(send, (scope,)) is send
+        assert not any(type(obj) is dict for obj in gc.get_referents(send))
+        await send.send("x")  # the first send is a scheduling point, then a fast one
+        assert send.offer("y")
+        assert [receive.receive_nowait(), receive.receive_nowait()] == ["x", "y"]
+        scope.cancel()
+        assert not send.offer("z")  # a stream scope cancelled: not sent without a pass
+        assert receive.statistics().open_send_streams == 1
+        send.close()
+        assert receive.statistics().open_send_streams == 0
+        assert not isinstance(receive, ParkingReceiveStream)

@@ -15,15 +15,22 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import math
 import sys
 import types
 from collections.abc import Awaitable, Callable, Generator
-from typing import Any, Protocol
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Any, Protocol, cast
+
+import anyio
 
 __all__ = [
     "AsyncLib",
+    "CancelScopeLike",
     "LoopCaller",
     "Parker",
+    "TaskGroupLike",
     "current_asynclib",
     "current_loop_caller",
     "is_trio_channel",
@@ -67,6 +74,34 @@ class Parker(Protocol):
     def wait(self) -> Awaitable[Any]: ...
 
     def wake(self) -> bool: ...
+
+
+class CancelScopeLike(Protocol):
+    """What a stream uses of a cancel scope: anyio's, or (under trio) trio's own."""
+
+    deadline: float
+    shield: bool
+
+    @property
+    def cancel_called(self) -> bool: ...
+
+    def cancel(self) -> None: ...
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> bool | None: ...
+
+
+class TaskGroupLike(Protocol):
+    """What a stream uses of its task group (:meth:`AsyncLib.task_group`)."""
+
+    @property
+    def cancel_scope(self) -> CancelScopeLike: ...
+
+    def start_soon(self, func: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """Start ``func(*args)`` in the group; anyio returns its ``TaskHandle``, trio ``None``."""
 
 
 class Timer(Protocol):
@@ -117,6 +152,14 @@ class AsyncLib:
         callbacks (trio), and the caller keeps its deadline in a task's cancel scope."""
         return None
 
+    def task_group(self) -> AbstractAsyncContextManager[TaskGroupLike]:
+        """A new task group (``async with``): anyio's under asyncio, a trio nursery under trio."""
+        raise NotImplementedError
+
+    def cancel_scope(self, deadline: float = math.inf) -> CancelScopeLike:
+        """A new cancel scope: anyio's under asyncio, trio's own under trio."""
+        raise NotImplementedError
+
 
 class _TrioLib(AsyncLib):
     __slots__ = ("_caller", "_trio")
@@ -151,6 +194,67 @@ class _TrioLib(AsyncLib):
 
     def parker(self) -> Parker:
         return _TrioParker(self._trio.lowlevel)
+
+    def task_group(self) -> AbstractAsyncContextManager[TaskGroupLike]:
+        return _TrioTaskGroup(self._trio)
+
+    def cancel_scope(self, deadline: float = math.inf) -> CancelScopeLike:
+        # trio's scope itself, without anyio's wrapper around it: one object fewer per scope
+        # (issue 18); it has every member a stream uses (``CancelScopeLike``).
+        scope: CancelScopeLike = self._trio.CancelScope(deadline=deadline)
+        return scope
+
+
+class _TrioTaskGroup:
+    """A trio nursery as a stream's task group, without anyio's ``TaskGroup`` around it.
+
+    anyio's (4.14 and later) makes a ``TaskHandle`` for every task it starts, with a cancel
+    scope (anyio's and trio's, its status and sets) and an ``Event`` (anyio's and trio's,
+    its parking lot): about a dozen objects per task that an open stream keeps for its
+    whole life, and the group itself keeps a wrapper scope and a ``__dict__`` (issue 18).
+    Here a task is the nursery's own. Behaviour is anyio's: leaving raises what the nursery
+    raises, except that a group of nothing but ``Cancelled`` (a cancellation from outside
+    met the body and the tasks) is raised as one bare ``Cancelled``, as anyio does, so that
+    ``except Cancelled`` around it still sees it. ``start_soon`` is not a checkpoint;
+    leaving waits for every task (a checkpoint).
+    """
+
+    __slots__ = ("_cancelled", "_manager", "_nursery", "cancel_scope")
+
+    def __init__(self, trio: Any) -> None:
+        # Strict, as anyio's: the same groups whatever the run's own default.
+        self._manager = trio.open_nursery(strict_exception_groups=True)
+        self._cancelled: type[BaseException] = trio.Cancelled
+        self._nursery: Any = None
+        self.cancel_scope: CancelScopeLike
+
+    async def __aenter__(self) -> _TrioTaskGroup:
+        nursery = self._nursery = await self._manager.__aenter__()
+        self.cancel_scope = nursery.cancel_scope
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        try:
+            return bool(await self._manager.__aexit__(exc_type, exc, tb))
+        except BaseExceptionGroup as group:
+            cancelled, rest = group.split(self._cancelled)
+            if rest is not None or cancelled is None:
+                raise
+            raise _first_leaf(cancelled) from group
+
+    def start_soon(self, func: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        self._nursery.start_soon(func, *args)  # (once left, trio's own error says so)
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first exception of *group* that is not itself a group."""
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 class _AsyncioLib(AsyncLib):
@@ -190,6 +294,14 @@ class _AsyncioLib(AsyncLib):
     def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
         return self._loop.call_at(when, callback, context=self._context)
 
+    def task_group(self) -> AbstractAsyncContextManager[TaskGroupLike]:
+        # (anyio's ``start_soon`` is typed with ``Unpack``, which the protocol cannot spell.)
+        return cast("AbstractAsyncContextManager[TaskGroupLike]", anyio.create_task_group())
+
+    def cancel_scope(self, deadline: float = math.inf) -> CancelScopeLike:
+        scope: CancelScopeLike = anyio.CancelScope(deadline=deadline)
+        return scope
+
 
 @types.coroutine
 def _asyncio_pass() -> Generator[None, None, None]:
@@ -215,7 +327,8 @@ class _TrioParker:
 
     def wait(self) -> Awaitable[Any]:
         self._task = self._current_task()
-        return self._wait(self._abort)  # type: ignore[no-any-return]
+        # The parker is its own abort function: no bound method kept while parked (issue 18).
+        return self._wait(self)  # type: ignore[no-any-return]
 
     def wake(self) -> bool:
         task = self._task
@@ -228,6 +341,8 @@ class _TrioParker:
     def _abort(self, _: object) -> Any:
         self._task = None  # cancelled: nobody to wake any more
         return self._abort_succeeded
+
+    __call__ = _abort
 
 
 class _AsyncioParker:

@@ -2,9 +2,10 @@
 
 Both classes are anyio's own ``MemoryObjectSendStream``/``MemoryObjectReceiveStream``
 (``isinstance`` holds, ``clone()``, ``statistics()``, ``close()`` and ``async with`` are
-anyio's). A producer's send end is made by re-classing a stream that
-``anyio.create_memory_object_stream`` created (:func:`producer_send_end`); a subscriber's pair
-(:func:`parking_pair`) by our classes' own constructors on the channel of such a pair, as
+anyio's). A producer's send end (:func:`producer_pair`) and a subscriber's pair
+(:func:`parking_pair`) are made by our classes' own constructors on the channel of a pair
+that ``anyio.create_memory_object_stream`` created (:func:`producer_send_end` still
+re-classes any other such send end it is given), as
 anyio's ``clone()`` makes its ends (the one private name read is the dataclass field
 ``_state``), because a re-classed instance keeps a ``__dict__`` of its own: one object more
 per end for the garbage collector to walk, per open stream (issue 18). What that relies on (no
@@ -50,7 +51,7 @@ import anyio
 import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._asynclib import Parker, current_asynclib
+from ._asynclib import CancelScopeLike, Parker, current_asynclib
 
 __all__ = [
     "SLICE",
@@ -113,8 +114,8 @@ class ProducerSendStream(MemoryObjectSendStream[Any]):
     later.
     """
 
-    _scope: anyio.CancelScope
-    _outer: anyio.CancelScope
+    _scope: CancelScopeLike
+    _outer: CancelScopeLike
     _yield_by: float
 
     async def send(self, item: Any) -> None:
@@ -186,7 +187,7 @@ def producer_pair(
 
 
 def producer_send_end(
-    stream: MemoryObjectSendStream[Any], scopes: tuple[anyio.CancelScope, ...]
+    stream: MemoryObjectSendStream[Any], scopes: tuple[CancelScopeLike, ...]
 ) -> ProducerSendStream:
     """*stream* as a ProducerSendStream that notices the cancellation of *scopes* (at most
     two) at every send: one from :func:`producer_pair`, or one fresh from

@@ -87,7 +87,7 @@ class Source:
 
 
 # One stream's view of its content: the writer's source, the task that feeds it (if any) and
-# the send end that task feeds (made a ``ProducerSendStream`` by the stream).
+# the send end that task feeds (a ``ProducerSendStream``, given its scopes by the stream).
 Opened = tuple[Source, Feed | None, MemoryObjectSendStream[Any] | None]
 
 

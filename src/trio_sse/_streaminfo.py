@@ -48,8 +48,8 @@ class Current(Protocol):
 CURRENT_STREAM: contextvars.ContextVar[Current | None] = contextvars.ContextVar(
     "trio_sse_stream", default=None
 )
-"""The stream the current task serves: ``_stream``'s ``_run`` sets it (and resets it when the
-stream ends); the tasks of the stream's task group inherit it."""
+"""The stream the current task serves: ``_stream``'s ``_run`` sets it (and puts back the value
+it found when the stream ends); the tasks of the stream's task group inherit it."""
 
 
 @dataclass(frozen=True, slots=True)
