@@ -14,7 +14,10 @@ open stream keeps for its whole life. :class:`AsyncioTaskGroup` is a native
 * a task is cancelled with ``Task.cancel()``, which an anyio shield inside it does not stop:
   only for tasks that need no shield (``AsyncLib.task_group(shields=False)``);
 * ``start_soon`` returns the ``asyncio.Task`` (its ``cancel()`` is what cancelling anyio's
-  handle did in effect); the task runs in a copy of the caller's context, as anyio's do.
+  handle did in effect); the task runs in a copy of the caller's context, as anyio's do
+  (both create it with ``loop.create_task``). It keeps asyncio's default name
+  (``Task-N``), not anyio's (the function's module and qualified name): a string fewer
+  per task, seen only in task dumps.
 
 ``start_soon`` is not a checkpoint; leaving waits for every task.
 """
