@@ -25,9 +25,12 @@ from typing import Any, Protocol, cast
 
 import anyio
 
+from ._asyncio_group import AsyncioTaskGroup
+
 __all__ = [
     "AsyncLib",
     "CancelScopeLike",
+    "Cancellable",
     "LoopCaller",
     "Parker",
     "TaskGroupLike",
@@ -94,6 +97,12 @@ class CancelScopeLike(Protocol):
     ) -> bool | None: ...
 
 
+class Cancellable(Protocol):
+    """A task that can be cancelled: anyio's ``TaskHandle``, or an ``asyncio.Task``."""
+
+    def cancel(self) -> object: ...
+
+
 class TaskGroupLike(Protocol):
     """What a stream uses of its task group (:meth:`AsyncLib.task_group`)."""
 
@@ -101,7 +110,8 @@ class TaskGroupLike(Protocol):
     def cancel_scope(self) -> CancelScopeLike: ...
 
     def start_soon(self, func: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        """Start ``func(*args)`` in the group; anyio returns its ``TaskHandle``, trio ``None``."""
+        """Start ``func(*args)`` in the group. Returns a :class:`Cancellable` under asyncio
+        (anyio's ``TaskHandle``, or a native group's ``asyncio.Task``), ``None`` under trio."""
 
 
 class Timer(Protocol):
@@ -152,8 +162,16 @@ class AsyncLib:
         callbacks (trio), and the caller keeps its deadline in a task's cancel scope."""
         return None
 
-    def task_group(self) -> AbstractAsyncContextManager[TaskGroupLike]:
-        """A new task group (``async with``): anyio's under asyncio, a trio nursery under trio."""
+    def task_group(self, *, shields: bool = True) -> AbstractAsyncContextManager[TaskGroupLike]:
+        """A new task group (``async with``): a trio nursery under trio; under asyncio anyio's,
+        or, when ``shields`` is false, a native one (``_asyncio_group.AsyncioTaskGroup``).
+
+        ``shields=False`` promises that its tasks run no anyio cancel scope or shield that
+        must hold against the group's cancellation (none of the caller's own, none of user
+        code): a native group cancels its tasks with ``Task.cancel()``, which a shield does
+        not stop. (Under a custom task factory, an eager one say, anyio's group is used
+        anyway: a native group's task would start inside ``start_soon``.)
+        """
         raise NotImplementedError
 
     def cancel_scope(self, deadline: float = math.inf) -> CancelScopeLike:
@@ -195,7 +213,7 @@ class _TrioLib(AsyncLib):
     def parker(self) -> Parker:
         return _TrioParker(self._trio.lowlevel)
 
-    def task_group(self) -> AbstractAsyncContextManager[TaskGroupLike]:
+    def task_group(self, *, shields: bool = True) -> AbstractAsyncContextManager[TaskGroupLike]:
         return _TrioTaskGroup(self._trio)
 
     def cancel_scope(self, deadline: float = math.inf) -> CancelScopeLike:
@@ -294,7 +312,9 @@ class _AsyncioLib(AsyncLib):
     def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
         return self._loop.call_at(when, callback, context=self._context)
 
-    def task_group(self) -> AbstractAsyncContextManager[TaskGroupLike]:
+    def task_group(self, *, shields: bool = True) -> AbstractAsyncContextManager[TaskGroupLike]:
+        if not shields and self._loop.get_task_factory() is None:
+            return AsyncioTaskGroup()
         # (anyio's ``start_soon`` is typed with ``Unpack``, which the protocol cannot spell.)
         return cast("AbstractAsyncContextManager[TaskGroupLike]", anyio.create_task_group())
 

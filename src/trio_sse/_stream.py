@@ -2,9 +2,12 @@
 
 One ``_Connection`` serves one ASGI call.  Its tasks live in one task group that the call
 owns, so nothing outlives the response. The group and the cancel scopes come from the loop's
-kit (``_asynclib``): anyio's under asyncio; under trio a trio nursery and trio's own scopes,
-without anyio's wrappers (no ``TaskHandle`` with its scope and event per task: about 14
-objects and 1.4 KiB fewer per open stream, issue 18):
+kit (``_asynclib``): under trio a trio nursery and trio's own scopes, without anyio's
+wrappers (no ``TaskHandle`` with its scope and event per task: about 14 objects and 1.4 KiB
+fewer per open stream, issue 18); under asyncio anyio's scopes, and a native
+``asyncio.TaskGroup`` in one anyio scope (``_asyncio_group``: 14 objects and 2.2 KB fewer)
+unless a task runs code that may rely on anyio's shields (a producer, a data sender, a
+close handler), which keeps anyio's group:
 
 * the **writer** is the ASGI call's own task.  It is the only task that calls ``send``, so
   pings and events are never sent concurrently.  It drains every item that is already
@@ -49,10 +52,16 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 import anyio.to_thread
-from anyio import TaskHandle
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._asynclib import AsyncLib, CancelScopeLike, TaskGroupLike, Timer, current_asynclib
+from ._asynclib import (
+    AsyncLib,
+    Cancellable,
+    CancelScopeLike,
+    TaskGroupLike,
+    Timer,
+    current_asynclib,
+)
 from ._batch import BATCH_BYTES, PARK, PASS, Batch
 from ._channels import ParkingReceiveStream, plain_buffer, producer_send_end
 from ._encoder import SEPARATORS
@@ -273,11 +282,12 @@ class Connection:
         self._sender_scope: CancelScopeLike | None = None  # the data sender's
         self._finished = False
         self._closing = False
-        # The listener's task (asyncio: anyio's handle; trio: ``None``, the nursery's own
-        # task), and what ``_stop_listener`` cancels once the body is finished while the
-        # listener waits: under trio a scope bounded by the ping deadline, else its task.
-        self._listener: TaskHandle[None] | None = None
-        self._listener_wait: CancelScopeLike | TaskHandle[None] | None = None
+        # The listener's task (asyncio: its ``asyncio.Task``, or anyio's handle when the
+        # stream runs code that may need shields; trio: ``None``, the nursery's own task),
+        # and what ``_stop_listener`` cancels once the body is finished while the listener
+        # waits: under trio a scope bounded by the ping deadline, else its task.
+        self._listener: Cancellable | None = None
+        self._listener_wait: CancelScopeLike | Cancellable | None = None
         self._stop_listening = False
         # asyncio: the ping deadline and ``max_duration`` as one loop timer (``_on_timer``),
         # not a cancel scope around the listener's wait; ``None`` under trio, or when off.
@@ -377,8 +387,13 @@ class Connection:
         outer = CURRENT_STREAM.get()
         CURRENT_STREAM.set(self)
         token._stream_started()
+        # A native asyncio group (no anyio ``TaskHandle`` per task) unless a task runs code
+        # that may rely on anyio's shields (a producer, a data sender, a close handler):
+        # the listener alone needs none (``_asyncio_group``).
+        shields = feed is not None or spec.data_sender is not None
+        shields = shields or spec.client_close_handler is not None
         try:
-            async with lib.task_group() as group:
+            async with lib.task_group(shields=shields) as group:
                 self._group = group
                 self._start_tasks(group, token, feed, send_stream)
                 try:
