@@ -74,7 +74,7 @@ def publish_section(results: Results) -> list[str]:
         "queueing); *rest after delivery*: what `publish` spends once it delivered (a memory "
         "`publish` takes no scheduling pass there: about nothing); *delivered*: until the "
         "last subscriber took the event, at the publisher's next checkpoint. Default GC "
-        "settings; medians of {results.settings['reps']} "
+        f"settings; medians of {results.settings['reps']} "
         "runs.",
         "",
         *_table(header, rows),

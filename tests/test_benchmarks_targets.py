@@ -221,3 +221,17 @@ def test_node_versions_name_node_and_better_sse(tmp_path: Path) -> None:
     marker.write_text('{"version": "9.8.7"}')
     found = _node.node_versions(tmp_path)
     assert found["better-sse"] == "9.8.7" and found["node"][0].isdigit()
+
+
+def test_the_publish_section_names_its_rounds_and_parts() -> None:
+    from benchmarks._report_publish import publish_section
+
+    run = publish_run(1100, 1000)
+    run["delivered"] = {"p50": 3000.0, "p99": 4000.0, "max": 5000.0}
+    results = Results(settings={"reps": 3, "publish_events": 200})
+    results.publish = {"trio": {"1000": [run, run, run]}}
+    text = "\n".join(publish_section(results))
+    assert "medians of 3 runs" in text
+    assert "{" not in text  # every placeholder filled in
+    assert "| trio | 1,000 | 1.10 |" in text
+    assert text.rstrip().endswith("| 3.00 |")
