@@ -593,3 +593,37 @@ async def test_cli_exits_quietly_on_ctrl_c() -> None:
     assert returncode == 0
     assert errors == b""
     assert output.startswith(b'[1] message: {"n": 1')
+
+
+async def test_cli_turns_ctrl_c_into_a_cancellation(capsys: pytest.CaptureFixture[str]) -> None:
+    # In process: a SIGINT while the command streams cancels it at its next checkpoint and it
+    # returns 0. Before, trio raised KeyboardInterrupt wherever the program was (once between
+    # making a coroutine and awaiting it: a "never awaited" warning on a quiet Ctrl-C).
+    from trio_sse.client import _cli
+
+    app = make_app()
+    async with serving(app) as url:
+        args = _cli.build_parser().parse_args([f"{url}/stream?interval=0.05"])
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as group:
+
+                async def interrupt() -> None:
+                    await anyio.sleep(0.3)  # a few events in (one every 0.05 s)
+                    signal.raise_signal(signal.SIGINT)
+
+                group.start_soon(interrupt)
+                assert await _cli._run(args, httpx) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith('[1] message: {"n": 1')
+    assert captured.err == ""
+
+
+async def test_ctrl_c_watcher_cancels_its_scope() -> None:
+    from trio_sse.client._cli import _cancel_on_ctrl_c
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            await group.start(_cancel_on_ctrl_c, group.cancel_scope)
+            signal.raise_signal(signal.SIGINT)
+            await anyio.sleep_forever()
+        assert group.cancel_scope.cancel_called

@@ -11,15 +11,18 @@ It runs on httpx (httpx2 if httpx is not installed), under trio if installed, el
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import io
 import json
 import logging
 import os
+import signal
 import sys
 from typing import Any
 
 import anyio
+import anyio.abc
 
 from .._events import ServerSentEvent
 from .._extras import installed
@@ -99,6 +102,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _run(args: argparse.Namespace, httpx: Any) -> int:
+    """Print the stream's events until it ends or Ctrl-C (0). An error of the stream is
+    raised as itself (not grouped) once the Ctrl-C watcher has stopped."""
+    error: Exception | None = None
+    async with anyio.create_task_group() as group:
+        await group.start(_cancel_on_ctrl_c, group.cancel_scope)
+        try:
+            await _print_events(args, httpx)
+        except Exception as exc:
+            error = exc
+        group.cancel_scope.cancel()  # the watcher's, or Ctrl-C's: either way, done
+    if error is not None:
+        raise error
+    return 0
+
+
+async def _cancel_on_ctrl_c(
+    scope: anyio.CancelScope, *, task_status: anyio.abc.TaskStatus[None]
+) -> None:
+    """Turn SIGINT into a cancellation of *scope*, seen at the stream's next checkpoint.
+
+    Without this, trio raises ``KeyboardInterrupt`` wherever the program happens to be, which
+    can be between making a coroutine and awaiting it (Python then warns that it "was never
+    awaited", on the quiet exit Ctrl-C is meant to be). Where the loop has no signal receiver
+    (asyncio on Windows), Ctrl-C stays a ``KeyboardInterrupt``, which ``main`` handles."""
+    with contextlib.ExitStack() as stack:
+        try:
+            signals = stack.enter_context(anyio.open_signal_receiver(signal.SIGINT))
+        except NotImplementedError:  # pragma: no cover (asyncio on Windows)
+            task_status.started()
+            return
+        task_status.started()
+        async for _ in signals:
+            scope.cancel()
+            return
+
+
+async def _print_events(args: argparse.Namespace, httpx: Any) -> None:
+    """Connect and print each event (a checkpoint at each read)."""
     async with (
         httpx.AsyncClient() as http,
         connect(
@@ -113,7 +154,6 @@ async def _run(args: argparse.Namespace, httpx: Any) -> int:
     ):
         async for event in source:
             print(format_event(event, as_json=args.json), flush=True)
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
