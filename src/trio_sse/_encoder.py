@@ -11,7 +11,7 @@ import re
 
 from ._validate import shown
 
-__all__ = ["SEPARATORS", "check_sep", "encode_fields", "split_lines"]
+__all__ = ["SEPARATORS", "check_sep", "encode_fields", "plain_str", "split_lines"]
 
 #: The three line ends the WHATWG grammar accepts ("end-of-line = ( cr lf / cr / lf )").
 SEPARATORS: frozenset[str] = frozenset({"\r\n", "\n", "\r"})
@@ -34,7 +34,14 @@ def check_sep(sep: object, *, field: str = "sep") -> str:
         raise TypeError(f"{field} must be {choices} (a str), got {shown(sep)}")
     if sep not in SEPARATORS:
         raise ValueError(f"{field} must be {choices}, got {shown(sep)}")
-    return str.__str__(sep)  # a subclass's own characters (the encoder's f-strings format)
+    return plain_str(sep)
+
+
+def plain_str(text: str) -> str:
+    """*text* as a plain ``str`` (a ``str`` subclass's own characters, as concatenation reads
+    them): the encoder's f-strings would call a subclass's ``__format__`` (a ``(str, Enum)``
+    member's is ``"Kind.TICK"``, not its value)."""
+    return text if type(text) is str else str.__str__(text)
 
 
 def split_lines(text: str) -> list[str]:

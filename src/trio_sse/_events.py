@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn
 
-from ._encoder import check_sep, encode_fields
+from ._encoder import check_sep, encode_fields, plain_str
 from ._json import JSONDumps, is_model, to_json
 from ._validate import non_negative_int, shown
 
@@ -46,7 +46,7 @@ def _check_event(event: object) -> str | None:
         raise TypeError(f"event must be a str, got {shown(event)}")
     if "\n" in event or "\r" in event:
         raise ValueError(f"event must not contain CR or LF, got {event!r}")
-    return _plain(event)
+    return plain_str(event)
 
 
 def _check_id(id: object) -> str | None:
@@ -59,14 +59,7 @@ def _check_id(id: object) -> str | None:
     # An id is never rewritten: a "cleaned" id would break Last-Event-ID resume.
     if "\n" in id or "\r" in id or "\0" in id:
         raise ValueError(f"id must not contain CR, LF or NUL, got {id!r}")
-    return _plain(id)
-
-
-def _plain(text: str) -> str:
-    """*text* as a plain ``str`` (a ``str`` subclass's own characters, as concatenation reads
-    them): the encoder's f-strings would call a subclass's ``__format__`` (a ``(str, Enum)``
-    member's is ``"Kind.TICK"``, not its value)."""
-    return text if type(text) is str else str.__str__(text)
+    return plain_str(id)
 
 
 def _refuse(event: ServerSentEvent, name: str) -> NoReturn:
